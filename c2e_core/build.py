@@ -1,0 +1,114 @@
+"""Model configurations and construction of registered architectures."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from torch import nn
+
+from c2e_core.modeling import Color2Embed, ColorEncoder, ColorUNet, VGGBackbone
+
+#: The architecture name of the built-in model.
+COLOR2EMBED = "color2embed"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of a Color2Embed network. ``paper`` is the authors' architecture.
+
+    Smaller variants change widths or the colour encoder's backbone; the names of all modules
+    stay the same, so every variant loads with the same code.
+    """
+
+    unet_widths: tuple[int, ...] = (64, 128, 256, 512, 512)
+    up_kernels: tuple[int, ...] = (3, 3, 5, 5)
+    skip_stride: int = 4
+    embed_dim: int = 512
+    encoder_backbone: str = "vgg19"
+    backbone_widths: tuple[int, ...] = (64, 128, 256, 512, 512)
+    encoder_hidden: int = 512
+    encoder_mlp_hidden: int = 256
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
+
+
+PRESETS: dict[str, ModelConfig] = {"paper": ModelConfig()}
+
+
+def build_backbone(config: ModelConfig) -> tuple[nn.Module, int]:
+    """The colour encoder's backbone and its output channel count."""
+    if config.encoder_backbone == "vgg19":
+        backbone = VGGBackbone(config.backbone_widths)
+        return backbone, backbone.out_channels
+    raise ValueError(f"unknown colour-encoder backbone {config.encoder_backbone!r}")
+
+
+def build_color2embed(config: ModelConfig | dict[str, Any] | None = None) -> Color2Embed:
+    """Build the network (random weights, eval mode). ``None`` means the ``paper`` preset."""
+    if config is None:
+        config = PRESETS["paper"]
+    elif isinstance(config, dict):
+        config = ModelConfig.from_dict(config)
+    backbone, channels = build_backbone(config)
+    encoder = ColorEncoder(
+        backbone,
+        channels,
+        hidden=config.encoder_hidden,
+        mlp_hidden=config.encoder_mlp_hidden,
+        embed_dim=config.embed_dim,
+    )
+    unet = ColorUNet(
+        config.unet_widths, config.up_kernels, config.embed_dim, config.skip_stride
+    )
+    return Color2Embed(encoder, unet, config.embed_dim).eval()
+
+
+def build_model(architecture: str, config: dict[str, Any] | None = None, host=None) -> nn.Module:
+    """Build any registered architecture by name (built-in or from a plugin), in eval mode."""
+    from c2e_core.plugins import get_plugin_host
+
+    architectures = (host or get_plugin_host()).architectures()
+    if architecture not in architectures:
+        known = ", ".join(sorted(architectures)) or "none"
+        raise ValueError(f"unknown architecture {architecture!r} (registered: {known})")
+    return architectures[architecture].builder(dict(config or {})).eval()
+
+
+class StateDictError(ValueError):
+    """A state dict does not fit the model: names the first offending key."""
+
+
+def load_state_strictly(model: nn.Module, state_dict: dict[str, Any]) -> nn.Module:
+    """Load ``state_dict`` into ``model``; any missing, unexpected or mis-shaped tensor is an error.
+
+    Non-persistent buffers are not expected. Returns the model in eval mode.
+    """
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise StateDictError(f"weights are missing tensor {missing[0]!r}{more}")
+    unexpected = [k for k in state_dict if k not in expected]
+    if unexpected:
+        more = f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
+        raise StateDictError(f"weights have unexpected tensor {unexpected[0]!r}{more}")
+    for key, tensor in expected.items():
+        given = state_dict[key]
+        if tuple(given.shape) != tuple(tensor.shape):
+            raise StateDictError(
+                f"tensor {key!r} has shape {list(given.shape)}, the model needs {list(tensor.shape)}"
+            )
+    model.load_state_dict(state_dict, strict=True)
+    return model.eval()

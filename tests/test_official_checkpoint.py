@@ -1,0 +1,104 @@
+"""The authors' checkpoint format: safe, strict import and forward-pass parity."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from c2e_core.build import build_color2embed
+from c2e_core.official import CheckpointError, convert_official_checkpoint
+from tests.official_format import FIXTURE_DIR, write_official_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return write_official_checkpoint(tmp_path_factory.mktemp("ckpt") / "c2e.pt")
+
+
+@pytest.fixture(scope="module")
+def parity_model(checkpoint):
+    converted = convert_official_checkpoint(checkpoint)
+    model = build_color2embed(converted.config)
+    model.load_state_dict(converted.state_dict)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def fixture():
+    return torch.load(FIXTURE_DIR / "fixture.pt", weights_only=True)
+
+
+def test_plain_weights_only_load_refuses_the_namespace(checkpoint):
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(checkpoint, weights_only=True)
+
+
+def test_conversion_keeps_only_what_inference_needs(checkpoint):
+    converted = convert_official_checkpoint(checkpoint)
+    assert set(converted.state_dict) == set(build_color2embed().state_dict())
+    assert not any("classifier" in k or "vgg_feature" in k for k in converted.state_dict)
+    assert converted.metadata["training_args"]["iter"] == 45000
+    assert len(converted.metadata["source_sha256"]) == 64
+
+
+def test_module_prefix_is_accepted(tmp_path, checkpoint):
+    prefixed = write_official_checkpoint(tmp_path / "ddp.pt", module_prefix=True)
+    a = convert_official_checkpoint(prefixed).state_dict
+    b = convert_official_checkpoint(checkpoint).state_dict
+    assert all(torch.equal(a[k], b[k]) for k in b)
+
+
+@pytest.mark.slow
+def test_full_size_checkpoint_with_classifier_and_args(tmp_path):
+    path = write_official_checkpoint(tmp_path / "full.pt", small_classifier=False)
+    assert path.stat().st_size > 600e6  # the ~124 M-parameter classifier is really in the file
+    converted = convert_official_checkpoint(path)
+    assert sum(t.numel() for t in converted.state_dict.values()) < 50e6
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        ({("colorUNet", "up2.SDFT.weight"): None}, "up2.SDFT.weight"),
+        ({("colorUNet", "outc.2.weight"): torch.zeros(3, 64, 3, 3)}, "outc.2.weight"),
+        ({("colorEncoder", "feature2vector.9.bias"): None}, "feature2vector.9.bias"),
+        ({("colorUNet", "extra.weight"): torch.zeros(1)}, "extra.weight"),
+    ],
+)
+def test_strict_errors_name_the_key(tmp_path, tamper, message):
+    path = write_official_checkpoint(tmp_path / "bad.pt", tamper=tamper)
+    with pytest.raises(CheckpointError, match=message.replace(".", r"\.")):
+        convert_official_checkpoint(path)
+
+
+def test_pickled_code_never_runs(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('pwned')",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"colorEncoder": {}, "colorUNet": {}, "args": Evil()}, path)
+    with pytest.raises(CheckpointError, match="unsafe"):
+        convert_official_checkpoint(path)
+
+
+def test_not_a_checkpoint(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        convert_official_checkpoint(junk)
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(CheckpointError, match="colorEncoder"):
+        convert_official_checkpoint(other)
+
+
+def test_parity_encoder_and_unet(parity_model, fixture):
+    with torch.no_grad():
+        z = parity_model.embed(fixture["ref_in"])
+        ab = parity_model.predict_ab(fixture["L_in"], fixture["color_vector"])
+    assert (z - fixture["color_vector"]).abs().max().item() <= 1e-5
+    assert (ab - fixture["ab_out"]).abs().max().item() <= 1e-5
