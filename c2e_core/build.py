@@ -69,9 +69,7 @@ def build_color2embed(config: ModelConfig | dict[str, Any] | None = None) -> Col
         mlp_hidden=config.encoder_mlp_hidden,
         embed_dim=config.embed_dim,
     )
-    unet = ColorUNet(
-        config.unet_widths, config.up_kernels, config.embed_dim, config.skip_stride
-    )
+    unet = ColorUNet(config.unet_widths, config.up_kernels, config.embed_dim, config.skip_stride)
     return Color2Embed(encoder, unet, config.embed_dim).eval()
 
 
@@ -108,7 +106,8 @@ def load_state_strictly(model: nn.Module, state_dict: dict[str, Any]) -> nn.Modu
         given = state_dict[key]
         if tuple(given.shape) != tuple(tensor.shape):
             raise StateDictError(
-                f"tensor {key!r} has shape {list(given.shape)}, the model needs {list(tensor.shape)}"
+                f"tensor {key!r} has shape {list(given.shape)}, "
+                f"the model needs {list(tensor.shape)}"
             )
     model.load_state_dict(state_dict, strict=True)
     return model.eval()

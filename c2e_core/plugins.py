@@ -68,7 +68,7 @@ class PluginHost:
     def _collect(self, hook_name: str, make: Callable[..., Any]) -> dict[str, Any]:
         found: dict[str, Any] = {}
         hook = getattr(self.manager.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # registration order: built-ins first
             plugin_name = self.manager.get_name(impl.plugin) or repr(impl.plugin)
 
             def register(name: str, *args: Any, _plugin: str = plugin_name, **kwargs: Any) -> None:

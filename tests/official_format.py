@@ -69,7 +69,9 @@ def official_state_dicts(
             encoder[key.replace("vgg.vgg_model.features.", "vgg.vgg_feature.")] = encoder[key]
     # Keep the authors' key order (aliases sit where official_keys.json puts them).
     order = {e["key"]: i for i, e in enumerate(official_keys())}
-    return {net: dict(sorted(s.items(), key=lambda kv: order.get(kv[0], 0))) for net, s in nets.items()}
+    return {
+        net: dict(sorted(s.items(), key=lambda kv: order.get(kv[0], 0))) for net, s in nets.items()
+    }
 
 
 def write_official_checkpoint(

@@ -36,7 +36,9 @@ class VGGBackbone(nn.Module):
         return self.features(x)
 
 
-def feature_to_vector(in_channels: int, hidden: int, mlp_hidden: int, embed_dim: int) -> nn.Sequential:
+def feature_to_vector(
+    in_channels: int, hidden: int, mlp_hidden: int, embed_dim: int
+) -> nn.Sequential:
     """The authors' ``feature2vector`` (checkpoint indices 0, 2, 4, 6, 9, 11, 13)."""
     act = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731
     return nn.Sequential(

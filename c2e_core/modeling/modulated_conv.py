@@ -28,15 +28,17 @@ class ModulatedConv2d(nn.Module):
         self.modulation = nn.Conv2d(embed_dim, channels, 1, bias=True)
 
     def modulated_weight(self, z: torch.Tensor) -> torch.Tensor:
-        """Per-sample demodulated weights ``[B, out, in, k, k]`` (fp32) for embeddings ``[B,E,1,1]``."""
+        """Demodulated weights ``[B, out, in, k, k]`` (fp32) for embeddings ``[B, E, 1, 1]``."""
         with torch.autocast(device_type=z.device.type, enabled=False):
-            style = self.modulation(z.float()).view(z.shape[0], 1, self.channels, 1, 1)
+            mod = self.modulation
+            style = F.conv2d(z.float(), mod.weight.float(), mod.bias.float())
+            style = style.view(z.shape[0], 1, self.channels, 1, 1)
             weight = self.scale * self.weight.float() * style
             demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8)
             return weight * demod.view(z.shape[0], self.channels, 1, 1, 1)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """``x``: ``[B, C, H, W]``; ``z``: ``[B, E, 1, 1]`` or ``[1, E, 1, 1]`` shared by the batch."""
+        """``x``: ``[B, C, H, W]``; ``z``: ``[B, E, 1, 1]``, or ``[1, E, 1, 1]`` for all."""
         batch, channels, height, width = x.shape
         weight = self.modulated_weight(z)
         dtype = x.dtype if x.is_floating_point() else torch.float32

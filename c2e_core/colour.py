@@ -1,0 +1,145 @@
+"""sRGB <-> CIE Lab conversion in torch, matching ``skimage.color.rgb2lab`` / ``lab2rgb``.
+
+Tensors are channel-first, ``[..., 3, H, W]`` (any leading dimensions, any device). The
+computation runs in float32 whatever the input dtype, and float32 is returned. The constants
+are skimage's: illuminant D65, 2 degree observer, sRGB companding, skimage's RGB->XYZ matrix
+and its ``0.008856`` / ``7.787`` CIE Lab thresholds.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "XYZ_FROM_RGB",
+    "RGB_FROM_XYZ",
+    "D65_WHITE",
+    "rgb_to_lab",
+    "lab_to_rgb",
+    "lab_to_rgb_in_gamut",
+    "split_l_ab",
+    "normalize_l",
+]
+
+# skimage.color.colorconv.xyz_from_rgb (sRGB specification).
+XYZ_FROM_RGB: tuple[tuple[float, float, float], ...] = (
+    (0.412453, 0.357580, 0.180423),
+    (0.212671, 0.715160, 0.072169),
+    (0.019334, 0.119193, 0.950227),
+)
+# numpy.linalg.inv(XYZ_FROM_RGB) in float64, as skimage computes ``rgb_from_xyz``.
+RGB_FROM_XYZ: tuple[tuple[float, float, float], ...] = (
+    (3.2404813432005266, -1.5371515162713183, -0.4985363261688878),
+    (-0.9692549499965682, 1.8759900014898907, 0.04155592655829284),
+    (0.055646639135177166, -0.20404133836651123, 1.0573110696453443),
+)
+# skimage's xyz_tristimulus_values(illuminant="D65", observer="2").
+D65_WHITE: tuple[float, float, float] = (0.95047, 1.0, 1.08883)
+
+_LAB_EPS = 0.008856  # skimage's threshold on XYZ / white (forward)
+_LAB_KAPPA = 7.787
+_LAB_INV_EPS = 0.2068966  # skimage's threshold on f(t) (inverse)
+_LAB_OFFSET = 16.0 / 116.0
+
+
+def _check(x: Tensor, name: str) -> Tensor:
+    if x.dim() < 3 or x.shape[-3] != 3:
+        raise ValueError(f"{name} must have shape [..., 3, H, W], got {tuple(x.shape)}")
+    return x.to(torch.float32)
+
+
+def _mix(matrix: tuple[tuple[float, float, float], ...], x: Tensor) -> Tensor:
+    """Apply a 3x3 matrix over the channel dimension (-3) of ``x`` (float32)."""
+    m = torch.tensor(matrix, dtype=torch.float32, device=x.device)
+    shape = x.shape
+    flat = x.reshape(-1, 3, shape[-2] * shape[-1])
+    return torch.matmul(m, flat).reshape(shape)
+
+
+def _select(x: Tensor, threshold: float, above: Tensor, below: Tensor) -> Tensor:
+    """``where(x > threshold, above, below)``, as a float-mask lerp (much faster on CPU)."""
+    mask = torch.gt(x, threshold, out=torch.empty_like(x))
+    return torch.lerp(below, above, mask)
+
+
+def _pow(x: Tensor, exponent: float) -> Tensor:
+    """``x ** exponent`` for ``x > 0`` via exp/log (several times faster than ``pow`` on CPU)."""
+    return torch.exp(torch.log(x) * exponent)
+
+
+def rgb_to_lab(rgb: Tensor) -> Tensor:
+    """Convert sRGB in [0, 1] (``[..., 3, H, W]``) to CIE Lab (L in [0, 100]), float32."""
+    x = _check(rgb, "rgb")
+    # sRGB companding -> linear RGB (the clamp keeps gradients finite in the unused branch).
+    lin = _select(x, 0.04045, _pow((x.clamp_min(0.04045) + 0.055) / 1.055, 2.4), x / 12.92)
+    xyz = _mix(XYZ_FROM_RGB, lin)
+    white = torch.tensor(D65_WHITE, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    t = xyz / white
+    f = _select(t, _LAB_EPS, _pow(t.clamp_min(_LAB_EPS), 1.0 / 3.0), _LAB_KAPPA * t + _LAB_OFFSET)
+    fx, fy, fz = f.unbind(dim=-3)
+    lum = 116.0 * fy - 16.0
+    a = 500.0 * (fx - fy)
+    b = 200.0 * (fy - fz)
+    return torch.stack((lum, a, b), dim=-3)
+
+
+def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
+    """Convert CIE Lab (``[..., 3, H, W]``) to sRGB, float32.
+
+    Like skimage, negative Z is clamped to 0 (skimage also warns; this does not). With
+    ``clip=True`` (skimage's behaviour) the result is clipped to [0, 1]; with ``clip=False``
+    out-of-gamut colours keep their values outside [0, 1].
+    """
+    x = _check(lab, "lab")
+    lum, a, b = x.unbind(dim=-3)
+    fy = (lum + 16.0) / 116.0
+    fx = a / 500.0 + fy
+    fz = (fy - b / 200.0).clamp_min(0.0)
+    f = torch.stack((fx, fy, fz), dim=-3)
+    t = _select(f, _LAB_INV_EPS, f * f * f, (f - _LAB_OFFSET) / _LAB_KAPPA)
+    white = torch.tensor(D65_WHITE, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    lin = _mix(RGB_FROM_XYZ, t * white)
+    rgb = _select(
+        lin, 0.0031308, 1.055 * _pow(lin.clamp_min(0.0031308), 1.0 / 2.4) - 0.055, lin * 12.92
+    )
+    return rgb.clamp(0.0, 1.0) if clip else rgb
+
+
+def lab_to_rgb_in_gamut(lab: Tensor, steps: int = 12, tolerance: float = 1e-4) -> Tensor:
+    """Lab to sRGB keeping L: out-of-gamut pixels lose chroma (ab scaled towards 0, hue kept)
+    instead of being clipped per channel, which would change their lightness.
+
+    The largest in-gamut chroma factor is found by bisection on the offending pixels only.
+    """
+    rgb = lab_to_rgb(lab, clip=False)
+    outside = ((rgb < -tolerance) | (rgb > 1 + tolerance)).any(dim=-3)
+    if not bool(outside.any()):
+        return rgb.clamp(0.0, 1.0)
+    lab_flat = lab.to(torch.float32).movedim(-3, -1)[outside]  # [N, 3]
+    low = torch.zeros(lab_flat.shape[0], device=lab.device)
+    high = torch.ones_like(low)
+    for _ in range(steps):
+        mid = (low + high) / 2
+        trial = torch.cat([lab_flat[:, :1], lab_flat[:, 1:] * mid[:, None]], dim=1)
+        trial_rgb = lab_to_rgb(trial.T[:, :, None], clip=False)[:, :, 0]
+        fits = ((trial_rgb >= -tolerance) & (trial_rgb <= 1 + tolerance)).all(dim=0)
+        low = torch.where(fits, mid, low)
+        high = torch.where(fits, high, mid)
+    fitted = torch.cat([lab_flat[:, :1], lab_flat[:, 1:] * low[:, None]], dim=1)
+    fitted_rgb = lab_to_rgb(fitted.T[:, :, None], clip=False)[:, :, 0].T  # [N, 3]
+    out = rgb.movedim(-3, -1).clone()
+    out[outside] = fitted_rgb
+    return out.movedim(-1, -3).clamp(0.0, 1.0)
+
+
+def split_l_ab(lab: Tensor) -> tuple[Tensor, Tensor]:
+    """Split ``[..., 3, H, W]`` Lab into L ``[..., 1, H, W]`` and ab ``[..., 2, H, W]``."""
+    if lab.dim() < 3 or lab.shape[-3] != 3:
+        raise ValueError(f"lab must have shape [..., 3, H, W], got {tuple(lab.shape)}")
+    return lab[..., :1, :, :], lab[..., 1:, :, :]
+
+
+def normalize_l(lum: Tensor) -> Tensor:
+    """Map L in [0, 100] to the network input range [-1, 1]: ``(L - 50) / 50``."""
+    return (lum - 50.0) / 50.0

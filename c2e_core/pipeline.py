@@ -1,0 +1,374 @@
+"""The inference pipeline: :class:`Colorizer` loads a model once and colorizes many images.
+
+Default pipeline: antialiased downscaling to the working size (aspect ratio kept, sides multiples
+of 16), the network, edge-aware (guided-filter) upsampling of ab guided by the full-resolution L,
+recombination with the target's own L, and a chroma-only gamut fit so the output keeps the
+target's lightness. ``compat="official"`` reproduces the authors' test script instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from c2e_core.colour import lab_to_rgb, lab_to_rgb_in_gamut, rgb_to_lab
+from c2e_core.device import select_device
+from c2e_core.imageio import ImageData, from_array, read_image, to_array, write_image
+from c2e_core.modeling.color2embed import AB_SCALE
+from c2e_core.progress import Progress, ProgressCallback
+from c2e_core.upsampling import guided_upsample, resize
+
+ImageInput = Union[str, Path, np.ndarray, Image.Image, ImageData]  # noqa: UP007 (runtime alias)
+COMPAT_MODES = (None, "official")
+NATIVE = "native"
+
+
+def as_image(value: ImageInput) -> ImageData:
+    """Accept a path, a PIL image, a numpy array (``HWC``/``HW``; uint8, uint16 or float in
+    [0, 1]) or an :class:`ImageData`."""
+    if isinstance(value, ImageData):
+        return value
+    if isinstance(value, (str, Path)):
+        return read_image(value)
+    if isinstance(value, Image.Image):
+        if value.mode in ("I;16", "I;16B", "I;16L", "I"):
+            return from_array(np.asarray(value).astype(np.uint16))
+        if value.mode == "F":
+            return from_array(np.asarray(value, dtype=np.float32))
+        has_alpha = value.mode in ("RGBA", "LA", "PA") or "transparency" in value.info
+        return from_array(np.asarray(value.convert("RGBA" if has_alpha else "RGB")))
+    if isinstance(value, np.ndarray):
+        return from_array(value)
+    raise TypeError(f"cannot colorize a {type(value).__name__}; give a path, array or PIL image")
+
+
+def working_shape(
+    height: int, width: int, size: int | str, compat: str | None, multiple: int = 16
+) -> tuple[int, int]:
+    """The network's input shape for a ``height x width`` image.
+
+    ``size`` N: about N² pixels with the aspect ratio kept (``official``: exactly N x N);
+    ``"native"``: the image's own size rounded up to a multiple (the input is padded).
+    """
+    if size == NATIVE:
+        return (-(-height // multiple) * multiple, -(-width // multiple) * multiple)
+    size = int(size)
+    if compat == "official":
+        return (size, size)
+    scale = size / (height * width) ** 0.5
+    return (
+        max(multiple, round(height * scale / multiple) * multiple),
+        max(multiple, round(width * scale / multiple) * multiple),
+    )
+
+
+@dataclass
+class Colorized:
+    """A colorized image at the target's full resolution.
+
+    ``rgb``: float32 ``[H, W, 3]`` sRGB in [0, 1]; ``alpha``: the target's alpha, untouched;
+    ``bit_depth``: the target's; ``truncate``: quantise like the authors (``compat="official"``).
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    bit_depth: int
+    truncate: bool = False
+
+    def to_array(self, dtype: Any = None) -> np.ndarray:
+        """``HWC`` array in ``dtype`` (default: the target's bit depth), alpha re-attached."""
+        if dtype is None:
+            dtype = {8: np.uint8, 16: np.uint16}.get(self.bit_depth, np.float32)
+        source = ImageData(self.rgb, self.alpha, self.bit_depth, "RGB", False)
+        return to_array(source, self.rgb, dtype, truncate=self.truncate)
+
+    def save(self, path: str | Path, bit_depth: int | None = None) -> None:
+        """Write atomically; ``bit_depth`` defaults to the target's (8 for JPEG)."""
+        depth = bit_depth or self.bit_depth
+        write_image(path, self.rgb, self.alpha, bit_depth=depth, truncate=self.truncate)
+
+
+def prepare_for_inference(model: nn.Module, device: torch.device) -> nn.Module:
+    """Eval mode, no gradients, channels-last 4-D weights (faster convolutions on CPU and GPU)."""
+    model = model.eval().to(device)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+        if parameter.dim() == 4:
+            parameter.data = parameter.data.contiguous(memory_format=torch.channels_last)
+    return model
+
+
+class Colorizer:
+    """Load once, colorize many: ``embed()`` a reference (cached), ``colorize()`` targets.
+
+    ``size``: the network's working size (256 like the authors, any multiple of 16, or
+    ``"native"``). ``compat="official"`` reproduces the authors' test pipeline exactly.
+    ``precision``: ``"fp32"`` (default, bit-faithful) or ``"bf16"``/``"fp16"`` autocast; the
+    modulation and demodulation always stay fp32.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        device: str | torch.device = "auto",
+        size: int | str = 256,
+        compat: str | None = None,
+        precision: str = "fp32",
+        reference_size: int = 256,
+        batch_size: int = 8,
+        host: Any = None,
+        info: dict[str, Any] | None = None,
+    ):
+        self.device = select_device(device)
+        self.model = prepare_for_inference(model, self.device)
+        self.size = self._check_size(size)
+        self.compat = self._check_compat(compat)
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16, not {precision!r}")
+        self.precision = precision
+        self.reference_size = int(reference_size)
+        self.batch_size = max(1, int(batch_size))
+        self.info = dict(info or {})
+        self._host = host
+        self._embeddings: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._multiple = int(getattr(model, "size_multiple", 16))
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def from_weights(cls, spec: str | Path, **kwargs: Any) -> Colorizer:
+        """Build from a weights name, a c2e weights file or an authors' checkpoint file."""
+        from c2e_core.loader import load_model
+
+        loaded = load_model(spec, host=kwargs.get("host"))
+        info = {"weights": loaded.name or str(loaded.path), "architecture": loaded.architecture}
+        return cls(loaded.model, info=info, **kwargs)
+
+    @property
+    def host(self):
+        if self._host is None:
+            from c2e_core.plugins import get_plugin_host
+
+            self._host = get_plugin_host()
+        return self._host
+
+    @staticmethod
+    def _check_size(size: int | str) -> int | str:
+        if size == NATIVE:
+            return size
+        try:
+            value = int(size)
+        except (TypeError, ValueError):
+            raise ValueError(f"size must be a positive integer or 'native', not {size!r}") from None
+        if value < 16 or value % 16:
+            raise ValueError(f"size must be a multiple of 16 and at least 16, not {value}")
+        return value
+
+    @staticmethod
+    def _check_compat(compat: str | None) -> str | None:
+        if compat not in COMPAT_MODES:
+            raise ValueError(f"compat must be 'official' or None, not {compat!r}")
+        return compat
+
+    def _autocast(self):
+        if self.precision == "fp32":
+            return torch.autocast(self.device.type, enabled=False)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None]
+
+    def _run_pre(self, rgb: torch.Tensor, role: str, steps: Sequence[str | tuple]) -> torch.Tensor:
+        for function, options in self._resolve_steps(steps, "pre"):
+            rgb = function(rgb, role, **options)
+        return rgb
+
+    def _resolve_steps(self, steps: Sequence[str | tuple], stage: str) -> list[tuple]:
+        """``"name"`` or ``("name", {options})`` -> registered functions, checked up front."""
+        registered = self.host.processors()
+        resolved = []
+        for step in steps:
+            name, options = (step, {}) if isinstance(step, str) else (step[0], dict(step[1]))
+            processor = registered.get(name)
+            if processor is None or processor.stage != stage:
+                known = sorted(n for n, p in registered.items() if p.stage == stage)
+                raise ValueError(
+                    f"unknown {stage}-processing step {name!r} (available: {', '.join(known)})"
+                )
+            resolved.append((processor.function, options))
+        return resolved
+
+    # -- reference --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def embed(
+        self,
+        reference: ImageInput | Sequence[ImageInput],
+        weights: Sequence[float] | None = None,
+        pre: Sequence[str | tuple] = (),
+    ) -> torch.Tensor:
+        """Colour embedding ``[1, E, 1, 1]`` of one reference, or the weighted mean of several.
+
+        Embeddings are cached by image content, so repeated calls are free.
+        """
+        references = list(reference) if isinstance(reference, (list, tuple)) else [reference]
+        if not references:
+            raise ValueError("at least one reference is needed")
+        if weights is None:
+            weights = [1.0] * len(references)
+        if len(weights) != len(references):
+            raise ValueError(f"{len(weights)} reference weights for {len(references)} references")
+        if any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ValueError("reference weights must be non-negative and not all zero")
+        embeddings = [self._embed_one(as_image(r), pre) for r in references]
+        if len(embeddings) == 1:
+            return embeddings[0]
+        total = float(sum(weights))
+        return sum(e * (w / total) for e, w in zip(embeddings, weights, strict=True))
+
+    def _embed_one(self, image: ImageData, pre: Sequence[str | tuple]) -> torch.Tensor:
+        digest = hashlib.blake2b(np.ascontiguousarray(image.rgb).tobytes(), digest_size=16)
+        key = (
+            digest.hexdigest(),
+            image.rgb.shape,
+            self.reference_size,
+            self.compat,
+            tuple(
+                s if isinstance(s, str) else (s[0], tuple(sorted(dict(s[1]).items()))) for s in pre
+            ),
+        )
+        if key in self._embeddings:
+            self._embeddings.move_to_end(key)
+            return self._embeddings[key]
+        rgb = self._run_pre(self._to_tensor(image.rgb), "reference", pre)
+        shape = working_shape(
+            image.height, image.width, self.reference_size, self.compat, self._multiple
+        )
+        if self.compat == "official":
+            shape = (self.reference_size, self.reference_size)
+        rgb = resize(rgb, shape, antialias=self.compat != "official")
+        rgb = rgb.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            embedding = self.model.embed(rgb).float()
+        self._embeddings[key] = embedding
+        while len(self._embeddings) > 32:
+            self._embeddings.popitem(last=False)
+        return embedding
+
+    # -- targets ----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def colorize(
+        self,
+        target: ImageInput | Sequence[ImageInput],
+        reference: ImageInput | Sequence[ImageInput] | None = None,
+        *,
+        embedding: torch.Tensor | None = None,
+        reference_weights: Sequence[float] | None = None,
+        size: int | str | None = None,
+        mask: np.ndarray | None = None,
+        pre: Sequence[str | tuple] = (),
+        post: Sequence[str | tuple] = (),
+        progress: ProgressCallback | None = None,
+    ) -> Colorized | list[Colorized]:
+        """Colorize one target (returns :class:`Colorized`) or a list (returns a list).
+
+        Give ``reference`` (one or several images, blended by ``reference_weights``) or a
+        precomputed ``embedding``. ``mask`` (``[H, W]`` in [0, 1], one target only) limits the
+        result to a (soft) selection: outside it the target's own colours stay.
+        """
+        single = not isinstance(target, (list, tuple))
+        targets = [target] if single else list(target)
+        if (reference is None) == (embedding is None):
+            raise ValueError("give either a reference or an embedding")
+        if mask is not None and len(targets) != 1:
+            raise ValueError("a selection mask applies to a single target")
+        size = self.size if size is None else self._check_size(size)
+        post_steps = self._resolve_steps(post, "post")
+        self._resolve_steps(pre, "pre")
+        tracker = Progress("colorize", len(targets) + 1, progress, self.host)
+        tracker.check("embedding the reference")
+        if embedding is None:
+            embedding = self.embed(reference, reference_weights)
+        embedding = embedding.to(self.device, torch.float32)
+        tracker.step("reference ready")
+        results: list[Colorized] = []
+        for start in range(0, len(targets), self.batch_size):
+            chunk = [as_image(t) for t in targets[start : start + self.batch_size]]
+            for image, colorized in zip(
+                chunk,
+                self._colorize_chunk(chunk, embedding, size, mask, pre, post_steps),
+                strict=True,
+            ):
+                results.append(colorized)
+                tracker.step(f"{image.width}x{image.height} done")
+        return results[0] if single else results
+
+    def _colorize_chunk(self, images, embedding, size, mask, pre, post_steps) -> list[Colorized]:
+        prepared = []
+        for image in images:
+            rgb = self._to_tensor(image.rgb)
+            lab = rgb_to_lab(rgb)
+            net_l = rgb_to_lab(self._run_pre(rgb, "target", pre))[:, :1] if pre else lab[:, :1]
+            shape = working_shape(image.height, image.width, size, self.compat, self._multiple)
+            prepared.append((image, lab, net_l, shape))
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, (_, _, _, shape) in enumerate(prepared):
+            groups.setdefault(shape, []).append(index)
+        ab_low: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for shape, indices in groups.items():
+            small = [self._network_l(prepared[i][2], shape, size) for i in indices]
+            l_in = torch.cat([s[0] for s in small]).contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                ab = self.model.predict_ab(l_in, embedding).float() * AB_SCALE
+            for j, i in enumerate(indices):
+                height, width = small[j][1].shape[-2:]
+                ab_low[i] = (ab[j : j + 1, :, :height, :width], small[j][1])
+        results = []
+        for index, (image, lab, _, _) in enumerate(prepared):
+            ab, l_small = ab_low[index]
+            results.append(self._finish(image, lab, ab, l_small, mask, post_steps))
+        return results
+
+    def _network_l(self, l_full: torch.Tensor, shape: tuple[int, int], size) -> tuple:
+        """Network input ``(L-50)/50`` at ``shape`` (padded for native) and the unpadded small L."""
+        if size == NATIVE:
+            l_small = l_full
+            pad_h, pad_w = shape[0] - l_full.shape[-2], shape[1] - l_full.shape[-1]
+            l_in = torch.nn.functional.pad(l_full / 50 - 1, (0, pad_w, 0, pad_h), mode="replicate")
+            return l_in, l_small
+        if self.compat == "official":
+            l_in = resize(l_full / 50 - 1, shape, antialias=False)
+            return l_in, (l_in + 1) * 50
+        l_small = resize(l_full, shape, antialias=True)
+        return l_small / 50 - 1, l_small
+
+    def _finish(self, image, lab, ab_low, l_small, mask, post_steps) -> Colorized:
+        full = tuple(lab.shape[-2:])
+        if self.compat == "official" or tuple(ab_low.shape[-2:]) == full:
+            ab = resize(ab_low, full, antialias=False)
+        else:
+            ab = guided_upsample(ab_low, l_small / 100, lab[:, :1] / 100)
+        target_ab = lab[:, 1:]
+        if mask is not None:
+            weight = torch.as_tensor(np.asarray(mask, dtype=np.float32), device=self.device)
+            if tuple(weight.shape) != full:
+                raise ValueError(f"mask is {tuple(weight.shape)}, the target is {full}")
+            ab = target_ab + weight.clamp(0, 1)[None, None] * (ab - target_ab)
+        out = torch.cat([lab[:, :1], ab], dim=1)
+        for function, options in post_steps:
+            out = function(out, lab, **options)
+        if self.compat == "official":
+            rgb = lab_to_rgb(out, clip=True)
+        else:
+            rgb = lab_to_rgb_in_gamut(out)
+        array = rgb[0].permute(1, 2, 0).float().cpu().numpy()
+        return Colorized(array, image.alpha, image.bit_depth, truncate=self.compat == "official")

@@ -1,0 +1,562 @@
+"""The compact ``c2e-weights`` file format and the named weights store.
+
+A weights file is a :func:`torch.save` of a plain dict that loads with ``weights_only=True``::
+
+    {"format": "c2e-weights", "format_version": 1, "architecture": "color2embed",
+     "config": {...}, "state_dict": {name: Tensor}, "metadata": {...}}
+
+The store keeps imported files under ``<home>/weights/`` (``<home>`` is ``$C2E_HOME`` or the
+platform's user data directory) with an ``index.json`` that records each file's sha256, and adds
+the weights that plugins register through ``c2e_register_weights``. Nothing happens at import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from c2e_core.plugins import PluginHost
+
+FORMAT_NAME = "c2e-weights"
+FORMAT_VERSION = 1
+INDEX_VERSION = 1
+HOME_ENV = "C2E_HOME"
+WEIGHTS_SUFFIX = ".c2e.pt"
+INDEX_NAME = "index.json"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_CHUNK = 1 << 20
+_REIMPORT_HINT = "re-import it with `c2e weights import`"
+
+
+class WeightsError(ValueError):
+    """A weights file or a named weights entry is missing, invalid or corrupted."""
+
+
+# -- the file format ----------------------------------------------------------------------------
+@dataclass
+class WeightsFile:
+    """The content of a ``c2e-weights`` file, with where it was read from and its hash."""
+
+    architecture: str
+    config: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    sha256: str | None = None
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0].strip() if text else ""
+    if len(first) > limit:
+        first = first[: limit - 1] + "…"
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _plain_json(value: Any, what: str) -> Any:
+    """A copy of ``value`` made of JSON types only (tuples become lists); refuses anything else."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{what} must be JSON-compatible: {_one_line(exc)}") from exc
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """Write ``path`` through a temp file in the same folder, replaced in only on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        try:  # mkstemp makes the file private (0600); give it the usual 0644 or the old mode
+            mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
+        except OSError:
+            pass
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_weights(
+    path: str | os.PathLike[str],
+    *,
+    architecture: str,
+    config: Mapping[str, Any],
+    state_dict: Mapping[str, torch.Tensor],
+    metadata: Mapping[str, Any] | None = None,
+) -> str:
+    """Write a ``c2e-weights`` file atomically and return the sha256 of the written file."""
+    path = Path(path)
+    if not isinstance(architecture, str) or not architecture:
+        raise WeightsError("architecture must be a non-empty string")
+    if not isinstance(config, Mapping):
+        raise WeightsError(f"config must be a dict, not {type(config).__name__}")
+    if not isinstance(state_dict, Mapping):
+        raise WeightsError(f"state_dict must be a dict, not {type(state_dict).__name__}")
+    tensors: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        if not isinstance(key, str):
+            raise WeightsError(f"state_dict keys must be strings, got {key!r}")
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(f"state_dict[{key!r}] is a {type(value).__name__}, not a tensor")
+        # Own, compact storage: no view of a larger tensor is saved with its whole base.
+        tensors[key] = value.detach().to("cpu").contiguous().clone()
+    payload = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "architecture": architecture,
+        "config": _plain_json(dict(config), "config"),
+        "state_dict": tensors,
+        "metadata": _plain_json(dict(metadata or {}), "metadata"),
+    }
+    with _atomic_file(path) as handle:
+        torch.save(payload, handle)
+    return sha256_file(path)
+
+
+def _load_plain(path: Path, *, mmap: bool = False) -> Any:
+    """``torch.load`` restricted to plain types, without torch's chatter about pickle protocols."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+
+
+def _load_failure(exc: BaseException) -> str:
+    """A short reason why ``torch.load(weights_only=True)`` refused a file."""
+    if isinstance(exc, pickle.UnpicklingError) and "global" in str(exc).lower():
+        return (
+            "it holds objects other than tensors and plain values (a full training checkpoint? "
+            "convert it with `c2e weights import`)"
+        )
+    if isinstance(exc, RuntimeError) and "zip" in str(exc).lower():
+        return "it is truncated or damaged (its zip archive cannot be read)"
+    if isinstance(exc, (EOFError, IndexError, KeyError, ValueError, pickle.PickleError)):
+        return "it is not a PyTorch file, or it is truncated or damaged"
+    return f"it cannot be loaded ({_one_line(exc, limit=100)})"
+
+
+def _validate_payload(payload: Any, path: Path) -> WeightsFile:
+    def bad(reason: str) -> WeightsError:
+        return WeightsError(f"{path} is not a c2e weights file: {reason}")
+
+    if not isinstance(payload, dict):
+        raise bad(f"it holds a {type(payload).__name__}, not a c2e-weights dict")
+    if payload.get("format") != FORMAT_NAME:
+        raise bad("no 'format': 'c2e-weights' marker (a checkpoint of another kind?)")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise bad(f"invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise WeightsError(
+            f"{path} uses c2e-weights format version {version}, newer than this c2e supports "
+            f"({FORMAT_VERSION}); upgrade c2e"
+        )
+    architecture = payload.get("architecture")
+    config = payload.get("config")
+    state_dict = payload.get("state_dict")
+    metadata = payload.get("metadata", {})
+    if not isinstance(architecture, str) or not architecture:
+        raise bad("missing or invalid 'architecture'")
+    if not isinstance(config, dict):
+        raise bad("missing or invalid 'config'")
+    if not isinstance(metadata, dict):
+        raise bad("invalid 'metadata'")
+    if not isinstance(state_dict, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
+    ):
+        raise bad("missing or invalid 'state_dict'")
+    return WeightsFile(architecture, config, dict(state_dict), metadata, path)
+
+
+def read_weights(path: str | os.PathLike[str], expected_sha256: str | None = None) -> WeightsFile:
+    """Read a ``c2e-weights`` file, refusing it if its sha256 is not ``expected_sha256``."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    try:
+        actual = sha256_file(path)
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights file {path}: {_one_line(exc)}") from exc
+    if expected_sha256 is not None and actual != expected_sha256.strip().lower():
+        raise WeightsError(
+            f"weights file {path} is corrupted or was modified: sha256 {actual} does not match "
+            f"the recorded {expected_sha256}; {_REIMPORT_HINT}"
+        )
+    try:
+        payload = _load_plain(path)
+    except Exception as exc:  # torch raises many types for foreign or damaged files
+        raise WeightsError(f"{path} is not a c2e weights file: {_load_failure(exc)}") from exc
+    weights = _validate_payload(payload, path)
+    weights.sha256 = actual
+    return weights
+
+
+def is_c2e_weights(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` looks like a ``c2e-weights`` file (memory-mapped load, no hashing)."""
+    try:
+        payload = _load_plain(Path(path), mmap=True)
+    except Exception:
+        return False
+    return isinstance(payload, dict) and payload.get("format") == FORMAT_NAME
+
+
+# -- the named weights store --------------------------------------------------------------------
+def weights_home() -> Path:
+    """The c2e data folder: ``$C2E_HOME`` if set, else the platform's user data directory."""
+    override = os.environ.get(HOME_ENV, "").strip()
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("c2e", appauthor=False))
+
+
+def weights_dir() -> Path:
+    """The folder of the named weights store, ``<home>/weights``."""
+    return weights_home() / "weights"
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One named weights file: imported into the store (``source="user"``) or from a plugin."""
+
+    name: str
+    path: Path
+    sha256: str
+    source: str
+    architecture: str | None = None
+    size_bytes: int | None = None
+    imported_from: str | None = None
+    imported_at: str | None = None
+    description: str = ""
+
+    @property
+    def is_plugin(self) -> bool:
+        return self.source.startswith("plugin:")
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """Where a weights spec points, and the hash to check it against (None: not recorded)."""
+
+    path: Path
+    expected_sha256: str | None
+    name: str | None
+    source: str
+
+    def load(self) -> WeightsFile:
+        """Read the file, verifying it when a hash is recorded."""
+        return read_weights(self.path, self.expected_sha256)
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid weights name, else raise :class:`WeightsError`."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise WeightsError(
+            f"invalid weights name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+WeightsPieces = tuple[str, Mapping[str, Any], Mapping[str, torch.Tensor], Mapping[str, Any] | None]
+
+
+class WeightsStore:
+    """Named weights: files imported under ``root`` (default ``<home>/weights``) and plugins'."""
+
+    def __init__(
+        self, root: str | os.PathLike[str] | None = None, *, host: PluginHost | None = None
+    ):
+        self.root = Path(root) if root is not None else weights_dir()
+        self._host = host
+
+    @property
+    def index_path(self) -> Path:
+        return self.root / INDEX_NAME
+
+    @property
+    def host(self) -> PluginHost:
+        """The plugin host, :func:`c2e_core.plugins.get_plugin_host` unless one was given."""
+        if self._host is None:
+            from c2e_core.plugins import get_plugin_host
+
+            self._host = get_plugin_host()
+        return self._host
+
+    # -- index ----------------------------------------------------------------------------------
+    def _read_index(self) -> dict[str, dict[str, Any]]:
+        try:
+            text = self.index_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise WeightsError(f"cannot read {self.index_path}: {_one_line(exc)}") from exc
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise WeightsError(
+                f"weights index {self.index_path} is not valid JSON ({_one_line(exc)}); "
+                "fix or delete it and re-import"
+            ) from exc
+        if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
+            raise WeightsError(f"weights index {self.index_path} has an unexpected layout")
+        version = data.get("version")
+        if isinstance(version, int) and version > INDEX_VERSION:
+            raise WeightsError(
+                f"weights index {self.index_path} has version {version}, newer than this c2e "
+                f"supports ({INDEX_VERSION}); upgrade c2e"
+            )
+        return data["weights"]
+
+    def _write_index(self, weights: dict[str, dict[str, Any]]) -> None:
+        data = {"version": INDEX_VERSION, "weights": dict(sorted(weights.items()))}
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        with _atomic_file(self.index_path) as handle:
+            handle.write(text.encode("utf-8"))
+
+    def _user_entry(self, name: str, record: Any) -> WeightsEntry:
+        if not isinstance(record, dict):
+            raise WeightsError(f"weights index {self.index_path}: bad entry for {name!r}")
+        file = record.get("file")
+        sha = record.get("sha256")
+        if not isinstance(file, str) or not file or Path(file).name != file or file in (".", ".."):
+            raise WeightsError(f"weights index {self.index_path}: bad file for {name!r}")
+        if not isinstance(sha, str) or not sha:
+            raise WeightsError(f"weights index {self.index_path}: no sha256 for {name!r}")
+        size = record.get("size_bytes")
+        return WeightsEntry(
+            name=name,
+            path=self.root / file,
+            sha256=sha.lower(),
+            source="user",
+            architecture=record.get("architecture"),
+            size_bytes=size if isinstance(size, int) else None,
+            imported_from=record.get("imported_from"),
+            imported_at=record.get("imported_at"),
+            description=record.get("description") or "",
+        )
+
+    def _user_entries(self) -> dict[str, WeightsEntry]:
+        return {name: self._user_entry(name, rec) for name, rec in self._read_index().items()}
+
+    def _plugin_entries(self) -> dict[str, WeightsEntry]:
+        entries = {}
+        for name, named in self.host.named_weights().items():
+            try:
+                size: int | None = named.path.stat().st_size
+            except OSError:
+                size = None
+            entries[name] = WeightsEntry(
+                name=name,
+                path=named.path,
+                sha256=str(named.sha256).strip().lower(),
+                source=f"plugin:{named.plugin}",
+                size_bytes=size,
+                description=named.description or "",
+            )
+        return entries
+
+    def _all(self) -> dict[str, WeightsEntry]:
+        entries = self._plugin_entries()
+        entries.update(self._user_entries())  # the user's own entry wins a (rare) clash
+        return entries
+
+    # -- public API -----------------------------------------------------------------------------
+    def list(self) -> list[WeightsEntry]:
+        """All named weights, the store's and the plugins', sorted by name."""
+        return sorted(self._all().values(), key=lambda entry: entry.name.lower())
+
+    def names(self) -> list[str]:
+        return [entry.name for entry in self.list()]
+
+    def get(self, name: str) -> WeightsEntry:
+        """The entry called ``name``; :class:`WeightsError` listing the names when unknown."""
+        entries = self._all()
+        if name in entries:
+            return entries[name]
+        available = ", ".join(sorted(entries, key=str.lower)) or "none"
+        raise WeightsError(f"no weights named {name!r}; available: {available}")
+
+    def add(
+        self,
+        name: str,
+        weights: WeightsFile | WeightsPieces,
+        *,
+        imported_from: str,
+        overwrite: bool = False,
+        description: str | None = None,
+    ) -> WeightsEntry:
+        """Save ``weights`` into the store as ``name`` (a WeightsFile or its four pieces)."""
+        check_name(name)
+        if isinstance(weights, WeightsFile):
+            architecture, config = weights.architecture, weights.config
+            state_dict, metadata = weights.state_dict, weights.metadata
+        else:
+            try:
+                architecture, config, state_dict, metadata = weights
+            except (TypeError, ValueError) as exc:
+                raise WeightsError(
+                    "weights must be a WeightsFile or (architecture, config, state_dict, metadata)"
+                ) from exc
+        plugin_entries = self._plugin_entries()
+        if name in plugin_entries:
+            raise WeightsError(
+                f"weights name {name!r} is provided by {plugin_entries[name].source}; "
+                "choose another name"
+            )
+        index = self._read_index()
+        clash = next((n for n in index if n.lower() == name.lower()), None)
+        if clash is not None and not overwrite:
+            raise WeightsError(
+                f"weights named {clash!r} already exist; pass --force to replace them or "
+                f"`c2e weights remove {clash}` first"
+            )
+        if clash is not None and clash != name:  # replace "Foo" by "foo": drop the old file
+            old = index.pop(clash)
+        else:
+            old = index.get(name)
+        if description is None:
+            description = str((metadata or {}).get("description", "") or "")
+        file_name = f"{name}{WEIGHTS_SUFFIX}"
+        path = self.root / file_name
+        sha = save_weights(
+            path,
+            architecture=architecture,
+            config=config,
+            state_dict=state_dict,
+            metadata=metadata,
+        )
+        index[name] = {
+            "file": file_name,
+            "sha256": sha,
+            "architecture": architecture,
+            "size_bytes": path.stat().st_size,
+            "imported_from": str(imported_from),
+            "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "description": description,
+        }
+        try:
+            self._write_index(index)
+        except BaseException:
+            if old is None:
+                path.unlink(missing_ok=True)
+            raise
+        if isinstance(old, dict) and old.get("file") not in (None, file_name):
+            old_file = str(old["file"])
+            if Path(old_file).name == old_file:
+                (self.root / old_file).unlink(missing_ok=True)
+        return self._user_entry(name, index[name])
+
+    def verify(self, name: str | None = None) -> list[tuple[WeightsEntry, bool, str]]:
+        """Re-hash one entry's file, or all; ``(entry, ok, reason)`` for each."""
+        entries = [self.get(name)] if name is not None else self.list()
+        results = []
+        for entry in entries:
+            ok, reason = self._check(entry)
+            results.append((entry, ok, reason))
+        return results
+
+    @staticmethod
+    def _check(entry: WeightsEntry) -> tuple[bool, str]:
+        if not entry.path.is_file():
+            return False, f"file missing: {entry.path}"
+        try:
+            actual = sha256_file(entry.path)
+        except OSError as exc:
+            return False, f"cannot read {entry.path}: {_one_line(exc)}"
+        if actual != entry.sha256:
+            return False, f"sha256 mismatch: recorded {entry.sha256}, file has {actual}"
+        return True, "ok"
+
+    def remove(self, name: str) -> WeightsEntry:
+        """Delete an imported entry and its file; plugin-provided weights cannot be removed."""
+        entry = self.get(name)
+        if entry.is_plugin:
+            raise WeightsError(
+                f"weights {name!r} are provided by {entry.source} and cannot be removed; "
+                "uninstall or disable that plugin instead"
+            )
+        index = self._read_index()
+        index.pop(name, None)
+        self._write_index(index)
+        entry.path.unlink(missing_ok=True)
+        return entry
+
+    def load(self, name: str) -> WeightsFile:
+        """Read the weights called ``name``, verified against their recorded sha256."""
+        entry = self.get(name)
+        if not entry.path.is_file():
+            raise WeightsError(
+                f"the file of weights {name!r} is missing ({entry.path}); "
+                + ("reinstall its plugin" if entry.is_plugin else _REIMPORT_HINT)
+            )
+        return read_weights(entry.path, expected_sha256=entry.sha256)
+
+
+def resolve_weights(
+    spec: str | os.PathLike[str],
+    *,
+    store: WeightsStore | None = None,
+    host: PluginHost | None = None,
+) -> ResolvedWeights:
+    """Resolve a weights spec: a ``c2e_resolve_weights`` plugin, then a name, then a file path.
+
+    A :class:`pathlib.Path` spec is taken as a path and never looked up by name.
+    """
+    if host is None:
+        if store is not None:
+            host = store.host
+        else:
+            from c2e_core.plugins import get_plugin_host
+
+            host = get_plugin_host()
+    if store is None:
+        store = WeightsStore(host=host)
+    text = os.fspath(spec)
+    claimed = host.resolve_weights(text)
+    if claimed is not None:
+        if not claimed.is_file():
+            raise WeightsError(f"a plugin resolved {text!r} to {claimed}, which does not exist")
+        return ResolvedWeights(claimed, None, None, "resolver")
+    if isinstance(spec, str) and NAME_PATTERN.match(spec):
+        entries = store._all()
+        if spec in entries:
+            entry = entries[spec]
+            return ResolvedWeights(entry.path, entry.sha256, entry.name, entry.source)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return ResolvedWeights(path, None, None, "file")
+    if path.is_dir():
+        raise WeightsError(f"{path} is a folder, not a weights file")
+    raise WeightsError(f"no weights named {text!r} and no such file; see `c2e weights list`")

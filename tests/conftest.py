@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny models and weights files (plumbing, not quality)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from c2e_core.build import build_color2embed
+
+TINY_CONFIG = {
+    "unet_widths": [8, 16, 16, 32, 32],
+    "backbone_widths": [8, 8, 16, 16, 16],
+    "encoder_hidden": 16,
+    "encoder_mlp_hidden": 16,
+    "embed_dim": 32,
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Never touch the user's real weights folder; no installed plugins unless a test asks."""
+    monkeypatch.setenv("C2E_HOME", str(tmp_path_factory.mktemp("c2e_home")))
+    monkeypatch.setenv("C2E_DISABLE_PLUGIN_AUTOLOAD", "1")
+    from c2e_core.plugins import reset_plugin_host
+
+    reset_plugin_host()
+    yield
+    reset_plugin_host()
+
+
+def tiny_model(seed: int = 0):
+    torch.manual_seed(seed)
+    model = build_color2embed(TINY_CONFIG)
+    with torch.no_grad():  # He init keeps the reference's signal alive through the tiny net
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                torch.nn.init.zeros_(module.bias)
+        model.unet.outc[2].weight.mul_(0.5)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    from c2e_core.weights import save_weights
+
+    path = tmp_path_factory.mktemp("weights") / "tiny.c2e.pt"
+    save_weights(
+        path,
+        architecture="color2embed",
+        config=TINY_CONFIG,
+        state_dict=tiny_model().state_dict(),
+        metadata={"description": "test tiny"},
+    )
+    return path

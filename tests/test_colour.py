@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from skimage import color
+from skimage.color import colorconv
+
+from c2e_core.colour import lab_to_rgb, normalize_l, rgb_to_lab, split_l_ab
+
+
+def _cube_chunks(n_chunks: int = 16):
+    """All 256^3 8-bit colours as float64 [N, 3] chunks (red varies slowest)."""
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    g, b = np.meshgrid(levels, levels, indexing="ij")
+    gb = np.stack([g.ravel(), b.ravel()], axis=1)
+    per = 256 // n_chunks
+    for start in range(0, 256, per):
+        reds = levels[start : start + per]
+        rgb = np.empty((per * gb.shape[0], 3))
+        rgb[:, 0] = np.repeat(reds, gb.shape[0])
+        rgb[:, 1:] = np.tile(gb, (per, 1))
+        yield rgb
+
+
+def _to_chw(x: np.ndarray) -> torch.Tensor:
+    """[N, 3] -> [3, N/256, 256] float32 tensor."""
+    return torch.from_numpy(x.T.reshape(3, -1, 256).astype(np.float32))
+
+
+def _from_chw(t: torch.Tensor) -> np.ndarray:
+    return t.reshape(3, -1).T.double().numpy()
+
+
+def test_rgb_to_lab_matches_skimage_on_whole_srgb_cube():
+    worst = 0.0
+    for rgb in _cube_chunks():
+        ref = color.rgb2lab(rgb)
+        ours = _from_chw(rgb_to_lab(_to_chw(rgb)))
+        worst = max(worst, float(np.abs(ours - ref).max()))
+    assert worst < 1e-3
+
+
+def test_lab_roundtrip_on_whole_srgb_cube():
+    worst = 0.0
+    for rgb in _cube_chunks():
+        x = _to_chw(rgb)
+        back = lab_to_rgb(rgb_to_lab(x), clip=False)
+        worst = max(worst, float((back - x).abs().max()))
+    assert worst < 1e-3
+
+
+def _lab_grid() -> np.ndarray:
+    lum = np.linspace(0.0, 100.0, 41)
+    ab = np.linspace(-128.0, 127.0, 52)
+    grid = np.stack(np.meshgrid(lum, ab, ab, indexing="ij"), axis=-1).reshape(-1, 3)
+    return grid[: (grid.shape[0] // 256) * 256]
+
+
+def test_lab_to_rgb_matches_skimage_including_out_of_gamut():
+    lab = _lab_grid()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # skimage warns about negative Z clipped to 0
+        ref = color.lab2rgb(lab)
+        xyz = color.lab2xyz(lab)
+    ours = _from_chw(lab_to_rgb(_to_chw(lab)))
+    assert np.abs(ours - ref).max() < 1e-3
+    # Unclipped: skimage's own pipeline before its final clip.
+    lin = xyz @ colorconv.rgb_from_xyz.T
+    unclipped_ref = np.where(lin > 0.0031308, 1.055 * np.abs(lin) ** (1 / 2.4) - 0.055, lin * 12.92)
+    unclipped = _from_chw(lab_to_rgb(_to_chw(lab), clip=False))
+    assert (unclipped_ref < 0).any() and (unclipped_ref > 1).any()  # grid leaves the gamut
+    np.testing.assert_allclose(unclipped, unclipped_ref, atol=1e-3, rtol=1e-5)
+    assert ours.min() >= 0.0 and ours.max() <= 1.0
+
+
+def test_batch_dims_and_low_precision_inputs_return_float32():
+    x = torch.rand(2, 3, 3, 5, 7)
+    lab = rgb_to_lab(x)
+    assert lab.shape == x.shape and lab.dtype == torch.float32
+    flat = rgb_to_lab(x.reshape(6, 3, 5, 7)).reshape(2, 3, 3, 5, 7)
+    torch.testing.assert_close(lab, flat)
+    half = rgb_to_lab(x.to(torch.bfloat16))
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, rgb_to_lab(x.to(torch.bfloat16).float()))
+    assert lab_to_rgb(lab.half()).dtype == torch.float32
+
+
+def test_known_values_and_gradients():
+    x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]).reshape(3, 1, 2)
+    lab = rgb_to_lab(x)
+    white_ref = color.rgb2lab(np.ones((1, 1, 3)))[0, 0]  # ~(100, 0.005, -0.010) in skimage
+    np.testing.assert_allclose(lab[:, 0, 0].numpy(), white_ref, atol=1e-4)
+    assert abs(float(lab[0, 0, 0]) - 100.0) < 1e-3
+    torch.testing.assert_close(lab[:, 0, 1], torch.zeros(3), atol=1e-4, rtol=0)
+    x = torch.rand(1, 3, 4, 4, requires_grad=True)
+    lab_to_rgb(rgb_to_lab(x), clip=False).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_rejects_non_channel_first_input():
+    with pytest.raises(ValueError, match=r"\[\.\.\., 3, H, W\]"):
+        rgb_to_lab(torch.rand(4, 4, 3))
+    with pytest.raises(ValueError):
+        lab_to_rgb(torch.rand(2, 4, 4))
+
+
+def test_split_and_normalize_l():
+    lab = rgb_to_lab(torch.rand(2, 3, 4, 5))
+    lum, ab = split_l_ab(lab)
+    assert lum.shape == (2, 1, 4, 5) and ab.shape == (2, 2, 4, 5)
+    torch.testing.assert_close(torch.cat([lum, ab], dim=1), lab)
+    torch.testing.assert_close(
+        normalize_l(torch.tensor([0.0, 50.0, 100.0])), torch.tensor([-1.0, 0.0, 1.0])
+    )
+
+
+def test_gamut_fit_keeps_lightness_and_hue():
+    from c2e_core.colour import lab_to_rgb_in_gamut
+
+    gen = torch.Generator().manual_seed(0)
+    lab = torch.stack(
+        [
+            torch.rand(64, 64, generator=gen) * 100,
+            torch.randn(64, 64, generator=gen) * 80,
+            torch.randn(64, 64, generator=gen) * 80,
+        ]
+    )
+    rgb = lab_to_rgb_in_gamut(lab)
+    assert rgb.min() >= 0 and rgb.max() <= 1
+    back = rgb_to_lab(rgb)
+    assert (back[0] - lab[0]).abs().max() < 0.05  # L kept (per-channel clipping moves it a lot)
+    clipped_l = rgb_to_lab(lab_to_rgb(lab, clip=True))[0]
+    assert (clipped_l - lab[0]).abs().max() > 5
+    chroma = lab[1:].norm(dim=0)
+    keep = chroma > 10
+    hue_in = torch.atan2(lab[2], lab[1])[keep]
+    hue_out = torch.atan2(back[2], back[1])[keep]
+    delta = torch.remainder(hue_out - hue_in + torch.pi, 2 * torch.pi) - torch.pi
+    assert delta.abs().median() < 0.05

@@ -1,0 +1,183 @@
+"""The inference pipeline: parity with the authors' test script, sizes, batches, L kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from c2e_core.build import build_color2embed
+from c2e_core.colour import rgb_to_lab
+from c2e_core.official import convert_official_checkpoint
+from c2e_core.pipeline import Colorizer, working_shape
+from c2e_core.upsampling import guided_upsample, resize
+from tests.conftest import tiny_model
+from tests.official_format import FIXTURE_DIR, write_official_checkpoint
+
+
+def lightness(rgb: np.ndarray) -> np.ndarray:
+    return rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1).float())[0].numpy()
+
+
+@pytest.fixture(scope="module")
+def fixture():
+    return torch.load(FIXTURE_DIR / "fixture.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def official_model(tmp_path_factory):
+    path = write_official_checkpoint(tmp_path_factory.mktemp("ckpt") / "c2e.pt")
+    converted = convert_official_checkpoint(path)
+    model = build_color2embed(converted.config)
+    model.load_state_dict(converted.state_dict)
+    return model
+
+
+def test_official_pipeline_reproduces_the_authors_image(official_model, fixture):
+    colorizer = Colorizer(official_model, device="cpu", compat="official")
+    result = colorizer.colorize(
+        fixture["target_rgb_uint8"].numpy(), reference=fixture["reference_rgb_uint8"].numpy()
+    )
+    out = result.to_array(np.uint8).astype(int)
+    expected = fixture["rgb_out_uint8"].numpy().astype(int)
+    assert out.shape == expected.shape
+    diff = np.abs(out - expected)
+    assert diff.max() <= 1
+    assert (diff == 0).mean() >= 0.999
+
+
+def test_official_embedding_matches_fixture(official_model, fixture):
+    colorizer = Colorizer(official_model, device="cpu", compat="official")
+    z = colorizer.embed(fixture["reference_rgb_uint8"].numpy())
+    assert (z - fixture["color_vector"]).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize(
+    ("hw", "size", "compat", "expected"),
+    [
+        ((512, 512), 256, "official", (256, 256)),
+        ((400, 600), 256, "official", (256, 256)),
+        ((400, 600), 256, None, (208, 320)),
+        ((100, 1000), 256, None, (80, 816)),
+        ((37, 53), "native", None, (48, 64)),
+    ],
+)
+def test_working_shape(hw, size, compat, expected):
+    assert working_shape(*hw, size, compat) == expected
+
+
+@pytest.mark.parametrize("shape", [(37, 53, 3), (300, 120, 3), (64, 64)])
+@pytest.mark.parametrize("size", [64, "native"])
+def test_any_size_keeps_resolution_and_lightness(shape, size):
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    reference = rng.integers(0, 256, size=(50, 70, 3), dtype=np.uint8)
+    colorizer = Colorizer(tiny_model(), device="cpu", size=size)
+    result = colorizer.colorize(target, reference=reference)
+    assert result.rgb.shape == (*shape[:2], 3)
+    out = result.to_array(np.uint8)
+    target_rgb = np.stack([target] * 3, -1) if target.ndim == 2 else target
+    l_in = lightness(target_rgb.astype(np.float32) / 255)
+    l_out = lightness(out.astype(np.float32) / 255)
+    assert np.abs(l_out - l_in).max() < 0.5  # 8-bit rounding only
+
+
+def test_output_has_colour_and_follows_the_reference():
+    gray = np.tile(np.linspace(30, 220, 96, dtype=np.uint8), (96, 1))
+    noise = np.random.default_rng(5).integers(0, 60, (64, 64, 1))
+    red = (noise + np.array([190, 20, 20])).astype(np.uint8)
+    blue = (noise + np.array([20, 20, 190])).astype(np.uint8)
+    colorizer = Colorizer(tiny_model(), device="cpu", size=64)
+    a = colorizer.colorize(gray, reference=red).rgb
+    b = colorizer.colorize(gray, reference=blue).rgb
+    assert np.abs(a - b).mean() > 1e-3
+
+
+def test_batch_equals_single_calls():
+    rng = np.random.default_rng(1)
+    targets = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(3)]
+    targets.append(rng.integers(0, 256, (48, 80, 3), dtype=np.uint8))
+    reference = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    colorizer = Colorizer(tiny_model(), device="cpu", size=64, batch_size=4)
+    batch = colorizer.colorize(targets, reference=reference)
+    assert len(batch) == 4
+    for target, result in zip(targets, batch, strict=True):
+        single = colorizer.colorize(target, reference=reference)
+        np.testing.assert_allclose(result.rgb, single.rgb, atol=1e-4)
+
+
+def test_embedding_cache_and_blend():
+    rng = np.random.default_rng(2)
+    ref_a = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    ref_b = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    colorizer = Colorizer(tiny_model(), device="cpu", size=64)
+    z_a = colorizer.embed(ref_a)
+    assert colorizer.embed(ref_a.copy()) is z_a  # cached by content
+    z_b = colorizer.embed(ref_b)
+    blend = colorizer.embed([ref_a, ref_b], weights=[3, 1])
+    torch.testing.assert_close(blend, 0.75 * z_a + 0.25 * z_b)
+    with pytest.raises(ValueError, match="weights"):
+        colorizer.embed([ref_a, ref_b], weights=[1])
+
+
+def test_alpha_passes_through_untouched():
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 65536, (40, 30, 4), dtype=np.uint16)
+    colorizer = Colorizer(tiny_model(), device="cpu", size=32)
+    result = colorizer.colorize(rgba, reference=rgba[..., :3])
+    out = result.to_array()
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out[..., 3], rgba[..., 3])
+
+
+def test_mask_limits_the_result():
+    rng = np.random.default_rng(4)
+    target = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    mask = np.zeros((64, 64), np.float32)
+    mask[:, 32:] = 1.0
+    colorizer = Colorizer(tiny_model(), device="cpu", size=64)
+    out = colorizer.colorize(target, reference=target, mask=mask).to_array(np.uint8).astype(int)
+    assert np.abs(out[:, :32] - target[:, :32]).max() <= 1
+    assert np.abs(out[:, 32:] - target[:, 32:]).max() > 1
+
+
+def test_guided_upsampling_keeps_colour_off_the_other_side_of_an_edge():
+    """A sharp luminance edge at full resolution; ab predicted at low resolution is blurred
+    across it. Guided upsampling must leak less colour across the edge than bilinear."""
+    high, low = 256, 64
+    l_high = torch.full((1, 1, high, high), 20.0)
+    l_high[..., :, 131:] = 80.0  # edge not aligned with the low-res grid
+    l_low = resize(l_high, (low, low), antialias=True)
+    ab_low = torch.zeros(1, 2, low, low)
+    ab_low[:, 0] = (l_low[:, 0] > 50).float() * 60.0  # colour on the bright side only
+    ab_low = torch.nn.functional.avg_pool2d(ab_low, 3, 1, 1, count_include_pad=False)
+    bilinear = resize(ab_low, (high, high), antialias=False)
+    guided = guided_upsample(ab_low, l_low / 100, l_high / 100)
+    dark_side = (l_high < 50).expand(1, 2, high, high)
+    leak_bilinear = bilinear[dark_side].abs().mean().item()
+    leak_guided = guided[dark_side].abs().mean().item()
+    assert leak_guided < 0.5 * leak_bilinear
+
+
+def test_bad_options():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="multiple of 16"):
+        Colorizer(model, device="cpu", size=100)
+    with pytest.raises(ValueError, match="compat"):
+        Colorizer(model, device="cpu", compat="paper")
+    colorizer = Colorizer(model, device="cpu", size=32)
+    with pytest.raises(ValueError, match="either a reference or an embedding"):
+        colorizer.colorize(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="unknown post-processing step"):
+        colorizer.colorize(
+            np.zeros((8, 8, 3), np.uint8), reference=np.zeros((8, 8, 3), np.uint8), post=["nope"]
+        )
+
+
+def test_cuda_requested_but_absent_is_a_clear_error(monkeypatch):
+    from c2e_core.device import DeviceError, select_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match="CUDA was requested"):
+        select_device("cuda")
+    assert select_device("auto").type in ("cpu", "mps")
