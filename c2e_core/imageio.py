@@ -329,7 +329,7 @@ def encode_png16(samples: np.ndarray, level: int = 6) -> bytes:
     height, width, channels = arr.shape
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
     bpp = 2 * channels
-    big = arr.astype(">u2").view(np.uint8).reshape(height, width * bpp)
+    big = np.ascontiguousarray(arr, dtype=">u2").view(np.uint8).reshape(height, width * bpp)
     filtered = np.empty((height, 1 + width * bpp), dtype=np.uint8)
     filtered[:, 0] = 1  # Sub filter
     filtered[:, 1 : 1 + bpp] = big[:, :bpp]

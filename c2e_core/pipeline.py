@@ -27,6 +27,11 @@ from c2e_core.modeling.color2embed import AB_SCALE
 from c2e_core.progress import Progress, ProgressCallback
 from c2e_core.upsampling import guided_upsample, resize
 
+
+class OptionError(ValueError):
+    """An invalid option or input combination given to the :class:`Colorizer`."""
+
+
 ImageInput = Union[str, Path, np.ndarray, Image.Image, ImageData]  # noqa: UP007 (runtime alias)
 COMPAT_MODES = (None, "official")
 NATIVE = "native"
@@ -134,7 +139,7 @@ class Colorizer:
         self.size = self._check_size(size)
         self.compat = self._check_compat(compat)
         if precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be fp32, bf16 or fp16, not {precision!r}")
+            raise OptionError(f"precision must be fp32, bf16 or fp16, not {precision!r}")
         self.precision = precision
         self.reference_size = int(reference_size)
         self.batch_size = max(1, int(batch_size))
@@ -168,15 +173,17 @@ class Colorizer:
         try:
             value = int(size)
         except (TypeError, ValueError):
-            raise ValueError(f"size must be a positive integer or 'native', not {size!r}") from None
+            raise OptionError(
+                f"size must be a positive integer or 'native', not {size!r}"
+            ) from None
         if value < 16 or value % 16:
-            raise ValueError(f"size must be a multiple of 16 and at least 16, not {value}")
+            raise OptionError(f"size must be a multiple of 16 and at least 16, not {value}")
         return value
 
     @staticmethod
     def _check_compat(compat: str | None) -> str | None:
         if compat not in COMPAT_MODES:
-            raise ValueError(f"compat must be 'official' or None, not {compat!r}")
+            raise OptionError(f"compat must be 'official' or None, not {compat!r}")
         return compat
 
     def _autocast(self):
@@ -202,7 +209,7 @@ class Colorizer:
             processor = registered.get(name)
             if processor is None or processor.stage != stage:
                 known = sorted(n for n, p in registered.items() if p.stage == stage)
-                raise ValueError(
+                raise OptionError(
                     f"unknown {stage}-processing step {name!r} (available: {', '.join(known)})"
                 )
             resolved.append((processor.function, options))
@@ -222,13 +229,13 @@ class Colorizer:
         """
         references = list(reference) if isinstance(reference, (list, tuple)) else [reference]
         if not references:
-            raise ValueError("at least one reference is needed")
+            raise OptionError("at least one reference is needed")
         if weights is None:
             weights = [1.0] * len(references)
         if len(weights) != len(references):
-            raise ValueError(f"{len(weights)} reference weights for {len(references)} references")
+            raise OptionError(f"{len(weights)} reference weights for {len(references)} references")
         if any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise ValueError("reference weights must be non-negative and not all zero")
+            raise OptionError("reference weights must be non-negative and not all zero")
         embeddings = [self._embed_one(as_image(r), pre) for r in references]
         if len(embeddings) == 1:
             return embeddings[0]
@@ -288,9 +295,9 @@ class Colorizer:
         single = not isinstance(target, (list, tuple))
         targets = [target] if single else list(target)
         if (reference is None) == (embedding is None):
-            raise ValueError("give either a reference or an embedding")
+            raise OptionError("give either a reference or an embedding")
         if mask is not None and len(targets) != 1:
-            raise ValueError("a selection mask applies to a single target")
+            raise OptionError("a selection mask applies to a single target")
         size = self.size if size is None else self._check_size(size)
         post_steps = self._resolve_steps(post, "post")
         self._resolve_steps(pre, "pre")
@@ -361,7 +368,7 @@ class Colorizer:
         if mask is not None:
             weight = torch.as_tensor(np.asarray(mask, dtype=np.float32), device=self.device)
             if tuple(weight.shape) != full:
-                raise ValueError(f"mask is {tuple(weight.shape)}, the target is {full}")
+                raise OptionError(f"mask is {tuple(weight.shape)}, the target is {full}")
             ab = target_ab + weight.clamp(0, 1)[None, None] * (ab - target_ab)
         out = torch.cat([lab[:, :1], ab], dim=1)
         for function, options in post_steps:
@@ -370,5 +377,5 @@ class Colorizer:
             rgb = lab_to_rgb(out, clip=True)
         else:
             rgb = lab_to_rgb_in_gamut(out)
-        array = rgb[0].permute(1, 2, 0).float().cpu().numpy()
+        array = np.ascontiguousarray(rgb[0].permute(1, 2, 0).float().cpu().numpy())
         return Colorized(array, image.alpha, image.bit_depth, truncate=self.compat == "official")

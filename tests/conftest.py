@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from c2e_core.build import build_color2embed
 
+REPO = Path(__file__).resolve().parents[1]
+CLIENT_PATH = REPO / "plugins" / "client" / "c2e_client.py"
 TINY_CONFIG = {
     "unet_widths": [8, 16, 16, 32, 32],
     "backbone_widths": [8, 8, 16, 16, 16],
@@ -53,3 +59,13 @@ def tiny_weights(tmp_path_factory):
         metadata={"description": "test tiny"},
     )
     return path
+
+
+def load_client():
+    """The stdlib-only worker client, imported from its file like the host plugins do."""
+    if "c2e_client" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("c2e_client", CLIENT_PATH)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["c2e_client"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["c2e_client"]

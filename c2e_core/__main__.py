@@ -1,0 +1,3 @@
+from c2e_core.cli import main
+
+raise SystemExit(main())

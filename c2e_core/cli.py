@@ -1,0 +1,411 @@
+"""The ``c2e`` command line: colorize, info, weights, worker, and commands added by plugins."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from c2e_core.plugins import get_plugin_host
+
+#: Exit status for user mistakes (bad option, missing file, unreadable image, bad weights).
+USAGE_ERROR = 2
+CANCELLED = 130
+OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _size(value: str) -> int | str:
+    if value == "native":
+        return value
+    try:
+        size = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'native', got {value!r}") from None
+    if size < 16 or size % 16:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 16 (at least 16), got {size}")
+    return size
+
+
+def _step(value: str) -> str | tuple[str, dict]:
+    """``name`` or ``name:key=value,key=value`` (values parsed as floats where possible)."""
+    name, _, rest = value.partition(":")
+    if not rest:
+        return name
+    options: dict[str, object] = {}
+    for item in rest.split(","):
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected key=value in {value!r}")
+        try:
+            options[key.strip().replace("-", "_")] = float(raw)
+        except ValueError:
+            options[key.strip().replace("-", "_")] = raw
+    return (name, options)
+
+
+def build_parser(host=None) -> argparse.ArgumentParser:
+    parser = _Parser(prog="c2e", description="Color2Embed exemplar-based colorization")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    colorize = commands.add_parser("colorize", help="colorize images from a colour reference")
+    colorize.add_argument("targets", nargs="+", metavar="TARGET", type=Path)
+    colorize.add_argument(
+        "-r",
+        "--reference",
+        action="append",
+        required=True,
+        type=Path,
+        help="colour reference image (repeat to blend several)",
+    )
+    colorize.add_argument(
+        "--ref-weight",
+        action="append",
+        type=float,
+        metavar="W",
+        help="weight of each --reference in the blend (same order)",
+    )
+    out = colorize.add_mutually_exclusive_group(required=True)
+    out.add_argument("-o", "--output", type=Path, help="output file (one target)")
+    out.add_argument("--output-dir", type=Path, help="folder for outputs (TARGET stem + .png)")
+    colorize.add_argument("--weights", help="weights name, c2e weights file or authors' checkpoint")
+    colorize.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps")
+    colorize.add_argument(
+        "--size",
+        type=_size,
+        default=256,
+        help="network working size: N (multiple of 16, default 256) or native",
+    )
+    colorize.add_argument("--compat", choices=["official"], help="the authors' exact test pipeline")
+    colorize.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        help="0 keeps the original colours, 1 (default) the prediction",
+    )
+    colorize.add_argument(
+        "--pre",
+        action="append",
+        type=_step,
+        default=[],
+        metavar="STEP",
+        help="pre-processing step NAME[:key=value,...] (see c2e info)",
+    )
+    colorize.add_argument(
+        "--post",
+        action="append",
+        type=_step,
+        default=[],
+        metavar="STEP",
+        help="post-processing step NAME[:key=value,...] (see c2e info)",
+    )
+    colorize.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    colorize.set_defaults(handler=cmd_colorize)
+
+    info = commands.add_parser("info", help="versions, devices, weights and plugins")
+    info.set_defaults(handler=cmd_info)
+
+    weights = commands.add_parser("weights", help="manage named weights")
+    weights_commands = weights.add_subparsers(
+        dest="weights_command", metavar="ACTION", parser_class=_Parser, required=True
+    )
+    weights_commands.add_parser("list", help="list installed weights").set_defaults(
+        handler=cmd_weights_list
+    )
+    imp = weights_commands.add_parser(
+        "import", help="install a weights file or authors' checkpoint"
+    )
+    imp.add_argument("path", type=Path)
+    imp.add_argument("--name", help="name to install under (default: the file's stem)")
+    imp.add_argument("--force", action="store_true", help="replace weights of the same name")
+    imp.set_defaults(handler=cmd_weights_import)
+    ver = weights_commands.add_parser("verify", help="re-check the sha256 of installed weights")
+    ver.add_argument("name", nargs="?")
+    ver.set_defaults(handler=cmd_weights_verify)
+    rem = weights_commands.add_parser("remove", help="delete installed weights")
+    rem.add_argument("name")
+    rem.set_defaults(handler=cmd_weights_remove)
+
+    worker = commands.add_parser("worker", help="serve the host plugins over stdin/stdout")
+    from c2e_core import worker as worker_module
+
+    worker_module.add_arguments(worker)
+    worker.set_defaults(handler=worker_module.run)
+
+    if host is not None:
+        host.add_commands(commands)
+    return parser
+
+
+# -- commands ---------------------------------------------------------------------------------
+def _output_paths(args: argparse.Namespace) -> list[Path]:
+    if args.output is not None:
+        if len(args.targets) != 1:
+            raise UserError("-o/--output takes one target; use --output-dir for several")
+        outputs = [args.output]
+    else:
+        outputs = [args.output_dir / f"{t.stem}.png" for t in args.targets]
+        if len(set(outputs)) != len(outputs):
+            raise UserError("several targets share a file name; colorize them separately")
+    for target, output in zip(args.targets, outputs, strict=True):
+        if output.suffix.lower() not in OUTPUT_EXTENSIONS:
+            raise UserError(
+                f"{output}: unsupported output type (use {', '.join(OUTPUT_EXTENSIONS)})"
+            )
+        if output.resolve() == target.resolve():
+            raise UserError(f"{output}: refusing to overwrite the target image")
+        if output.exists() and not args.overwrite:
+            raise UserError(f"{output} exists; pass --overwrite to replace it")
+    return outputs
+
+
+def _output_depth(path: Path, bit_depth: int) -> int:
+    suffix = path.suffix.lower()
+    if suffix in (".jpg", ".jpeg", ".webp"):
+        return 8
+    if suffix == ".png":
+        return 8 if bit_depth == 8 else 16
+    return bit_depth
+
+
+def cmd_colorize(args: argparse.Namespace) -> int:
+    host = get_plugin_host()
+    from c2e_core.loader import default_weights_spec
+    from c2e_core.pipeline import Colorizer
+
+    for path in [*args.targets, *args.reference]:
+        if not path.is_file():
+            raise UserError(f"{path}: no such file")
+    if args.ref_weight is not None and len(args.ref_weight) != len(args.reference):
+        raise UserError(f"{len(args.ref_weight)} --ref-weight for {len(args.reference)} references")
+    outputs = _output_paths(args)
+    if args.output_dir is not None:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+    post = list(args.post)
+    if args.strength != 1.0:
+        if not 0.0 <= args.strength <= 1.0:
+            raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
+        post.append(("strength", {"amount": args.strength}))
+    spec = args.weights or default_weights_spec()
+    colorizer = Colorizer.from_weights(
+        spec, device=args.device, size=args.size, compat=args.compat, host=host
+    )
+    embedding = colorizer.embed(args.reference, args.ref_weight)
+    bar = ProgressBar(len(args.targets)) if len(args.targets) > 1 else None
+    for index, (target, output) in enumerate(zip(args.targets, outputs, strict=True)):
+        result = colorizer.colorize(target, embedding=embedding, pre=args.pre, post=post)
+        result.save(output, bit_depth=_output_depth(output, result.bit_depth))
+        if bar is not None:
+            bar.update(index + 1, target.name)
+        else:
+            print(f"wrote {output}", file=sys.stderr)
+    if bar is not None:
+        bar.close(f"wrote {len(outputs)} images to {args.output_dir}")
+    return 0
+
+
+class ProgressBar:
+    """A dependency-free progress bar on stderr (one line per step when not a terminal)."""
+
+    def __init__(self, total: int, width: int = 30):
+        self.total, self.width, self.start = total, width, time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, label: str = "") -> None:
+        filled = int(self.width * done / self.total)
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / done * (self.total - done) if done else 0.0
+        line = (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} "
+            f"{elapsed:.1f}s eta {eta:.1f}s {label}"
+        )
+        print(
+            ("\r" + line[:100].ljust(100)) if self.tty else line,
+            end="" if self.tty else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def close(self, message: str) -> None:
+        print(("\n" if self.tty else "") + message, file=sys.stderr)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    host = get_plugin_host()
+    import numpy
+    import PIL
+    import torch
+    import torchvision
+
+    from c2e_core import __version__
+    from c2e_core.device import available_devices, select_device
+    from c2e_core.weights import WeightsStore, weights_home
+
+    print(
+        f"c2e {__version__}  python {sys.version.split()[0]}  torch {torch.__version__}  "
+        f"torchvision {torchvision.__version__}  numpy {numpy.__version__}  "
+        f"pillow {PIL.__version__}"
+    )
+    print(f"devices: {', '.join(available_devices())} (auto -> {select_device('auto')})")
+    print(f"weights home: {weights_home()}")
+    entries = WeightsStore(host=host).list()
+    print("weights:" + ("" if entries else " none installed (see `c2e weights import`)"))
+    for entry in entries:
+        print(f"  {entry.name}  {entry.architecture or '?'}  {entry.source}")
+    print("architectures: " + ", ".join(sorted(host.architectures())))
+    processors = host.processors()
+    for stage in ("pre", "post"):
+        names = sorted(n for n, p in processors.items() if p.stage == stage)
+        print(f"{stage}-processing steps: {', '.join(names) or 'none'}")
+    print("plugins: " + ", ".join(host.plugin_names()))
+    for name, error in host.failed.items():
+        print(f"  failed to load {name}: {error}")
+    return 0
+
+
+def cmd_weights_list(args: argparse.Namespace) -> int:
+    host = get_plugin_host()
+    from c2e_core.weights import WeightsStore
+
+    entries = WeightsStore(host=host).list()
+    if not entries:
+        print("no weights installed; import some with `c2e weights import PATH --name NAME`")
+    for e in entries:
+        size = f"{e.size_bytes / 1e6:.1f} MB" if e.size_bytes else "?"
+        origin = f" from {e.imported_from}" if e.imported_from else ""
+        print(f"{e.name}\t{e.architecture or '?'}\t{size}\t{e.source}{origin}\t{e.sha256[:12]}")
+    return 0
+
+
+def cmd_weights_import(args: argparse.Namespace) -> int:
+    host = get_plugin_host()
+    from c2e_core.official import convert_official_checkpoint, looks_like_official_checkpoint
+    from c2e_core.weights import WeightsStore, is_c2e_weights, read_weights
+
+    if not args.path.is_file():
+        raise UserError(f"{args.path}: no such file")
+    name = args.name or args.path.name.split(".")[0]
+    if is_c2e_weights(args.path):
+        weights = read_weights(args.path)
+        pieces = (weights.architecture, weights.config, weights.state_dict, weights.metadata)
+    elif looks_like_official_checkpoint(args.path):
+        converted = convert_official_checkpoint(args.path)
+        pieces = (
+            converted.architecture,
+            converted.config,
+            converted.state_dict,
+            converted.metadata,
+        )
+    else:
+        raise UserError(f"{args.path}: neither c2e weights nor an authors' Color2Embed checkpoint")
+    from c2e_core.build import build_model, load_state_strictly
+
+    load_state_strictly(build_model(pieces[0], pieces[1], host=host), pieces[2])
+    entry = WeightsStore(host=host).add(
+        name, pieces, imported_from=str(args.path.resolve()), overwrite=args.force
+    )
+    print(
+        f"imported {entry.name} ({entry.architecture}, {entry.size_bytes / 1e6:.1f} MB, "
+        f"sha256 {entry.sha256[:12]}) into {entry.path.parent}"
+    )
+    return 0
+
+
+def cmd_weights_verify(args: argparse.Namespace) -> int:
+    host = get_plugin_host()
+    from c2e_core.weights import WeightsStore
+
+    results = WeightsStore(host=host).verify(args.name)
+    if not results:
+        print("no weights installed")
+    for entry, ok, reason in results:
+        print(f"{entry.name}\t{'ok' if ok else 'FAILED'}\t{reason}")
+    if not all(ok for _, ok, _ in results):
+        raise UserError(
+            "some weights failed verification; re-import them with `c2e weights import`"
+        )
+    return 0
+
+
+def cmd_weights_remove(args: argparse.Namespace) -> int:
+    host = get_plugin_host()
+    from c2e_core.weights import WeightsStore
+
+    entry = WeightsStore(host=host).remove(args.name)
+    print(f"removed {entry.name}")
+    return 0
+
+
+# -- entry point ------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    from c2e_core.progress import Cancelled
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        host = get_plugin_host()
+        parser = build_parser(host)
+        args = parser.parse_args(argv)
+        if args.version:
+            from c2e_core import __version__
+
+            print(f"c2e {__version__}")
+            return 0
+        if not getattr(args, "handler", None):
+            parser.print_help(sys.stderr)
+            return USAGE_ERROR
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        _fail(str(exc))
+    except _user_errors() as exc:
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except (Cancelled, KeyboardInterrupt):
+        print("c2e: cancelled", file=sys.stderr)
+        return CANCELLED
+    return USAGE_ERROR
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors caused by the user's input: reported in one line. Anything else is a bug."""
+    from c2e_core.build import StateDictError
+    from c2e_core.device import DeviceError
+    from c2e_core.imageio import ImageReadError, ImageWriteError
+    from c2e_core.official import CheckpointError
+    from c2e_core.pipeline import OptionError
+    from c2e_core.plugins import PluginError
+    from c2e_core.weights import WeightsError
+
+    return (
+        ImageReadError,
+        ImageWriteError,
+        WeightsError,
+        CheckpointError,
+        DeviceError,
+        StateDictError,
+        OptionError,
+        PluginError,
+        FileNotFoundError,
+        PermissionError,
+        IsADirectoryError,
+        NotADirectoryError,
+    )
+
+
+def _fail(message: str) -> None:
+    prefix = "" if message.startswith("c2e") else "c2e: error: "
+    print(prefix + message, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""The real ``c2e`` command on real files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.official_format import FIXTURE_DIR, write_official_checkpoint
+
+pytestmark = pytest.mark.integration
+
+C2E = Path(sys.executable).parent / "c2e"
+
+
+def c2e(*args, home: Path, check: bool = True) -> subprocess.CompletedProcess:
+    assert C2E.exists(), f"the c2e console script is not installed next to {sys.executable}"
+    env = {**os.environ, "C2E_HOME": str(home), "C2E_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    result = subprocess.run([str(C2E), *map(str, args)], env=env, capture_output=True,
+                            text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def fixture():
+    return torch.load(FIXTURE_DIR / "fixture.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, fixture):
+    folder = tmp_path_factory.mktemp("images")
+    Image.fromarray(fixture["target_rgb_uint8"].numpy()).save(folder / "astronaut.png")
+    Image.fromarray(fixture["reference_rgb_uint8"].numpy()).save(folder / "coffee.png")
+    gray = np.asarray(Image.fromarray(fixture["target_rgb_uint8"].numpy()).convert("L"))
+    Image.fromarray(gray[::4, ::4]).save(folder / "gray.jpg")
+    Image.fromarray(gray[::3, ::5]).save(folder / "gray2.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def official_ckpt(tmp_path_factory):
+    return write_official_checkpoint(tmp_path_factory.mktemp("ckpt") / "color2embed.pt")
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert fragment in lines[0], lines[0]
+
+
+def test_compat_official_with_the_authors_checkpoint_reproduces_their_image(
+    tmp_path, images, official_ckpt, fixture
+):
+    out = tmp_path / "out.png"
+    c2e("colorize", images / "astronaut.png", "--reference", images / "coffee.png", "-o", out,
+        "--weights", official_ckpt, "--compat", "official", "--device", "cpu", home=tmp_path)
+    got = np.asarray(Image.open(out)).astype(int)
+    expected = fixture["rgb_out_uint8"].numpy().astype(int)
+    diff = np.abs(got - expected)
+    assert diff.max() <= 1 and (diff == 0).mean() >= 0.999
+
+
+def test_weights_lifecycle(tmp_path, images, official_ckpt):
+    home = tmp_path / "home"
+    listed = c2e("weights", "list", home=home)
+    assert "no weights installed" in listed.stdout
+    c2e("weights", "import", official_ckpt, "--name", "paper", home=home)
+    listed = c2e("weights", "list", home=home).stdout
+    assert "paper" in listed and "color2embed" in listed
+    stored = next((home / "weights").glob("paper*"))
+    # Only what inference needs: 48.1 M fp32 parameters, no optimizer, aliases or conv5_3/5_4.
+    assert stored.stat().st_size < 4 * 48.2e6 + 1e6 < official_ckpt.stat().st_size
+    assert "ok" in c2e("weights", "verify", home=home).stdout
+    out = tmp_path / "named.png"
+    c2e("colorize", images / "gray.jpg", "-r", images / "coffee.png", "-o", out,
+        "--weights", "paper", home=home)
+    rgb = np.asarray(Image.open(out))
+    assert rgb.shape == (128, 128, 3) and np.ptp(rgb.astype(int), axis=2).max() > 0
+    assert_one_line_error(
+        c2e("weights", "import", official_ckpt, "--name", "paper", home=home, check=False),
+        "paper",
+    )
+    # Corrupt the stored file: verify fails, loading refuses with a clear message.
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    assert "FAILED" in c2e("weights", "verify", home=home, check=False).stdout
+    result = c2e("colorize", images / "gray.jpg", "-r", images / "coffee.png",
+                 "-o", tmp_path / "x.png", "--weights", "paper", home=home, check=False)
+    assert_one_line_error(result, "corrupted")
+    assert not (tmp_path / "x.png").exists()
+    c2e("weights", "remove", "paper", home=home)
+    assert "no weights installed" in c2e("weights", "list", home=home).stdout
+
+
+def test_no_weights_explains_how_to_get_them(tmp_path, images):
+    out = tmp_path / "out.png"
+    result = c2e("colorize", images / "gray.jpg", "-r", images / "coffee.png", "-o", out,
+                 home=tmp_path, check=False)
+    assert_one_line_error(result, "c2e weights import")
+    assert not out.exists()
+
+
+def test_several_targets_with_progress_and_blended_references(tmp_path, images, tiny_weights):
+    out_dir = tmp_path / "out"
+    result = c2e("colorize", images / "gray.jpg", images / "gray2.png",
+                 "-r", images / "coffee.png", "-r", images / "astronaut.png",
+                 "--ref-weight", "2", "--ref-weight", "1", "--output-dir", out_dir,
+                 "--weights", tiny_weights, "--size", "64", home=tmp_path)
+    assert "2/2" in result.stderr
+    assert Image.open(out_dir / "gray.png").size == (128, 128)
+    assert Image.open(out_dir / "gray2.png").size == (103, 171)
+
+
+def test_native_size_and_16_bit_output(tmp_path, tiny_weights, images):
+    rng = np.random.default_rng(0)
+    target = tmp_path / "deep.png"
+    from c2e_core.imageio import read_image, write_image
+
+    write_image(target, rng.random((40, 56, 3)).astype(np.float32), bit_depth=16)
+    out = tmp_path / "deep-out.png"
+    c2e("colorize", target, "-r", images / "coffee.png", "-o", out, "--weights", tiny_weights,
+        "--size", "native", home=tmp_path)
+    result = read_image(out)
+    assert result.bit_depth == 16 and result.rgb.shape == (40, 56, 3)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["colorize", "missing.png", "-r", "REF", "-o", "OUT"], "missing.png: no such file"),
+        (["colorize", "TARGET", "-r", "REF", "-o", "OUT", "--size", "100"], "multiple of 16"),
+        (["colorize", "TARGET", "-r", "REF", "-o", "OUT", "--device", "cuda"], "CUDA"),
+        (["colorize", "TARGET", "-r", "REF", "-o", "OUT", "--device", "tpu"], "device"),
+        (["colorize", "TARGET", "-r", "REF", "-o", "OUT", "--weights", "nope"], "nope"),
+        (["colorize", "TARGET", "-r", "REF", "-o", "out.gif"], "unsupported output"),
+        (["colorize", "TARGET", "-r", "REF"], "required"),
+        (["colorize", "TARGET", "-r", "REF", "-o", "OUT", "--post", "nope"], "nope"),
+        (["colorize", "BROKEN", "-r", "REF", "-o", "OUT"], "broken.png"),
+        (["colorize", "TARGET", "-r", "REF", "-o", "TARGET"], "refusing to overwrite"),
+        (["weights", "import", "BROKEN"], "broken.png"),
+        (["weights", "remove", "nope"], "nope"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_2(tmp_path, images, tiny_weights, args, fragment):
+    if torch.cuda.is_available() and "cuda" in args:
+        pytest.skip("this machine has CUDA")  # never on CI (no GPU there)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    mapping = {"TARGET": str(images / "gray.jpg"), "REF": str(images / "coffee.png"),
+               "OUT": str(tmp_path / "out.png"), "BROKEN": str(broken)}
+    args = [mapping.get(a, a) for a in args]
+    if "--weights" not in args and args[0] == "colorize":
+        args += ["--weights", str(tiny_weights)]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = c2e(*args, home=tmp_path / "home", check=False)
+    assert_one_line_error(result, fragment)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == before
+
+
+def test_existing_output_is_never_overwritten(tmp_path, images, tiny_weights):
+    out = tmp_path / "precious.png"
+    out.write_bytes(b"user data")
+    result = c2e("colorize", images / "gray.jpg", "-r", images / "coffee.png", "-o", out,
+                 "--weights", tiny_weights, home=tmp_path, check=False)
+    assert_one_line_error(result, "--overwrite")
+    assert out.read_bytes() == b"user data"
+
+
+def test_info(tmp_path):
+    out = c2e("info", home=tmp_path).stdout
+    for fragment in ("torch", "devices: cpu", "color2embed", "strength", "c2e_core.builtin"):
+        assert fragment in out

@@ -1,0 +1,207 @@
+"""Third-party plugins: through the plugin manager and through an installed entry point."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from c2e_core.loader import load_model
+from c2e_core.pipeline import Colorizer
+from c2e_core.plugins import PluginError, create_plugin_host
+from c2e_core.weights import save_weights
+
+DEMO = Path(__file__).parent / "plugin_demo" / "c2e_demo_plugin.py"
+
+
+def write_demo_weights(path: Path) -> Path:
+    sys.path.insert(0, str(DEMO.parent))
+    try:
+        import c2e_demo_plugin
+    finally:
+        sys.path.remove(str(DEMO.parent))
+    model = c2e_demo_plugin.MeanColourNet()
+    with torch.no_grad():
+        model.to_ab.weight.copy_(torch.tensor([[2.0, -1.0, -1.0], [1.0, 1.0, -2.0]]))
+        model.to_ab.bias.zero_()
+    save_weights(
+        path,
+        architecture="mean-colour",
+        config={"embed_dim": 8},
+        state_dict=model.state_dict(),
+        metadata={"description": "demo"},
+    )
+    return path
+
+
+def make_installed_package(site: Path, *, broken: bool = False) -> Path:
+    """A package 'installed' in ``site``: module + dist-info with a ``c2e`` entry point."""
+    site.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DEMO, site / "c2e_demo_plugin.py")
+    dist = site / "c2e_demo_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: c2e-demo-plugin\nVersion: 0.1\n")
+    lines = ["[c2e]", "demo = c2e_demo_plugin"]
+    if broken:
+        (site / "c2e_broken_plugin.py").write_text("raise ImportError('needs libfoo')\n")
+        lines.append("broken = c2e_broken_plugin")
+    (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    return site
+
+
+@pytest.fixture
+def demo_module():
+    sys.path.insert(0, str(DEMO.parent))
+    import c2e_demo_plugin
+
+    yield c2e_demo_plugin
+    sys.path.remove(str(DEMO.parent))
+
+
+def red_reference() -> np.ndarray:
+    ref = np.zeros((32, 32, 3), np.uint8)
+    ref[..., 0] = 230
+    return ref
+
+
+def test_builtins_are_registered_through_the_hooks():
+    host = create_plugin_host(load_entry_points=False)
+    assert "color2embed" in host.architectures()
+    assert host.architectures()["color2embed"].plugin == "c2e_core.builtin"
+    assert {"strength", "saturation", "auto-contrast"} <= set(host.processors())
+
+
+def test_plugin_through_the_manager(tmp_path, demo_module):
+    host = create_plugin_host(load_entry_points=False)
+    host.register(demo_module, name="demo")
+    assert "mean-colour" in host.architectures()
+    weights = write_demo_weights(tmp_path / "demo.c2e.pt")
+    loaded = load_model(weights, host=host)
+    assert loaded.architecture == "mean-colour"
+    colorizer = Colorizer(loaded.model, device="cpu", size=32, host=host)
+    gray = np.full((24, 40), 128, np.uint8)
+    plain = colorizer.colorize(gray, reference=red_reference())
+    inverted = colorizer.colorize(gray, reference=red_reference(), post=["invert-ab"])
+    lab_plain = torch.from_numpy(plain.rgb).permute(2, 0, 1)
+    from c2e_core.colour import rgb_to_lab
+
+    a_plain = rgb_to_lab(lab_plain)[1].mean().item()
+    a_inverted = rgb_to_lab(torch.from_numpy(inverted.rgb).permute(2, 0, 1))[1].mean().item()
+    assert a_plain > 5 and a_inverted < -5  # the post step really ran
+
+
+def test_clashing_names_are_refused(demo_module):
+    host = create_plugin_host(load_entry_points=False)
+    host.register(demo_module, name="demo")
+
+    from c2e_core import hookimpl
+
+    class Clash:
+        @hookimpl
+        def c2e_register_processors(self, register):
+            register("invert-ab", "post", lambda lab, target_lab: lab)
+
+    host.register(Clash(), name="clash")
+    with pytest.raises(PluginError, match="already registered by 'demo'"):
+        host.processors()
+
+
+def test_misspelled_hook_is_caught_at_registration():
+    from pluggy import PluginValidationError
+
+    from c2e_core import hookimpl
+
+    class Typo:
+        @hookimpl
+        def c2e_register_processor(self, register):  # missing "s"
+            pass
+
+    host = create_plugin_host(load_entry_points=False)
+    with pytest.raises(PluginValidationError):
+        host.register(Typo(), name="typo")
+
+
+def run_c2e(args, site: Path, home: Path, check=True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(site), "C2E_HOME": str(home)}
+    env.pop("C2E_DISABLE_PLUGIN_AUTOLOAD", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "c2e_core", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.mark.integration
+def test_entry_point_plugin_in_the_cli(tmp_path):
+    site = make_installed_package(tmp_path / "site", broken=True)
+    weights = write_demo_weights(tmp_path / "demo.c2e.pt")
+    home = tmp_path / "home"
+    info = run_c2e(["info"], site, home)
+    assert "mean-colour" in info.stdout and "invert-ab" in info.stdout
+    assert "demo" in info.stdout
+    assert "broken" in info.stderr and "needs libfoo" in info.stderr  # warned, not crashed
+    assert run_c2e(["demo-hello", "world"], site, home).stdout.strip() == (
+        "hello from the demo plugin, world"
+    )
+    from PIL import Image
+
+    Image.fromarray(np.full((24, 40), 128, np.uint8)).save(tmp_path / "gray.png")
+    Image.fromarray(red_reference()).save(tmp_path / "red.png")
+    out = tmp_path / "out.png"
+    run_c2e(
+        [
+            "colorize",
+            str(tmp_path / "gray.png"),
+            "-r",
+            str(tmp_path / "red.png"),
+            "-o",
+            str(out),
+            "--weights",
+            str(weights),
+            "--post",
+            "invert-ab",
+            "--size",
+            "32",
+        ],
+        site,
+        home,
+    )
+    rgb = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    assert rgb[..., 1].mean() > rgb[..., 0].mean() + 5  # red reference, inverted a: greenish
+
+
+@pytest.mark.integration
+def test_entry_point_plugin_in_the_worker(tmp_path):
+    from tests.conftest import load_client
+
+    client_module = load_client()
+    site = make_installed_package(tmp_path / "site", broken=True)
+    weights = write_demo_weights(tmp_path / "demo.c2e.pt")
+    env = {**os.environ, "PYTHONPATH": str(site), "C2E_HOME": str(tmp_path / "home")}
+    env.pop("C2E_DISABLE_PLUGIN_AUTOLOAD", None)
+    gray = np.full((24, 40, 3), 128, np.uint8)
+    target = client_module.Pixels(40, 24, "RGB", "u8", gray.tobytes())
+    reference = client_module.Pixels(32, 32, "RGB", "u8", red_reference().tobytes())
+    with client_module.WorkerClient(sys.executable, env=env) as worker:
+        hello = worker.hello_info
+        assert "demo" in hello["plugins"]
+        assert any("broken" in w for w in hello["warnings"])
+        assert "invert-ab" in {p["name"] for p in hello["processors"]}
+        options = {"weights": str(weights), "size": 32, "device": "cpu"}
+        plain = worker.colorize(target, reference, options=options)
+        inverted = worker.colorize(target, reference, options={**options, "post": ["invert-ab"]})
+    plain_rgb = np.frombuffer(plain.data, np.uint8).reshape(24, 40, 3).astype(int)
+    inverted_rgb = np.frombuffer(inverted.data, np.uint8).reshape(24, 40, 3).astype(int)
+    assert plain_rgb[..., 0].mean() > plain_rgb[..., 1].mean() + 5  # the plugin's architecture
+    assert inverted_rgb[..., 1].mean() > inverted_rgb[..., 0].mean() + 5  # its post step

@@ -1,0 +1,409 @@
+"""The worker protocol end to end: the real worker process driven through the real client."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skimage.color import rgb2lab
+
+from c2e_core.loader import NO_WEIGHTS_HELP
+from c2e_core.weights import save_weights
+from tests.conftest import TINY_CONFIG, load_client, tiny_model
+
+REPO = Path(__file__).resolve().parents[1]
+CLIENT_PATH = REPO / "plugins" / "client" / "c2e_client.py"
+OPTIONS = {"size": 32, "device": "cpu"}
+
+pytestmark = pytest.mark.integration
+
+
+c2e_client = load_client()
+Pixels = c2e_client.Pixels
+WorkerClient = c2e_client.WorkerClient
+WorkerError = c2e_client.WorkerError
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def worker_env(tmp_path_factory) -> tuple[dict[str, str], Path]:
+    home = tmp_path_factory.mktemp("worker_home")
+    weights = home / "tiny.c2e.pt"
+    save_weights(weights, architecture="color2embed", config=TINY_CONFIG,
+                 state_dict=tiny_model().state_dict())
+    env = dict(os.environ, C2E_HOME=str(home), C2E_DISABLE_PLUGIN_AUTOLOAD="1",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    return env, weights
+
+
+def worker_args(*extra: str) -> tuple[str, ...]:
+    return ("-m", "c2e_core", "worker", *extra)
+
+
+@pytest.fixture(scope="module")
+def client(worker_env):
+    env, weights = worker_env
+    worker = WorkerClient(sys.executable, args=worker_args("--weights", str(weights)), env=env,
+                          cwd=str(REPO))
+    worker.start(timeout=60)
+    yield worker
+    status = worker.close()
+    assert status == 0, worker.stderr_tail()
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def gradient(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth colourful sRGB float image ``[H, W, 3]`` in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    rgb = np.stack([x / width, y / height, 0.5 + 0.4 * np.sin(x / 3 + y / 5)], axis=-1)
+    rgb += rng.uniform(-0.05, 0.05, rgb.shape)
+    return np.clip(rgb, 0.02, 0.98).astype(np.float32)
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    high = 1.055 * np.maximum(x, 0.0031308) ** (1 / 2.4) - 0.055
+    return np.where(x <= 0.0031308, x * 12.92, high)
+
+
+def pixels(array: np.ndarray, channels: str, dtype: str, linear: bool = False) -> Pixels:
+    height, width = array.shape[:2]
+    data = array.astype(array.dtype.newbyteorder("<")).tobytes()
+    return Pixels(width, height, channels, dtype, data, linear=linear)
+
+
+def as_array(result: Pixels) -> np.ndarray:
+    dtype = {"u8": "<u1", "u16": "<u2", "f16": "<f2", "f32": "<f4"}[result.dtype]
+    count = {"RGBA": 4, "BGRA": 4, "RGB": 3, "BGR": 3}[result.channels]
+    return np.frombuffer(result.data, dtype=dtype).reshape(result.height, result.width, count)
+
+
+def rgba_u8(height: int = 40, width: int = 56, seed: int = 0) -> np.ndarray:
+    rgb = np.rint(gradient(height, width, seed) * 255).astype(np.uint8)
+    alpha = np.random.default_rng(seed + 7).integers(0, 256, (height, width, 1), dtype=np.uint8)
+    return np.concatenate([rgb, alpha], axis=-1)
+
+
+def reference() -> Pixels:
+    rng = np.random.default_rng(3)
+    ref = np.zeros((24, 24, 3), np.uint8)
+    ref[:12] = (220, 40, 30)
+    ref[12:] = (20, 90, 230)
+    ref = np.clip(ref.astype(int) + rng.integers(-10, 10, ref.shape), 0, 255).astype(np.uint8)
+    return pixels(ref, "RGB", "u8")
+
+
+def lightness(rgb: np.ndarray) -> np.ndarray:
+    return rgb2lab(np.clip(rgb, 0, 1).astype(np.float64))[..., 0]
+
+
+# -- the client file ----------------------------------------------------------------------------
+def test_client_is_stdlib_only_and_python38():
+    source = CLIENT_PATH.read_text(encoding="utf-8")
+    tree = ast.parse(source, feature_version=(3, 8))
+    modules = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "relative imports break vendoring"
+            modules.add(node.module.split(".")[0])
+    foreign = sorted(m for m in modules if m not in sys.stdlib_module_names and m != "__future__")
+    assert not foreign, f"non-stdlib imports: {foreign}"
+    assert not any(isinstance(node, ast.Match) for node in ast.walk(tree))
+
+
+# -- hello --------------------------------------------------------------------------------------
+def test_hello(client, worker_env):
+    _, weights = worker_env
+    hello = client.hello_info
+    assert hello["type"] == "hello" and hello["protocol"] == 1
+    for key in ("c2e_version", "torch_version", "python", "devices", "default_device", "weights",
+                "default_weights", "processors", "plugins"):
+        assert key in hello, key
+    assert "cpu" in hello["devices"]
+    assert hello["default_weights"] == str(weights)
+    names = {p["name"] for p in hello["processors"]}
+    assert {"strength", "saturation", "auto-contrast"} <= names
+    assert "c2e_core.builtin" in hello["plugins"]
+    again = client.hello()
+    assert again["protocol"] == 1 and again["devices"] == hello["devices"]
+
+
+# -- colorize -----------------------------------------------------------------------------------
+def test_colorize_rgba_u8(client):
+    target = rgba_u8()
+    result = client.colorize(pixels(target, "RGBA", "u8"), reference(), options=OPTIONS)
+    assert (result.width, result.height, result.channels, result.dtype, result.linear) == (
+        56, 40, "RGBA", "u8", False)
+    out = as_array(result)
+    assert np.array_equal(out[..., 3], target[..., 3])  # alpha byte-identical
+    l_in = lightness(target[..., :3] / 255.0)
+    l_out = lightness(out[..., :3] / 255.0)
+    assert np.abs(l_out - l_in).max() < 1.0  # L kept, up to 8-bit rounding
+    chroma_in = np.hypot(*np.moveaxis(rgb2lab(target[..., :3] / 255.0)[..., 1:], -1, 0))
+    chroma_out = np.hypot(*np.moveaxis(rgb2lab(out[..., :3] / 255.0)[..., 1:], -1, 0))
+    assert np.abs(chroma_out - chroma_in).mean() > 1.0  # the colours did change
+    assert result.info["model_loads"] >= 1 and result.info["device"] == "cpu"
+
+
+def test_colorize_bgra_u16_linear(client):
+    srgb = gradient(36, 44, seed=1)
+    linear = srgb_to_linear(srgb)
+    alpha = np.random.default_rng(5).integers(0, 65536, (36, 44, 1))
+    bgra = np.concatenate([np.rint(linear[..., ::-1] * 65535), alpha], axis=-1).astype(np.uint16)
+    result = client.colorize(pixels(bgra, "BGRA", "u16", linear=True), reference(),
+                             options=OPTIONS)
+    assert (result.channels, result.dtype, result.linear) == ("BGRA", "u16", True)
+    out = as_array(result)
+    assert np.array_equal(out[..., 3], bgra[..., 3])
+    out_srgb = linear_to_srgb(out[..., 2::-1] / 65535.0)
+    in_srgb = linear_to_srgb(bgra[..., 2::-1] / 65535.0)
+    assert np.abs(lightness(out_srgb) - lightness(in_srgb)).max() < 0.3
+
+
+def test_colorize_f32_rgb_and_gray(client):
+    rgb = gradient(32, 32, seed=2)
+    result = client.colorize(pixels(rgb, "RGB", "f32"), reference(), options=OPTIONS)
+    assert (result.channels, result.dtype) == ("RGB", "f32")
+    out = as_array(result)
+    assert out.dtype == np.dtype("<f4") and np.isfinite(out).all()
+    assert np.abs(lightness(out) - lightness(rgb)).max() < 0.05
+    gray = np.mean(rgb, axis=-1, keepdims=True).astype(np.float32)
+    gray_alpha = np.concatenate([gray, np.full_like(gray, 0.25)], axis=-1)
+    result = client.colorize(pixels(gray_alpha, "GRAYA", "f32"), reference(), options=OPTIONS)
+    assert result.channels == "RGBA"  # a grey layout gains colour
+    out = as_array(result)
+    assert np.all(out[..., 3] == np.float32(0.25))
+
+
+def test_soft_mask_keeps_pixels_outside(client):
+    target = rgba_u8(seed=4)
+    height, width = target.shape[:2]
+    mask = np.zeros((height, width), np.float32)
+    mask[:, width // 2 :] = 1.0
+    mask[:, width // 2 - 8 : width // 2] = np.linspace(0, 1, 8, dtype=np.float32)  # feathered
+    options = dict(OPTIONS)
+    full = as_array(client.colorize(pixels(target, "RGBA", "u8"), reference(), options=options))
+    result = client.colorize(pixels(target, "RGBA", "u8"), reference(), options=options,
+                             mask=pixels(mask, "A", "f32"))
+    out = as_array(result)
+    outside = mask == 0
+    assert np.abs(out[outside].astype(int) - target[outside].astype(int)).max() <= 1
+    inside = mask == 1
+    assert np.abs(out[inside].astype(int) - full[inside].astype(int)).max() <= 1
+    assert np.array_equal(out[..., 3], target[..., 3])
+    mask_u8 = pixels(np.rint(mask * 255).astype(np.uint8), "A", "u8")
+    again = as_array(client.colorize(pixels(target, "RGBA", "u8"), reference(), options=options,
+                                     mask=mask_u8))
+    assert np.abs(again.astype(int) - out.astype(int)).max() <= 3  # mask quantised to u8
+
+
+def test_model_is_reused(client):
+    target = pixels(rgba_u8(16, 16), "RGBA", "u8")
+    first = client.colorize(target, reference(), options=OPTIONS)
+    second = client.colorize(target, reference(), options={**OPTIONS, "size": 48})
+    assert first.info["model_loads"] == second.info["model_loads"] == 1
+    assert client.hello()["model_loads"] == 1
+
+
+def test_options_strength_post_and_references(client):
+    target = rgba_u8(24, 24, seed=6)
+    t = pixels(target, "RGBA", "u8")
+    zero = as_array(client.colorize(t, reference(), options={**OPTIONS, "strength": 0.0}))
+    assert np.abs(zero.astype(int) - target.astype(int)).max() <= 1
+    gray_ref = pixels(np.full((8, 8), 0.5, np.float32), "GRAY", "f32")
+    result = client.colorize(t, [reference(), gray_ref], reference_weights=[3, 1],
+                             options={**OPTIONS, "post": [["saturation", {"factor": 0.5}]],
+                                      "pre": ["auto-contrast"], "size": "native"})
+    assert result.width == 24
+    with pytest.raises(WorkerError) as info:
+        client.colorize(t, reference(), options={**OPTIONS, "post": ["nope"]})
+    assert info.value.kind == "bad-request" and "nope" in str(info.value)
+    with pytest.raises(WorkerError) as info:
+        client.colorize(t, reference(), options={**OPTIONS, "post": [["saturation", {"x": 1}]]})
+    assert info.value.kind == "bad-request"
+
+
+def test_cancel_then_serve_next(client):
+    target = pixels(rgba_u8(64, 64), "RGBA", "u8")
+    seen = []
+
+    def on_progress(done, total, message):
+        seen.append((done, total, message))
+        return True
+
+    with pytest.raises(c2e_client.WorkerCancelled) as info:
+        client.colorize(target, reference(), options=OPTIONS, on_progress=on_progress)
+    assert info.value.kind == "cancelled"
+    assert len(seen) == 1
+    result = client.colorize(target, reference(), options=OPTIONS)
+    assert result.width == 64
+
+
+def test_bad_requests_keep_the_worker_alive(client):
+    target = pixels(rgba_u8(8, 8), "RGBA", "u8")
+    ok = lambda: client.colorize(target, reference(), options=OPTIONS)  # noqa: E731
+    # unknown weights
+    with pytest.raises(WorkerError) as info:
+        client.colorize(target, reference(), options={**OPTIONS, "weights": "no-such-weights"})
+    assert info.value.kind == "weights" and "no-such-weights" in str(info.value)
+    # width/height not matching the bytes: client-side check first, then the worker's
+    wrong = Pixels(9, 8, "RGBA", "u8", target.data)
+    with pytest.raises(ValueError):
+        client.colorize(wrong, reference(), options=OPTIONS)
+
+    class Unchecked(Pixels):
+        def check(self, what: str = "image") -> None:  # bypass the client's own check
+            pass
+
+    wrong = Unchecked(9, 8, "RGBA", "u8", target.data)
+    with pytest.raises(WorkerError) as info:
+        client.colorize(wrong, reference(), options=OPTIONS)
+    assert info.value.kind == "bad-request" and "bytes" in str(info.value)
+    # bad options
+    for options in ({"size": 17}, {"strength": 2}, {"compat": "x"}, {"device": "tpu"}):
+        with pytest.raises(WorkerError) as info:
+            client.colorize(target, reference(), options={**OPTIONS, **options})
+        assert info.value.kind in ("bad-request", "device"), options
+    assert ok().width == 8
+    assert client.alive
+
+
+def _raw_roundtrip(client, raw: bytes, expect_id=None) -> dict:
+    """Write raw bytes to the worker and wait for the error it answers."""
+    notes_before = len(client._stderr)
+    with client._write_lock:
+        client.process.stdin.write(raw)
+        client.process.stdin.flush()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        notes = list(client._stderr)[notes_before:]
+        errors = [n for n in notes if n.startswith("[client] worker error:")]
+        if errors:
+            return {"message": errors[0]}
+        time.sleep(0.02)
+    raise AssertionError("no error answer")
+
+
+def test_protocol_errors_on_the_wire(client):
+    """Malformed JSON, payload size mismatch, unknown type: errors, and the worker stays up."""
+    note = _raw_roundtrip(client, b"{this is not json\n")
+    assert "malformed JSON" in note["message"]
+    note = _raw_roundtrip(client, json.dumps({"type": "frobnicate"}).encode() + b"\n")
+    assert "unknown message type" in note["message"]
+    note = _raw_roundtrip(client, b"[1, 2]\n")
+    assert "JSON object" in note["message"]
+    # declared 10 bytes but the image needs 8*8*4: the 10 bytes are consumed, an error follows
+    header = {"type": "colorize", "id": "raw-1",
+              "target": {"width": 8, "height": 8, "channels": "RGBA", "dtype": "u8",
+                         "payload": "target"},
+              "reference": {"width": 1, "height": 1, "channels": "RGB", "dtype": "u8",
+                            "payload": "reference"},
+              "payloads": [{"name": "target", "bytes": 10}, {"name": "reference", "bytes": 3}]}
+    note = _raw_roundtrip(client, json.dumps(header).encode() + b"\n" + bytes(13))
+    assert "needs 256 bytes, got 10" in note["message"]
+    target = pixels(rgba_u8(8, 8), "RGBA", "u8")
+    assert client.colorize(target, reference(), options=OPTIONS).width == 8
+
+
+def test_files_and_raw_cancel(worker_env, tmp_path):
+    """Images given as files; a cancel sent with the request stops it; shutdown exits 0."""
+    env, weights = worker_env
+    target = rgba_u8(16, 16)
+    (tmp_path / "t.raw").write_bytes(target.tobytes())
+    (tmp_path / "r.raw").write_bytes(reference().data)
+    image = {"width": 16, "height": 16, "channels": "RGBA", "dtype": "u8",
+             "file": str(tmp_path / "t.raw")}
+    ref = {"width": 24, "height": 24, "channels": "RGB", "dtype": "u8",
+           "file": str(tmp_path / "r.raw")}
+    request = {"type": "colorize", "target": image, "reference": ref,
+               "options": {**OPTIONS, "weights": str(weights)}}
+    lines = [
+        {**request, "id": "a"},
+        {**request, "id": "b"},
+        {"type": "cancel", "id": "b"},
+        {**request, "id": "c", "options": {"size": 32}},
+    ]
+    proc = subprocess.Popen([sys.executable, *worker_args()], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                            cwd=str(REPO))
+    try:
+        proc.stdin.write(b"".join(json.dumps(m).encode() + b"\n" for m in lines))
+        proc.stdin.flush()
+        messages: list[dict] = []
+        while len([m for m in messages if m["type"] in ("result", "error")]) < 3:
+            message = json.loads(proc.stdout.readline())
+            for payload in message.get("payloads", []):
+                message[payload["name"]] = proc.stdout.read(payload["bytes"])
+            messages.append(message)
+        proc.stdin.write(b'{"type": "shutdown"}\n')
+        proc.stdin.flush()
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert messages[0]["type"] == "hello" and messages[0]["default_weights"] is None
+    final = {m["id"]: m for m in messages[1:] if m["type"] in ("result", "error")}
+    assert final["a"]["type"] == "result" and len(final["a"]["result"]) == 16 * 16 * 4
+    assert final["b"]["type"] == "error" and final["b"]["kind"] == "cancelled"
+    assert final["c"]["kind"] == "weights" and final["c"]["message"] == NO_WEIGHTS_HELP
+    assert (tmp_path / "t.raw").is_file()  # never deleted by the worker
+
+
+def test_missing_interpreter():
+    client = WorkerClient("/nonexistent/bin/python3")
+    with pytest.raises(WorkerError) as info:
+        client.start(timeout=5)
+    assert "/nonexistent/bin/python3" in str(info.value)
+    assert "Python" in str(info.value)
+
+
+def test_early_exit_reports_stderr():
+    script = "import sys; sys.stderr.write('boom: no c2e here\\n'); sys.exit(3)"
+    client = WorkerClient(sys.executable, args=("-c", script))
+    with pytest.raises(WorkerError) as info:
+        client.start(timeout=20)
+    text = str(info.value)
+    assert "exit status 3" in text and "boom: no c2e here" in text
+
+
+def test_missing_module_hint():
+    client = WorkerClient(sys.executable, args=("-m", "c2e_core_definitely_missing", "worker"),
+                          env=dict(os.environ, PYTHONPATH=""), cwd="/")
+    with pytest.raises(WorkerError) as info:
+        client.start(timeout=20)
+    assert "No module named" in str(info.value)
+    assert "environment where c2e is installed" in str(info.value)
+
+
+def test_stray_output_goes_to_stderr(worker_env):
+    """A print (or a write to file descriptor 1) inside the worker never reaches the stream."""
+    env, _ = worker_env
+    code = (
+        "import argparse, os, sys\n"
+        "import c2e_core.worker as w\n"
+        "original = w.Worker.hello\n"
+        "def hello(self):\n"
+        "    print('STRAY print'); os.write(1, b'STRAY fd1\\n'); return original(self)\n"
+        "w.Worker.hello = hello\n"
+        "parser = argparse.ArgumentParser(); w.add_arguments(parser)\n"
+        "sys.exit(w.run(parser.parse_args([])))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], input=b'{"type":"shutdown"}\n',
+                          capture_output=True, env=env, cwd=str(REPO), timeout=60)
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["type"] == "hello"
+    assert b"STRAY print" in proc.stderr and b"STRAY fd1" in proc.stderr
