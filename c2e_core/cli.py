@@ -90,6 +90,12 @@ def build_parser(host=None) -> argparse.ArgumentParser:
     )
     colorize.add_argument("--compat", choices=["official"], help="the authors' exact test pipeline")
     colorize.add_argument(
+        "--precision",
+        choices=["fp32", "int8", "bf16", "fp16"],
+        default="fp32",
+        help="fp32 (default); int8 is faster on CPUs (see BENCHMARKS.md); bf16/fp16 for GPUs",
+    )
+    colorize.add_argument(
         "--strength",
         type=float,
         default=1.0,
@@ -200,7 +206,12 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         post.append(("strength", {"amount": args.strength}))
     spec = args.weights or default_weights_spec()
     colorizer = Colorizer.from_weights(
-        spec, device=args.device, size=args.size, compat=args.compat, host=host
+        spec,
+        device=args.device,
+        size=args.size,
+        compat=args.compat,
+        precision=args.precision,
+        host=host,
     )
     embedding = colorizer.embed(args.reference, args.ref_weight)
     bar = ProgressBar(len(args.targets)) if len(args.targets) > 1 else None

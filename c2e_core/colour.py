@@ -84,14 +84,8 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
     return torch.stack((lum, a, b), dim=-3)
 
 
-def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
-    """Convert CIE Lab (``[..., 3, H, W]``) to sRGB, float32.
-
-    Like skimage, negative Z is clamped to 0 (skimage also warns; this does not). With
-    ``clip=True`` (skimage's behaviour) the result is clipped to [0, 1]; with ``clip=False``
-    out-of-gamut colours keep their values outside [0, 1].
-    """
-    x = _check(lab, "lab")
+def _lab_to_linear_rgb(x: Tensor) -> Tensor:
+    """Lab (float32, ``[..., 3, H, W]``) to linear-light RGB, unclipped."""
     lum, a, b = x.unbind(dim=-3)
     fy = (lum + 16.0) / 116.0
     fx = a / 500.0 + fy
@@ -99,38 +93,52 @@ def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
     f = torch.stack((fx, fy, fz), dim=-3)
     t = _select(f, _LAB_INV_EPS, f * f * f, (f - _LAB_OFFSET) / _LAB_KAPPA)
     white = torch.tensor(D65_WHITE, dtype=torch.float32, device=x.device).view(3, 1, 1)
-    lin = _mix(RGB_FROM_XYZ, t * white)
-    rgb = _select(
-        lin, 0.0031308, 1.055 * _pow(lin.clamp_min(0.0031308), 1.0 / 2.4) - 0.055, lin * 12.92
-    )
+    return _mix(RGB_FROM_XYZ, t * white)
+
+
+def _linear_to_srgb(lin: Tensor) -> Tensor:
+    """sRGB companding of linear-light values."""
+    high = 1.055 * _pow(lin.clamp_min(0.0031308), 1.0 / 2.4) - 0.055
+    return _select(lin, 0.0031308, high, lin * 12.92)
+
+
+def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
+    """Convert CIE Lab (``[..., 3, H, W]``) to sRGB, float32.
+
+    Like skimage, negative Z is clamped to 0 (skimage also warns; this does not). With
+    ``clip=True`` (skimage's behaviour) the result is clipped to [0, 1]; with ``clip=False``
+    out-of-gamut colours keep their values outside [0, 1].
+    """
+    rgb = _linear_to_srgb(_lab_to_linear_rgb(_check(lab, "lab")))
     return rgb.clamp(0.0, 1.0) if clip else rgb
 
 
-def lab_to_rgb_in_gamut(lab: Tensor, steps: int = 12, tolerance: float = 1e-4) -> Tensor:
+def lab_to_rgb_in_gamut(lab: Tensor, steps: int = 12, tolerance: float = 1e-6) -> Tensor:
     """Lab to sRGB keeping L: out-of-gamut pixels lose chroma (ab scaled towards 0, hue kept)
     instead of being clipped per channel, which would change their lightness.
 
-    The largest in-gamut chroma factor is found by bisection on the offending pixels only.
+    The largest in-gamut chroma factor is found by bisection on the offending pixels only,
+    testing linear RGB (the sRGB curve maps [0, 1] onto itself, so the test is the same).
     """
-    rgb = lab_to_rgb(lab, clip=False)
-    outside = ((rgb < -tolerance) | (rgb > 1 + tolerance)).any(dim=-3)
-    if not bool(outside.any()):
-        return rgb.clamp(0.0, 1.0)
-    lab_flat = lab.to(torch.float32).movedim(-3, -1)[outside]  # [N, 3]
-    low = torch.zeros(lab_flat.shape[0], device=lab.device)
-    high = torch.ones_like(low)
-    for _ in range(steps):
-        mid = (low + high) / 2
-        trial = torch.cat([lab_flat[:, :1], lab_flat[:, 1:] * mid[:, None]], dim=1)
-        trial_rgb = lab_to_rgb(trial.T[:, :, None], clip=False)[:, :, 0]
-        fits = ((trial_rgb >= -tolerance) & (trial_rgb <= 1 + tolerance)).all(dim=0)
-        low = torch.where(fits, mid, low)
-        high = torch.where(fits, high, mid)
-    fitted = torch.cat([lab_flat[:, :1], lab_flat[:, 1:] * low[:, None]], dim=1)
-    fitted_rgb = lab_to_rgb(fitted.T[:, :, None], clip=False)[:, :, 0].T  # [N, 3]
-    out = rgb.movedim(-3, -1).clone()
-    out[outside] = fitted_rgb
-    return out.movedim(-1, -3).clamp(0.0, 1.0)
+    x = _check(lab, "lab")
+    lin = _lab_to_linear_rgb(x)
+    outside = ((lin < -tolerance) | (lin > 1 + tolerance)).any(dim=-3)
+    if bool(outside.any()):
+        lab_flat = x.movedim(-3, -1)[outside].T[:, :, None]  # [3, N, 1]
+        low = torch.zeros(lab_flat.shape[1], 1, device=x.device)
+        high = torch.ones_like(low)
+        for _ in range(steps):
+            mid = (low + high) / 2
+            trial = torch.cat([lab_flat[:1], lab_flat[1:] * mid], dim=0)
+            trial_lin = _lab_to_linear_rgb(trial)
+            fits = ((trial_lin >= -tolerance) & (trial_lin <= 1 + tolerance)).all(dim=0)
+            low = torch.where(fits, mid, low)
+            high = torch.where(fits, high, mid)
+        fitted = torch.cat([lab_flat[:1], lab_flat[1:] * low], dim=0)
+        lin = lin.movedim(-3, -1).clone()
+        lin[outside] = _lab_to_linear_rgb(fitted)[:, :, 0].T
+        lin = lin.movedim(-1, -3)
+    return _linear_to_srgb(lin.clamp(0.0, 1.0))
 
 
 def split_l_ab(lab: Tensor) -> tuple[Tensor, Tensor]:

@@ -108,14 +108,18 @@ def _to_unit_float(values: np.ndarray) -> np.ndarray:
 def _quantise(x: np.ndarray, dtype: np.dtype | type, truncate: bool) -> np.ndarray:
     """float in [0, 1] -> ``dtype`` (round half up, or truncate); float dtypes are clipped."""
     dt = np.dtype(dtype)
-    x = np.clip(np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0), 0.0, 1.0)
+    # float32 is exact enough for 16-bit codes and several times faster than float64.
+    x = np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, copy=True)
+    np.clip(x, 0.0, 1.0, out=x)
     maxval = _max_value(dt)
     if maxval is None:
         if dt.kind != "f":
             raise ValueError(f"unsupported output dtype {dt}")
-        return x.astype(dt)
-    scaled = x * maxval
-    return (np.floor(scaled) if truncate else np.floor(scaled + 0.5)).astype(dt)
+        return x.astype(dt, copy=False)
+    np.multiply(x, np.float32(maxval), out=x)
+    if not truncate:
+        np.add(x, np.float32(0.5), out=x)
+    return np.floor(x, out=x).astype(dt)
 
 
 def _convert_samples(values: np.ndarray, dtype: np.dtype | type, truncate: bool) -> np.ndarray:

@@ -34,6 +34,7 @@ class OptionError(ValueError):
 
 ImageInput = Union[str, Path, np.ndarray, Image.Image, ImageData]  # noqa: UP007 (runtime alias)
 COMPAT_MODES = (None, "official")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 NATIVE = "native"
 
 
@@ -117,8 +118,9 @@ class Colorizer:
 
     ``size``: the network's working size (256 like the authors, any multiple of 16, or
     ``"native"``). ``compat="official"`` reproduces the authors' test pipeline exactly.
-    ``precision``: ``"fp32"`` (default, bit-faithful) or ``"bf16"``/``"fp16"`` autocast; the
-    modulation and demodulation always stay fp32.
+    ``precision``: ``"fp32"`` (default, bit-faithful), ``"bf16"``/``"fp16"`` autocast (GPU;
+    modulation and demodulation always stay fp32), or ``"int8"`` (CPU: the static convolution
+    stacks quantized, see :mod:`c2e_core.quantization`).
     """
 
     def __init__(
@@ -135,11 +137,19 @@ class Colorizer:
         info: dict[str, Any] | None = None,
     ):
         self.device = select_device(device)
+        if precision not in PRECISIONS:
+            raise OptionError(
+                f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}"
+            )
         self.model = prepare_for_inference(model, self.device)
+        if precision == "int8":
+            if self.device.type != "cpu":
+                raise OptionError("int8 runs on the CPU only; on a GPU use fp16 or bf16")
+            from c2e_core.quantization import quantize_static_parts
+
+            self.model = quantize_static_parts(self.model)
         self.size = self._check_size(size)
         self.compat = self._check_compat(compat)
-        if precision not in ("fp32", "bf16", "fp16"):
-            raise OptionError(f"precision must be fp32, bf16 or fp16, not {precision!r}")
         self.precision = precision
         self.reference_size = int(reference_size)
         self.batch_size = max(1, int(batch_size))
@@ -187,7 +197,7 @@ class Colorizer:
         return compat
 
     def _autocast(self):
-        if self.precision == "fp32":
+        if self.precision in ("fp32", "int8"):
             return torch.autocast(self.device.type, enabled=False)
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
@@ -243,7 +253,7 @@ class Colorizer:
         return sum(e * (w / total) for e, w in zip(embeddings, weights, strict=True))
 
     def _embed_one(self, image: ImageData, pre: Sequence[str | tuple]) -> torch.Tensor:
-        digest = hashlib.blake2b(np.ascontiguousarray(image.rgb).tobytes(), digest_size=16)
+        digest = hashlib.sha1(np.ascontiguousarray(image.rgb).data, usedforsecurity=False)
         key = (
             digest.hexdigest(),
             image.rgb.shape,

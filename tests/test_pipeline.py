@@ -181,3 +181,27 @@ def test_cuda_requested_but_absent_is_a_clear_error(monkeypatch):
     with pytest.raises(DeviceError, match="CUDA was requested"):
         select_device("cuda")
     assert select_device("auto").type in ("cpu", "mps")
+
+
+def test_int8_on_cpu_stays_close_to_fp32(official_model, fixture):
+    """The quantized static stacks change the colours by a fraction of a Lab unit."""
+    target = fixture["target_rgb_uint8"].numpy()
+    reference = fixture["reference_rgb_uint8"].numpy()
+    fp32 = Colorizer(official_model, device="cpu").colorize(target, reference=reference)
+    int8 = Colorizer(official_model, device="cpu", precision="int8").colorize(
+        target, reference=reference
+    )
+    lab32 = rgb_to_lab(torch.from_numpy(fp32.rgb).permute(2, 0, 1))
+    lab8 = rgb_to_lab(torch.from_numpy(int8.rgb).permute(2, 0, 1))
+    assert (lab8[0] - lab32[0]).abs().max() < 0.05  # lightness is the target's either way
+    delta_ab = (lab8[1:] - lab32[1:]).norm(dim=0)
+    assert delta_ab.mean() < 1.0  # below a just-noticeable difference on average
+    assert not any(p.requires_grad for p in official_model.parameters())
+    assert official_model.unet.inc.double_conv[0].weight.dtype == torch.float32  # not mutated
+
+
+def test_int8_is_refused_off_cpu_and_for_other_architectures(monkeypatch):
+    from c2e_core.quantization import QuantizationError, quantize_static_parts
+
+    with pytest.raises(QuantizationError, match="Color2Embed"):
+        quantize_static_parts(torch.nn.Conv2d(1, 1, 1))
