@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -30,6 +31,17 @@ class ModelConfig:
     encoder_hidden: int = 512
     encoder_mlp_hidden: int = 256
 
+    def __post_init__(self) -> None:
+        for name, expected in (("unet_widths", 5), ("backbone_widths", 5), ("up_kernels", 4)):
+            value = getattr(self, name)
+            if len(value) != expected or not all(isinstance(v, int) and v > 0 for v in value):
+                raise ValueError(f"{name} must be {expected} positive integers, not {list(value)}")
+        if self.encoder_backbone not in BACKBONES:
+            known = ", ".join(sorted(BACKBONES))
+            raise ValueError(
+                f"unknown colour-encoder backbone {self.encoder_backbone!r} (known: {known})"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
@@ -44,15 +56,21 @@ class ModelConfig:
         return cls(**values)
 
 
+def _vgg19(config: ModelConfig) -> tuple[nn.Module, int]:
+    backbone = VGGBackbone(config.backbone_widths)
+    return backbone, backbone.out_channels
+
+
+#: Colour-encoder backbones by name: ``builder(config) -> (module, output channels)``.
+#: Stride 16, RGB input normalised by the encoder; smaller backbones are added here.
+BACKBONES: dict[str, Callable[[ModelConfig], tuple[nn.Module, int]]] = {"vgg19": _vgg19}
+
 PRESETS: dict[str, ModelConfig] = {"paper": ModelConfig()}
 
 
 def build_backbone(config: ModelConfig) -> tuple[nn.Module, int]:
     """The colour encoder's backbone and its output channel count."""
-    if config.encoder_backbone == "vgg19":
-        backbone = VGGBackbone(config.backbone_widths)
-        return backbone, backbone.out_channels
-    raise ValueError(f"unknown colour-encoder backbone {config.encoder_backbone!r}")
+    return BACKBONES[config.encoder_backbone](config)
 
 
 def build_color2embed(config: ModelConfig | dict[str, Any] | None = None) -> Color2Embed:

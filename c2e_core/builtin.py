@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from c2e_core import processing
 from c2e_core.hookspecs import hookimpl
 
 #: Package folder holding weights that ship with the package, with ``manifest.json``.
@@ -38,6 +37,7 @@ def c2e_register_weights(register):
 
 @hookimpl
 def c2e_register_processors(register):
+    from c2e_core import processing
+
     register("auto-contrast", "pre", processing.auto_contrast, "stretch the target's contrast")
-    register("strength", "post", processing.strength, "blend with the original colours (amount)")
     register("saturation", "post", processing.saturation, "scale the chroma (factor)")

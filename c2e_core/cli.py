@@ -27,15 +27,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _size(value: str) -> int | str:
-    if value == "native":
-        return value
+    from c2e_core.pipeline import OptionError, parse_size
+
     try:
-        size = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'native', got {value!r}") from None
-    if size < 16 or size % 16:
-        raise argparse.ArgumentTypeError(f"must be a multiple of 16 (at least 16), got {size}")
-    return size
+        return parse_size(value)
+    except OptionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _step(value: str) -> str | tuple[str, dict]:
@@ -145,10 +142,9 @@ def build_parser(host=None) -> argparse.ArgumentParser:
     rem.set_defaults(handler=cmd_weights_remove)
 
     worker = commands.add_parser("worker", help="serve the host plugins over stdin/stdout")
-    from c2e_core import worker as worker_module
-
-    worker_module.add_arguments(worker)
-    worker.set_defaults(handler=worker_module.run)
+    worker.add_argument("--weights", help="weights to use when a request names none")
+    worker.add_argument("--device", default="auto", help="default device: auto, cpu, cuda")
+    worker.set_defaults(handler=cmd_worker)
 
     if host is not None:
         host.add_commands(commands)
@@ -156,6 +152,19 @@ def build_parser(host=None) -> argparse.ArgumentParser:
 
 
 # -- commands ---------------------------------------------------------------------------------
+def cmd_worker(args: argparse.Namespace) -> int:
+    from c2e_core import worker
+
+    return worker.run(args)
+
+
+def _check_input(path: Path) -> None:
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not an image")
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+
+
 def _output_paths(args: argparse.Namespace) -> list[Path]:
     if args.output is not None:
         if len(args.targets) != 1:
@@ -170,11 +179,27 @@ def _output_paths(args: argparse.Namespace) -> list[Path]:
             raise UserError(
                 f"{output}: unsupported output type (use {', '.join(OUTPUT_EXTENSIONS)})"
             )
-        if output.resolve() == target.resolve():
-            raise UserError(f"{output}: refusing to overwrite the target image")
+        if output.resolve() in {p.resolve() for p in (target, *args.reference)}:
+            raise UserError(f"{output}: refusing to overwrite an input image")
+        if output.is_dir():
+            raise UserError(f"{output}: is a folder; give a file name")
         if output.exists() and not args.overwrite:
             raise UserError(f"{output} exists; pass --overwrite to replace it")
     return outputs
+
+
+def _check_readable(target: Path, output: Path) -> None:
+    """Cheap header check of every target before the model loads, so that a bad file in a
+    batch stops the run before anything is written."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(target) as image:
+            has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in image.info
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"{target}: cannot read image ({exc.__class__.__name__})") from None
+    if has_alpha and output.suffix.lower() in (".jpg", ".jpeg"):
+        raise UserError(f"{target} has transparency, which JPEG cannot store; write PNG or TIFF")
 
 
 def _output_depth(path: Path, bit_depth: int) -> int:
@@ -192,18 +217,16 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     from c2e_core.pipeline import Colorizer
 
     for path in [*args.targets, *args.reference]:
-        if not path.is_file():
-            raise UserError(f"{path}: no such file")
+        _check_input(path)
     if args.ref_weight is not None and len(args.ref_weight) != len(args.reference):
         raise UserError(f"{len(args.ref_weight)} --ref-weight for {len(args.reference)} references")
+    if not 0.0 <= args.strength <= 1.0:
+        raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
+    if args.output_dir is not None and args.output_dir.exists() and not args.output_dir.is_dir():
+        raise UserError(f"--output-dir {args.output_dir}: exists and is not a folder")
     outputs = _output_paths(args)
-    if args.output_dir is not None:
-        args.output_dir.mkdir(parents=True, exist_ok=True)
-    post = list(args.post)
-    if args.strength != 1.0:
-        if not 0.0 <= args.strength <= 1.0:
-            raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
-        post.append(("strength", {"amount": args.strength}))
+    for target, output in zip(args.targets, outputs, strict=True):
+        _check_readable(target, output)
     spec = args.weights or default_weights_spec()
     colorizer = Colorizer.from_weights(
         spec,
@@ -213,10 +236,17 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         precision=args.precision,
         host=host,
     )
-    embedding = colorizer.embed(args.reference, args.ref_weight)
+    embedding = colorizer.embed(args.reference, args.ref_weight, pre=args.pre)
+    if args.output_dir is not None:
+        try:
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create {args.output_dir}: {exc.strerror or exc}") from None
     bar = ProgressBar(len(args.targets)) if len(args.targets) > 1 else None
     for index, (target, output) in enumerate(zip(args.targets, outputs, strict=True)):
-        result = colorizer.colorize(target, embedding=embedding, pre=args.pre, post=post)
+        result = colorizer.colorize(
+            target, embedding=embedding, pre=args.pre, post=args.post, strength=args.strength
+        )
         result.save(output, bit_depth=_output_depth(output, result.bit_depth))
         if bar is not None:
             bar.update(index + 1, target.name)
@@ -262,7 +292,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     from c2e_core import __version__
     from c2e_core.device import available_devices, select_device
-    from c2e_core.weights import WeightsStore, weights_home
+    from c2e_core.weights import WeightsError, WeightsStore, weights_home
 
     print(
         f"c2e {__version__}  python {sys.version.split()[0]}  torch {torch.__version__}  "
@@ -271,7 +301,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     )
     print(f"devices: {', '.join(available_devices())} (auto -> {select_device('auto')})")
     print(f"weights home: {weights_home()}")
-    entries = WeightsStore(host=host).list()
+    try:
+        entries = WeightsStore(host=host).list()
+    except WeightsError as exc:
+        print(f"c2e: warning: {exc}", file=sys.stderr)
+        entries = []
     print("weights:" + ("" if entries else " none installed (see `c2e weights import`)"))
     for entry in entries:
         print(f"  {entry.name}  {entry.architecture or '?'}  {entry.source}")
@@ -302,30 +336,14 @@ def cmd_weights_list(args: argparse.Namespace) -> int:
 
 def cmd_weights_import(args: argparse.Namespace) -> int:
     host = get_plugin_host()
-    from c2e_core.official import convert_official_checkpoint, looks_like_official_checkpoint
-    from c2e_core.weights import WeightsStore, is_c2e_weights, read_weights
+    from c2e_core.loader import read_weights_any
+    from c2e_core.weights import WeightsStore
 
-    if not args.path.is_file():
-        raise UserError(f"{args.path}: no such file")
+    _check_input(args.path)
+    weights, _ = read_weights_any(args.path, host=host)
     name = args.name or args.path.name.split(".")[0]
-    if is_c2e_weights(args.path):
-        weights = read_weights(args.path)
-        pieces = (weights.architecture, weights.config, weights.state_dict, weights.metadata)
-    elif looks_like_official_checkpoint(args.path):
-        converted = convert_official_checkpoint(args.path)
-        pieces = (
-            converted.architecture,
-            converted.config,
-            converted.state_dict,
-            converted.metadata,
-        )
-    else:
-        raise UserError(f"{args.path}: neither c2e weights nor an authors' Color2Embed checkpoint")
-    from c2e_core.build import build_model, load_state_strictly
-
-    load_state_strictly(build_model(pieces[0], pieces[1], host=host), pieces[2])
     entry = WeightsStore(host=host).add(
-        name, pieces, imported_from=str(args.path.resolve()), overwrite=args.force
+        name, weights, imported_from=str(args.path.resolve()), overwrite=args.force
     )
     print(
         f"imported {entry.name} ({entry.architecture}, {entry.size_bytes / 1e6:.1f} MB, "

@@ -18,6 +18,8 @@ __all__ = [
     "rgb_to_lab",
     "lab_to_rgb",
     "lab_to_rgb_in_gamut",
+    "srgb_to_linear",
+    "linear_to_srgb",
     "split_l_ab",
     "normalize_l",
 ]
@@ -68,11 +70,16 @@ def _pow(x: Tensor, exponent: float) -> Tensor:
     return torch.exp(torch.log(x) * exponent)
 
 
+def srgb_to_linear(rgb: Tensor) -> Tensor:
+    """The sRGB decoding function (IEC 61966-2-1), float32; the clamp keeps gradients finite."""
+    x = rgb.to(torch.float32)
+    return _select(x, 0.04045, _pow((x.clamp_min(0.04045) + 0.055) / 1.055, 2.4), x / 12.92)
+
+
 def rgb_to_lab(rgb: Tensor) -> Tensor:
     """Convert sRGB in [0, 1] (``[..., 3, H, W]``) to CIE Lab (L in [0, 100]), float32."""
     x = _check(rgb, "rgb")
-    # sRGB companding -> linear RGB (the clamp keeps gradients finite in the unused branch).
-    lin = _select(x, 0.04045, _pow((x.clamp_min(0.04045) + 0.055) / 1.055, 2.4), x / 12.92)
+    lin = srgb_to_linear(x)
     xyz = _mix(XYZ_FROM_RGB, lin)
     white = torch.tensor(D65_WHITE, dtype=torch.float32, device=x.device).view(3, 1, 1)
     t = xyz / white
@@ -96,8 +103,8 @@ def _lab_to_linear_rgb(x: Tensor) -> Tensor:
     return _mix(RGB_FROM_XYZ, t * white)
 
 
-def _linear_to_srgb(lin: Tensor) -> Tensor:
-    """sRGB companding of linear-light values."""
+def linear_to_srgb(lin: Tensor) -> Tensor:
+    """The sRGB encoding function (IEC 61966-2-1) of linear-light values, float32."""
     high = 1.055 * _pow(lin.clamp_min(0.0031308), 1.0 / 2.4) - 0.055
     return _select(lin, 0.0031308, high, lin * 12.92)
 
@@ -109,7 +116,7 @@ def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
     ``clip=True`` (skimage's behaviour) the result is clipped to [0, 1]; with ``clip=False``
     out-of-gamut colours keep their values outside [0, 1].
     """
-    rgb = _linear_to_srgb(_lab_to_linear_rgb(_check(lab, "lab")))
+    rgb = linear_to_srgb(_lab_to_linear_rgb(_check(lab, "lab")))
     return rgb.clamp(0.0, 1.0) if clip else rgb
 
 
@@ -138,7 +145,7 @@ def lab_to_rgb_in_gamut(lab: Tensor, steps: int = 12, tolerance: float = 1e-6) -
         lin = lin.movedim(-3, -1).clone()
         lin[outside] = _lab_to_linear_rgb(fitted)[:, :, 0].T
         lin = lin.movedim(-1, -3)
-    return _linear_to_srgb(lin.clamp(0.0, 1.0))
+    return linear_to_srgb(lin.clamp(0.0, 1.0))
 
 
 def split_l_ab(lab: Tensor) -> tuple[Tensor, Tensor]:

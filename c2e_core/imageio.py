@@ -105,7 +105,7 @@ def _to_unit_float(values: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def _quantise(x: np.ndarray, dtype: np.dtype | type, truncate: bool) -> np.ndarray:
+def quantise(x: np.ndarray, dtype: np.dtype | type, truncate: bool = False) -> np.ndarray:
     """float in [0, 1] -> ``dtype`` (round half up, or truncate); float dtypes are clipped."""
     dt = np.dtype(dtype)
     # float32 is exact enough for 16-bit codes and several times faster than float64.
@@ -132,7 +132,7 @@ def _convert_samples(values: np.ndarray, dtype: np.dtype | type, truncate: bool)
         return values.astype(np.uint16) * np.uint16(257)  # exact widening
     if src_max is not None and dst_max is None:
         return (values.astype(np.float64) / src_max).astype(dt)
-    return _quantise(_to_unit_float(values), dt, truncate)
+    return quantise(_to_unit_float(values), dt, truncate)
 
 
 def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
@@ -568,7 +568,7 @@ def to_array(
     if rgb.shape != (image.height, image.width, 3):
         raise ValueError(f"rgb has shape {rgb.shape}, expected {(image.height, image.width, 3)}")
     dt = np.dtype(dtype)
-    out = _quantise(rgb, dt, truncate)
+    out = quantise(rgb, dt, truncate)
     if image.alpha is None:
         return out
     alpha = _convert_samples(image.alpha, dt, truncate)

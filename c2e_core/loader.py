@@ -10,13 +10,21 @@ from torch import nn
 
 from c2e_core.build import StateDictError, build_model, load_state_strictly
 from c2e_core.official import convert_official_checkpoint, looks_like_official_checkpoint
-from c2e_core.weights import WeightsError, is_c2e_weights, read_weights, resolve_weights
+from c2e_core.weights import (
+    WeightsError,
+    WeightsFile,
+    is_c2e_weights,
+    read_weights,
+    resolve_weights,
+)
 
 NO_WEIGHTS_HELP = (
     "no weights given and no default weights are installed. Import the authors' released "
     "checkpoint with `c2e weights import PATH --name paper` and pass `--weights paper` "
     "(or pass any checkpoint file with --weights PATH)"
 )
+#: The weights used when none are named (shipped by a later release or registered by a plugin).
+DEFAULT_WEIGHTS_NAME = "default"
 
 
 @dataclass
@@ -29,6 +37,42 @@ class LoadedModel:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def read_weights_any(
+    path: str | Path, expected_sha256: str | None = None, host: Any = None
+) -> tuple[WeightsFile, nn.Module]:
+    """Read c2e weights or an authors' checkpoint and check them against their architecture.
+
+    Returns the weights and the model built from them (eval mode, CPU). Every failure is a
+    one-line :class:`~c2e_core.weights.WeightsError` naming the file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder, not a weights file")
+    if is_c2e_weights(path):
+        weights = read_weights(path, expected_sha256=expected_sha256)
+    elif looks_like_official_checkpoint(path):
+        converted = convert_official_checkpoint(path)
+        weights = WeightsFile(
+            converted.architecture, converted.config, converted.state_dict, converted.metadata,
+            path=path,
+        )  # fmt: skip
+    else:
+        raise WeightsError(
+            f"{path}: neither c2e weights nor a checkpoint in the authors' Color2Embed format"
+        )
+    try:
+        model = build_model(weights.architecture, weights.config, host=host)
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(
+            f"{path}: cannot build architecture {weights.architecture!r}: {exc}"
+        ) from None
+    try:
+        load_state_strictly(model, weights.state_dict)
+    except StateDictError as exc:
+        raise WeightsError(f"{path}: {exc}") from None
+    return weights, model
+
+
 def load_model(spec: str | Path, host=None, store=None) -> LoadedModel:
     """Resolve ``spec`` and build its model (eval mode, CPU), verifying recorded hashes."""
     if host is None:
@@ -36,32 +80,11 @@ def load_model(spec: str | Path, host=None, store=None) -> LoadedModel:
 
         host = get_plugin_host()
     resolved = resolve_weights(spec, store=store, host=host)
-    path = resolved.path
-    if is_c2e_weights(path):
-        weights = read_weights(path, expected_sha256=resolved.expected_sha256)
-        architecture, config = weights.architecture, weights.config
-        state, metadata = weights.state_dict, weights.metadata
-    elif looks_like_official_checkpoint(path):
-        converted = convert_official_checkpoint(path)
-        architecture, config = converted.architecture, converted.config
-        state, metadata = converted.state_dict, converted.metadata
-    else:
-        raise WeightsError(
-            f"{path}: neither c2e weights nor a checkpoint in the authors' Color2Embed format"
-        )
-    try:
-        model = build_model(architecture, config, host=host)
-    except (TypeError, ValueError) as exc:
-        raise WeightsError(f"{path}: cannot build architecture {architecture!r}: {exc}") from None
-    try:
-        load_state_strictly(model, state)
-    except StateDictError as exc:
-        raise WeightsError(f"{path}: {exc}") from None
-    return LoadedModel(model, architecture, dict(config), resolved.name, path, dict(metadata))
-
-
-#: The weights used when none are named (shipped by a later release or registered by a plugin).
-DEFAULT_WEIGHTS_NAME = "default"
+    weights, model = read_weights_any(resolved.path, resolved.expected_sha256, host=host)
+    return LoadedModel(
+        model, weights.architecture, dict(weights.config), resolved.name, resolved.path,
+        dict(weights.metadata),
+    )  # fmt: skip
 
 
 def default_weights_spec(store=None) -> str:

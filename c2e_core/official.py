@@ -10,7 +10,6 @@ strictly into this project's own state dict layout.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import pickle
 import re
 import zipfile
@@ -27,6 +26,7 @@ from c2e_core.build import (
     build_color2embed,
     load_state_strictly,
 )
+from c2e_core.weights import sha256_file
 
 ENCODER_KEY = "colorEncoder"
 UNET_KEY = "colorUNet"
@@ -132,7 +132,7 @@ def convert_official_checkpoint(path: str | Path) -> ConvertedCheckpoint:
     metadata = {
         "source": "official-checkpoint",
         "source_file": path.name,
-        "source_sha256": _sha256(path),
+        "source_sha256": sha256_file(path),
         "training_args": _json_safe(vars(args)) if isinstance(args, argparse.Namespace) else None,
     }
     return ConvertedCheckpoint(COLOR2EMBED, config.to_dict(), compact, metadata)
@@ -145,11 +145,3 @@ def looks_like_official_checkpoint(path: str | Path) -> bool:
     except CheckpointError:
         return False
     return True
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

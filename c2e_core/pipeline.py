@@ -9,6 +9,8 @@ target's lightness. ``compat="official"`` reproduces the authors' test script in
 from __future__ import annotations
 
 import hashlib
+import inspect
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,6 +57,65 @@ def as_image(value: ImageInput) -> ImageData:
     if isinstance(value, np.ndarray):
         return from_array(value)
     raise TypeError(f"cannot colorize a {type(value).__name__}; give a path, array or PIL image")
+
+
+def parse_size(size: int | str) -> int | str:
+    """A working size: ``"native"`` or a multiple of 16 (at least 16); else :class:`OptionError`."""
+    if size == NATIVE:
+        return size
+    if isinstance(size, bool) or not isinstance(size, (int, str)):
+        raise OptionError(f"size must be a multiple of 16 or 'native', not {size!r}")
+    try:
+        value = int(size)
+    except ValueError:
+        raise OptionError(f"size must be a multiple of 16 or 'native', not {size!r}") from None
+    if value < 16 or value % 16:
+        raise OptionError(f"size must be a multiple of 16 and at least 16, not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Step:
+    """A resolved processing step: a registered function and the options it is called with."""
+
+    name: str
+    stage: str
+    function: Any
+    options: dict[str, Any]
+
+    def __call__(self, *args: Any) -> Any:
+        try:
+            return self.function(*args, **self.options)
+        except (TypeError, ValueError) as exc:
+            raise OptionError(f"{self.stage}-processing step {self.name!r}: {exc}") from None
+
+
+def resolve_steps(steps: Sequence[Any], stage: str, host: Any) -> list[Step]:
+    """``"name"`` or ``(name, {options})`` items -> :class:`Step` s, all checked up front:
+    unknown names and options the step does not take are an :class:`OptionError`."""
+    registered = host.processors()
+    resolved = []
+    for step in steps:
+        if isinstance(step, str):
+            name, options = step, {}
+        elif isinstance(step, (list, tuple)) and len(step) == 2 and isinstance(step[1], dict):
+            name, options = step[0], dict(step[1])
+        else:
+            raise OptionError(f"a {stage}-processing step is a name or (name, {{options}})")
+        processor = registered.get(name)
+        if processor is None or processor.stage != stage:
+            known = sorted(n for n, p in registered.items() if p.stage == stage)
+            raise OptionError(
+                f"unknown {stage}-processing step {name!r} (available: {', '.join(known)})"
+            )
+        try:
+            inspect.signature(processor.function).bind(None, None, **options)
+        except TypeError as exc:
+            raise OptionError(f"{stage}-processing step {name!r}: {exc}") from None
+        except ValueError:  # no introspectable signature: checked when it runs
+            pass
+        resolved.append(Step(name, stage, processor.function, options))
+    return resolved
 
 
 def working_shape(
@@ -104,10 +165,10 @@ class Colorized:
 
 
 def prepare_for_inference(model: nn.Module, device: torch.device) -> nn.Module:
-    """Eval mode, no gradients, channels-last 4-D weights (faster convolutions on CPU and GPU)."""
+    """Eval mode on ``device`` with channels-last 4-D weights (faster convolutions on CPU and
+    GPU). The model is changed in place: the :class:`Colorizer` owns the model it is given."""
     model = model.eval().to(device)
     for parameter in model.parameters():
-        parameter.requires_grad_(False)
         if parameter.dim() == 4:
             parameter.data = parameter.data.contiguous(memory_format=torch.channels_last)
     return model
@@ -148,7 +209,7 @@ class Colorizer:
             from c2e_core.quantization import quantize_static_parts
 
             self.model = quantize_static_parts(self.model)
-        self.size = self._check_size(size)
+        self.size = parse_size(size)
         self.compat = self._check_compat(compat)
         self.precision = precision
         self.reference_size = int(reference_size)
@@ -177,20 +238,6 @@ class Colorizer:
         return self._host
 
     @staticmethod
-    def _check_size(size: int | str) -> int | str:
-        if size == NATIVE:
-            return size
-        try:
-            value = int(size)
-        except (TypeError, ValueError):
-            raise OptionError(
-                f"size must be a positive integer or 'native', not {size!r}"
-            ) from None
-        if value < 16 or value % 16:
-            raise OptionError(f"size must be a multiple of 16 and at least 16, not {value}")
-        return value
-
-    @staticmethod
     def _check_compat(compat: str | None) -> str | None:
         if compat not in COMPAT_MODES:
             raise OptionError(f"compat must be 'official' or None, not {compat!r}")
@@ -205,25 +252,11 @@ class Colorizer:
     def _to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None]
 
-    def _run_pre(self, rgb: torch.Tensor, role: str, steps: Sequence[str | tuple]) -> torch.Tensor:
-        for function, options in self._resolve_steps(steps, "pre"):
-            rgb = function(rgb, role, **options)
-        return rgb
-
-    def _resolve_steps(self, steps: Sequence[str | tuple], stage: str) -> list[tuple]:
-        """``"name"`` or ``("name", {options})`` -> registered functions, checked up front."""
-        registered = self.host.processors()
-        resolved = []
+    @staticmethod
+    def _run_pre(rgb: torch.Tensor, role: str, steps: Sequence[Step]) -> torch.Tensor:
         for step in steps:
-            name, options = (step, {}) if isinstance(step, str) else (step[0], dict(step[1]))
-            processor = registered.get(name)
-            if processor is None or processor.stage != stage:
-                known = sorted(n for n, p in registered.items() if p.stage == stage)
-                raise OptionError(
-                    f"unknown {stage}-processing step {name!r} (available: {', '.join(known)})"
-                )
-            resolved.append((processor.function, options))
-        return resolved
+            rgb = step(rgb, role)
+        return rgb
 
     # -- reference --------------------------------------------------------------------------
     @torch.inference_mode()
@@ -244,24 +277,24 @@ class Colorizer:
             weights = [1.0] * len(references)
         if len(weights) != len(references):
             raise OptionError(f"{len(weights)} reference weights for {len(references)} references")
-        if any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise OptionError("reference weights must be non-negative and not all zero")
-        embeddings = [self._embed_one(as_image(r), pre) for r in references]
+        weights = [float(w) for w in weights]
+        if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+            raise OptionError("reference weights must be finite, non-negative and not all zero")
+        steps = resolve_steps(pre, "pre", self.host)
+        embeddings = [self._embed_one(as_image(r), steps) for r in references]
         if len(embeddings) == 1:
             return embeddings[0]
         total = float(sum(weights))
         return sum(e * (w / total) for e, w in zip(embeddings, weights, strict=True))
 
-    def _embed_one(self, image: ImageData, pre: Sequence[str | tuple]) -> torch.Tensor:
+    def _embed_one(self, image: ImageData, pre: Sequence[Step]) -> torch.Tensor:
         digest = hashlib.sha1(np.ascontiguousarray(image.rgb).data, usedforsecurity=False)
         key = (
             digest.hexdigest(),
             image.rgb.shape,
             self.reference_size,
             self.compat,
-            tuple(
-                s if isinstance(s, str) else (s[0], tuple(sorted(dict(s[1]).items()))) for s in pre
-            ),
+            tuple((s.name, tuple(sorted(s.options.items()))) for s in pre),
         )
         if key in self._embeddings:
             self._embeddings.move_to_end(key)
@@ -292,15 +325,19 @@ class Colorizer:
         reference_weights: Sequence[float] | None = None,
         size: int | str | None = None,
         mask: np.ndarray | None = None,
-        pre: Sequence[str | tuple] = (),
-        post: Sequence[str | tuple] = (),
+        strength: float = 1.0,
+        pre: Sequence[Any] = (),
+        post: Sequence[Any] = (),
         progress: ProgressCallback | None = None,
     ) -> Colorized | list[Colorized]:
         """Colorize one target (returns :class:`Colorized`) or a list (returns a list).
 
         Give ``reference`` (one or several images, blended by ``reference_weights``) or a
-        precomputed ``embedding``. ``mask`` (``[H, W]`` in [0, 1], one target only) limits the
-        result to a (soft) selection: outside it the target's own colours stay.
+        precomputed ``embedding``. ``pre`` steps change what the network sees (targets and
+        references), ``post`` steps edit the predicted Lab; then ``strength`` (0 keeps the
+        original colours, 1 the prediction) and the ``mask`` (``[H, W]`` in [0, 1], one target
+        only: a soft selection) blend the result with the target's own colours, so nothing
+        outside the selection ever changes.
         """
         single = not isinstance(target, (list, tuple))
         targets = [target] if single else list(target)
@@ -308,13 +345,22 @@ class Colorizer:
             raise OptionError("give either a reference or an embedding")
         if mask is not None and len(targets) != 1:
             raise OptionError("a selection mask applies to a single target")
-        size = self.size if size is None else self._check_size(size)
-        post_steps = self._resolve_steps(post, "post")
-        self._resolve_steps(pre, "pre")
+        size = self.size if size is None else parse_size(size)
+        if not (isinstance(strength, (int, float)) and 0.0 <= strength <= 1.0):
+            raise OptionError(f"strength must be a number between 0 and 1, not {strength!r}")
+        pre_steps = resolve_steps(pre, "pre", self.host)
+        post_steps = resolve_steps(post, "post", self.host)
+        if mask is not None:
+            targets[0] = as_image(targets[0])
+            if np.shape(mask) != (targets[0].height, targets[0].width):
+                raise OptionError(
+                    f"the mask is {np.shape(mask)}, the target is "
+                    f"{(targets[0].height, targets[0].width)}"
+                )
         tracker = Progress("colorize", len(targets) + 1, progress, self.host)
         tracker.check("embedding the reference")
         if embedding is None:
-            embedding = self.embed(reference, reference_weights)
+            embedding = self.embed(reference, reference_weights, pre=pre)
         embedding = embedding.to(self.device, torch.float32)
         tracker.step("reference ready")
         results: list[Colorized] = []
@@ -322,14 +368,16 @@ class Colorizer:
             chunk = [as_image(t) for t in targets[start : start + self.batch_size]]
             for image, colorized in zip(
                 chunk,
-                self._colorize_chunk(chunk, embedding, size, mask, pre, post_steps),
+                self._colorize_chunk(
+                    chunk, embedding, size, pre_steps, (post_steps, float(strength), mask)
+                ),
                 strict=True,
             ):
                 results.append(colorized)
                 tracker.step(f"{image.width}x{image.height} done")
         return results[0] if single else results
 
-    def _colorize_chunk(self, images, embedding, size, mask, pre, post_steps) -> list[Colorized]:
+    def _colorize_chunk(self, images, embedding, size, pre, finish) -> list[Colorized]:
         prepared = []
         for image in images:
             rgb = self._to_tensor(image.rgb)
@@ -352,7 +400,7 @@ class Colorizer:
         results = []
         for index, (image, lab, _, _) in enumerate(prepared):
             ab, l_small = ab_low[index]
-            results.append(self._finish(image, lab, ab, l_small, mask, post_steps))
+            results.append(self._finish(image, lab, ab, l_small, *finish))
         return results
 
     def _network_l(self, l_full: torch.Tensor, shape: tuple[int, int], size) -> tuple:
@@ -368,21 +416,22 @@ class Colorizer:
         l_small = resize(l_full, shape, antialias=True)
         return l_small / 50 - 1, l_small
 
-    def _finish(self, image, lab, ab_low, l_small, mask, post_steps) -> Colorized:
+    def _finish(self, image, lab, ab_low, l_small, post_steps, strength, mask) -> Colorized:
+        """Upsample ab, run the post steps, blend by strength and mask, convert to RGB."""
         full = tuple(lab.shape[-2:])
         if self.compat == "official" or tuple(ab_low.shape[-2:]) == full:
             ab = resize(ab_low, full, antialias=False)
         else:
             ab = guided_upsample(ab_low, l_small / 100, lab[:, :1] / 100)
-        target_ab = lab[:, 1:]
-        if mask is not None:
-            weight = torch.as_tensor(np.asarray(mask, dtype=np.float32), device=self.device)
-            if tuple(weight.shape) != full:
-                raise OptionError(f"mask is {tuple(weight.shape)}, the target is {full}")
-            ab = target_ab + weight.clamp(0, 1)[None, None] * (ab - target_ab)
         out = torch.cat([lab[:, :1], ab], dim=1)
-        for function, options in post_steps:
-            out = function(out, lab, **options)
+        for step in post_steps:
+            out = step(out, lab)
+        weight = torch.tensor(strength, device=self.device)
+        if mask is not None:
+            mask_tensor = torch.as_tensor(np.asarray(mask, dtype=np.float32), device=self.device)
+            weight = weight * torch.nan_to_num(mask_tensor).clamp(0, 1)[None, None]
+        if mask is not None or strength != 1.0:
+            out = lab + weight * (out - lab)
         if self.compat == "official":
             rgb = lab_to_rgb(out, clip=True)
         else:

@@ -81,7 +81,18 @@ class PluginHost:
                     )
                 found[name] = make(name, *args, plugin=_plugin, **kwargs)
 
-            impl.function(register=register)
+            try:
+                impl.function(register=register)
+            except PluginError:
+                raise
+            except Exception as exc:  # one broken plugin must not take the others down
+                message = f"{type(exc).__name__}: {exc}"
+                self.failed.setdefault(plugin_name, message)
+                warnings.warn(
+                    f"c2e plugin {plugin_name!r} failed in {hook_name}: {message}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
         return found
 
     def architectures(self) -> dict[str, Architecture]:
@@ -138,7 +149,10 @@ def _load_entry_points(manager: pluggy.PluginManager) -> dict[str, str]:
         try:
             plugin = entry_point.load()
             manager.register(plugin, name=entry_point.name)
+            manager.check_pending()  # a misspelled hook name is this plugin's error
         except Exception as exc:  # a broken plugin must never take the application down
+            if manager.has_plugin(entry_point.name):
+                manager.unregister(name=entry_point.name)
             failed[entry_point.name] = f"{type(exc).__name__}: {exc}"
             warnings.warn(
                 f"c2e plugin {entry_point.name!r} ({entry_point.value}) failed to load: "

@@ -22,13 +22,6 @@ def auto_contrast(
     return ((rgb - lo) / (hi - lo).clamp_min(1e-3)).clamp(0, 1)
 
 
-def strength(lab: torch.Tensor, target_lab: torch.Tensor, amount: float = 1.0) -> torch.Tensor:
-    """Blend the predicted ab with the target's own ab: 0 keeps the original, 1 the prediction."""
-    out = lab.clone()
-    out[:, 1:] = target_lab[:, 1:] + float(amount) * (lab[:, 1:] - target_lab[:, 1:])
-    return out
-
-
 def saturation(lab: torch.Tensor, target_lab: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
     """Scale chroma (ab) by ``factor``."""
     out = lab.clone()

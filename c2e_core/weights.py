@@ -549,12 +549,17 @@ def resolve_weights(
         if not claimed.is_file():
             raise WeightsError(f"a plugin resolved {text!r} to {claimed}, which does not exist")
         return ResolvedWeights(claimed, None, None, "resolver")
+    path = Path(text).expanduser()
     if isinstance(spec, str) and NAME_PATTERN.match(spec):
-        entries = store._all()
+        try:
+            entries = store._all()
+        except WeightsError:
+            if not path.is_file():  # a damaged index only matters for names
+                raise
+            entries = {}
         if spec in entries:
             entry = entries[spec]
             return ResolvedWeights(entry.path, entry.sha256, entry.name, entry.source)
-    path = Path(text).expanduser()
     if path.is_file():
         return ResolvedWeights(path, None, None, "file")
     if path.is_dir():

@@ -9,10 +9,10 @@ a bad request: it answers an ``error`` message and keeps serving. Nothing at imp
 from __future__ import annotations
 
 import argparse
-import inspect
 import io
 import json
 import logging
+import math
 import os
 import platform
 import queue
@@ -75,17 +75,14 @@ def one_line(text: str, limit: int = 600) -> str:
 
 
 # -- pixels -------------------------------------------------------------------------------------
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """The exact sRGB decoding function (IEC 61966-2-1), for values in [0, 1]."""
-    x = np.asarray(x, dtype=np.float32)
-    return np.where(x <= 0.04045, x / 12.92, ((np.maximum(x, 0.04045) + 0.055) / 1.055) ** 2.4)
+def _transfer(x: np.ndarray, function_name: str) -> np.ndarray:
+    """Apply ``c2e_core.colour``'s exact sRGB transfer function to a numpy array."""
+    import torch
 
+    from c2e_core import colour
 
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """The exact sRGB encoding function (IEC 61966-2-1), for values in [0, 1]."""
-    x = np.asarray(x, dtype=np.float32)
-    high = 1.055 * np.maximum(x, 0.0031308) ** (1.0 / 2.4) - 0.055
-    return np.where(x <= 0.0031308, x * 12.92, high).astype(np.float32)
+    tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return getattr(colour, function_name)(tensor).numpy()
 
 
 @dataclass(frozen=True)
@@ -161,13 +158,10 @@ def to_unit(samples: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def from_unit(values: np.ndarray, dtype: str, truncate: bool = False) -> np.ndarray:
-    """Float in [0, 1] -> samples of ``dtype`` (rounded, or floored with ``truncate``)."""
-    values = np.clip(values, 0.0, 1.0)
-    if dtype in _INT_MAX:
-        scaled = values * np.float32(_INT_MAX[dtype])
-        scaled = np.floor(scaled + 1e-4) if truncate else np.rint(scaled)
-        return scaled.astype(DTYPES[dtype].newbyteorder("="))
-    return values.astype(DTYPES[dtype].newbyteorder("="))
+    """Float in [0, 1] -> samples of ``dtype``, quantised exactly like files are written."""
+    from c2e_core.imageio import quantise
+
+    return quantise(values, DTYPES[dtype].newbyteorder("="), truncate)
 
 
 def image_to_srgb(samples: np.ndarray, layout: Layout) -> np.ndarray:
@@ -176,7 +170,7 @@ def image_to_srgb(samples: np.ndarray, layout: Layout) -> np.ndarray:
     assert indices is not None
     rgb = to_unit(samples[:, :, list(indices)], layout.dtype)
     if layout.linear:
-        rgb = linear_to_srgb(rgb)
+        rgb = _transfer(rgb, "linear_to_srgb")
     return np.ascontiguousarray(rgb, dtype=np.float32)
 
 
@@ -196,7 +190,7 @@ def encode_result(
     out_layout = Layout(layout.width, layout.height, channels, layout.dtype, layout.linear)
     count, indices, alpha_index = CHANNEL_LAYOUTS[channels]
     assert indices is not None
-    values = srgb_to_linear(rgb) if layout.linear else rgb
+    values = _transfer(rgb, "srgb_to_linear") if layout.linear else rgb
     native = DTYPES[layout.dtype].newbyteorder("=")
     out = np.empty((layout.height, layout.width, count), dtype=native)
     out[:, :, list(indices)] = from_unit(values, layout.dtype, truncate)
@@ -521,7 +515,10 @@ class Worker:
     def run_job(self, job: Job) -> None:
         """Serve one ``colorize`` request, answering ``result`` or ``error``."""
         from c2e_core.device import DeviceError
+        from c2e_core.official import CheckpointError
+        from c2e_core.pipeline import OptionError
         from c2e_core.progress import Cancelled
+        from c2e_core.quantization import QuantizationError
         from c2e_core.weights import WeightsError
 
         started = time.perf_counter()
@@ -537,12 +534,14 @@ class Worker:
             self.send_error(job.id, "cancelled", "cancelled")
         except RequestError as exc:
             self.send_error(job.id, exc.kind, str(exc))
-        except WeightsError as exc:
+        except (WeightsError, CheckpointError) as exc:
             self.send_error(job.id, "weights", str(exc))
-        except DeviceError as exc:
+        except (DeviceError, QuantizationError) as exc:
             self.send_error(job.id, "device", str(exc))
+        except OptionError as exc:
+            self.send_error(job.id, "bad-request", str(exc))
         except MemoryError:
-            self.send_error(job.id, "internal", "out of memory; try a smaller size")
+            self.send_error(job.id, "device", "out of memory; try a smaller size")
         except Exception as exc:
             if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
                 self.send_error(
@@ -575,46 +574,29 @@ class Worker:
         return layout, decode_pixels(layout, data, what)
 
     def _steps(self, value: Any, stage: str) -> list[Any]:
+        """Check ``options.pre``/``options.post`` up front (before any model loads)."""
+        from c2e_core.pipeline import OptionError, resolve_steps
+
         if value is None:
             return []
         if not isinstance(value, list):
             raise RequestError(f"options.{stage} must be a list of steps")
-        registered = self.host.processors()
-        steps: list[Any] = []
-        for step in value:
-            if isinstance(step, str):
-                name, options = step, {}
-            elif (
-                isinstance(step, list)
-                and len(step) == 2
-                and isinstance(step[0], str)
-                and isinstance(step[1], dict)
-            ):
-                name, options = step[0], step[1]
-            else:
-                raise RequestError(f"options.{stage}: a step is a name or [name, {{options}}]")
-            processor = registered.get(name)
-            if processor is None or processor.stage != stage:
-                known = sorted(n for n, p in registered.items() if p.stage == stage)
-                raise RequestError(
-                    f"unknown {stage}-processing step {name!r} (available: {', '.join(known)})"
-                )
-            try:
-                inspect.signature(processor.function).bind(None, None, **options)
-            except TypeError as exc:
-                raise RequestError(f"step {name!r}: {exc}") from None
-            except ValueError:  # no signature (a builtin): let it run
-                pass
-            steps.append(name if not options else (name, options))
-        return steps
+        try:
+            resolve_steps(value, stage, self.host)
+        except OptionError as exc:
+            raise RequestError(str(exc)) from None
+        return value
 
     def colorizer(self, spec: str, device: str, compat: str | None, job: Job) -> Any:
         """A cached :class:`Colorizer` for (weights, device); loads the model when needed."""
         from c2e_core.device import select_device
         from c2e_core.pipeline import Colorizer
+        from c2e_core.weights import resolve_weights
 
         resolved = select_device(device)
-        key = (spec, str(resolved))
+        path = resolve_weights(spec, host=self.host).path
+        stat = path.stat()  # a re-imported name is a new file: a new model
+        key = (str(path), stat.st_mtime_ns, stat.st_size, str(resolved))
         entry = self._models.get(key)
         if entry is None:
             self.send_progress(job, 0, 0, f"loading weights {spec} on {resolved}")
@@ -646,6 +628,7 @@ class Worker:
     def colorize(self, job: Job) -> tuple[dict[str, Any], bytes]:
         """Decode, colorize and encode one request; the ``result`` header and its bytes."""
         from c2e_core.loader import NO_WEIGHTS_HELP
+        from c2e_core.pipeline import OptionError, parse_size
 
         message, payloads = job.message, job.payloads
         options = message.get("options") or {}
@@ -663,12 +646,13 @@ class Worker:
             if (
                 not isinstance(weights_list, list)
                 or len(weights_list) != len(specs)
-                or not all(_is_number(w) for w in weights_list)
+                or not all(_is_number(w) and math.isfinite(w) for w in weights_list)
                 or any(w < 0 for w in weights_list)
                 or sum(weights_list) <= 0
             ):
                 raise RequestError(
-                    "reference_weights must be one non-negative number per reference, not all 0"
+                    "reference_weights must be one finite, non-negative number per reference, "
+                    "not all 0"
                 )
         elif "reference" in message:
             specs, weights_list = [message["reference"]], None
@@ -698,12 +682,10 @@ class Worker:
         device = options.get("device") or self.device
         if not isinstance(device, str):
             raise RequestError("options.device must be a string such as auto, cpu or cuda")
-        size = options.get("size", 256)
-        if size != "native":
-            if not isinstance(size, int) or isinstance(size, bool) or size < 16 or size % 16:
-                raise RequestError(
-                    f"options.size must be 'native' or a multiple of 16 (>= 16), not {size!r}"
-                )
+        try:
+            size = parse_size(options.get("size", 256))
+        except OptionError as exc:
+            raise RequestError(f"options.{exc}") from None
         compat = options.get("compat")
         if compat not in (None, "official"):
             raise RequestError(f"options.compat must be null or 'official', not {compat!r}")
@@ -716,8 +698,6 @@ class Worker:
             or not (0.0 <= strength <= 1.0)
         ):
             raise RequestError(f"options.strength must be a number in [0, 1], not {strength!r}")
-        if strength != 1.0:
-            post.append(("strength", {"amount": float(strength)}))
         # run
         colorizer = self.colorizer(spec, device, compat, job)
         if job.cancelled.is_set():
@@ -730,6 +710,7 @@ class Worker:
             reference_weights=weights_list,
             size=size,
             mask=mask,
+            strength=float(strength),
             pre=pre,
             post=post,
             progress=lambda done, total, text: self.send_progress(job, done, total, text),
@@ -774,18 +755,6 @@ def serve(
     return Worker(stdin, stdout, weights=weights, device=device, host=host).serve()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``c2e worker`` options."""
-    parser.add_argument(
-        "--weights",
-        default=None,
-        help="default weights (a name or a file) for requests that name none",
-    )
-    parser.add_argument(
-        "--device", default="auto", help="default device: auto, cpu, cuda, cuda:N or mps"
-    )
-
-
 def _protocol_stdout() -> BinaryIO:
     """A private binary handle on the real stdout; fd 1 and ``sys.stdout`` then go to stderr."""
     sys.stdout.flush()
@@ -812,8 +781,3 @@ def run(args: argparse.Namespace) -> int:
         device=getattr(args, "device", "auto") or "auto",
     )
 
-
-if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog="python -m c2e_core.worker")
-    add_arguments(_parser)
-    raise SystemExit(run(_parser.parse_args()))

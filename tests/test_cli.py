@@ -180,5 +180,70 @@ def test_existing_output_is_never_overwritten(tmp_path, images, tiny_weights):
 
 def test_info(tmp_path):
     out = c2e("info", home=tmp_path).stdout
-    for fragment in ("torch", "devices: cpu", "color2embed", "strength", "c2e_core.builtin"):
+    for fragment in ("torch", "devices: cpu", "color2embed", "saturation", "c2e_core.builtin"):
         assert fragment in out
+
+
+def test_cli_errors_found_by_review(tmp_path, images, tiny_weights):
+    """Mistakes that used to escape as tracebacks or leave things behind."""
+    target, ref = images / "gray.jpg", images / "coffee.png"
+    not_a_dir = tmp_path / "file.png"
+    not_a_dir.write_bytes(b"x")
+    result = c2e("colorize", target, "-r", ref, "--output-dir", not_a_dir, "--weights",
+                 tiny_weights, home=tmp_path, check=False)
+    assert_one_line_error(result, "not a folder")
+    result = c2e("colorize", target, "-r", ref, "--output-dir", tmp_path / "new", "--weights",
+                 "nosuch", home=tmp_path, check=False)
+    assert_one_line_error(result, "nosuch")
+    assert not (tmp_path / "new").exists()
+    result = c2e("colorize", target, "-r", ref, "-o", tmp_path / "o.png", "--weights",
+                 tiny_weights, "--post", "saturation:bogus=1", home=tmp_path, check=False)
+    assert_one_line_error(result, "bogus")
+    result = c2e("colorize", target, "-r", ref, "-r", target, "--ref-weight", "nan",
+                 "--ref-weight", "1", "-o", tmp_path / "o.png", "--weights", tiny_weights,
+                 home=tmp_path, check=False)
+    assert_one_line_error(result, "finite")
+    result = c2e("colorize", target, "-r", ref, "-o", ref, "--overwrite", "--weights",
+                 tiny_weights, home=tmp_path, check=False)
+    assert_one_line_error(result, "refusing to overwrite an input")
+    result = c2e("colorize", tmp_path, "-r", ref, "-o", tmp_path / "o.png", "--weights",
+                 tiny_weights, home=tmp_path, check=False)
+    assert_one_line_error(result, "is a folder")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_bad_target_in_a_batch_stops_before_anything_is_written(tmp_path, images, tiny_weights):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    out_dir = tmp_path / "out"
+    result = c2e("colorize", images / "gray.jpg", broken, "-r", images / "coffee.png",
+                 "--output-dir", out_dir, "--weights", tiny_weights, home=tmp_path, check=False)
+    assert_one_line_error(result, "broken.png")
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_importing_weights_of_an_unknown_architecture_is_a_clear_error(tmp_path):
+    from c2e_core.weights import save_weights
+
+    path = tmp_path / "alien.c2e.pt"
+    save_weights(path, architecture="alien", config={}, state_dict={"w": torch.zeros(1)})
+    result = c2e("weights", "import", path, home=tmp_path, check=False)
+    assert_one_line_error(result, "alien")
+
+
+def test_palette_and_exif_targets_end_to_end(tmp_path, images, tiny_weights):
+    palette = Image.fromarray(np.tile(np.arange(0, 250, 5, dtype=np.uint8), (40, 1)))
+    palette = palette.convert("P")
+    palette.info["transparency"] = 0
+    palette.save(tmp_path / "palette.png", transparency=0)
+    photo = Image.fromarray(np.tile(np.linspace(0, 255, 60, dtype=np.uint8), (30, 1)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise when shown
+    photo.convert("RGB").save(tmp_path / "exif.jpg", exif=exif)
+    c2e("colorize", tmp_path / "palette.png", tmp_path / "exif.jpg", "-r", images / "coffee.png",
+        "--output-dir", tmp_path / "out", "--weights", tiny_weights, "--size", "32",
+        home=tmp_path)
+    pal = Image.open(tmp_path / "out" / "palette.png")
+    assert pal.mode == "RGBA" and pal.size == (50, 40)
+    assert np.asarray(pal)[..., 3].min() == 0  # the transparent palette entry stays transparent
+    assert Image.open(tmp_path / "out" / "exif.png").size == (30, 60)  # upright

@@ -74,7 +74,7 @@ def test_builtins_are_registered_through_the_hooks():
     host = create_plugin_host(load_entry_points=False)
     assert "color2embed" in host.architectures()
     assert host.architectures()["color2embed"].plugin == "c2e_core.builtin"
-    assert {"strength", "saturation", "auto-contrast"} <= set(host.processors())
+    assert {"saturation", "auto-contrast"} <= set(host.processors())
 
 
 def test_plugin_through_the_manager(tmp_path, demo_module):
@@ -205,3 +205,46 @@ def test_entry_point_plugin_in_the_worker(tmp_path):
     inverted_rgb = np.frombuffer(inverted.data, np.uint8).reshape(24, 40, 3).astype(int)
     assert plain_rgb[..., 0].mean() > plain_rgb[..., 1].mean() + 5  # the plugin's architecture
     assert inverted_rgb[..., 1].mean() > inverted_rgb[..., 0].mean() + 5  # its post step
+
+
+def test_pre_steps_see_targets_and_references():
+    from c2e_core import hookimpl
+
+    roles: list[str] = []
+
+    class Spy:
+        @hookimpl
+        def c2e_register_processors(self, register):
+            register("spy", "pre", lambda rgb, role: roles.append(role) or rgb)
+
+    host = create_plugin_host(load_entry_points=False)
+    host.register(Spy(), name="spy")
+    from tests.conftest import tiny_model
+
+    colorizer = Colorizer(tiny_model(), device="cpu", size=32, host=host)
+    image = np.zeros((16, 16, 3), np.uint8)
+    colorizer.colorize(image, reference=red_reference(), pre=["spy"])
+    assert sorted(set(roles)) == ["reference", "target"]
+
+
+BROKEN_HOOKS = {
+    "misspelled": "from c2e_core import hookimpl\n\n"
+    "@hookimpl\ndef c2e_register_procesors(register):\n    pass\n",
+    "raising": "from c2e_core import hookimpl\n\n"
+    "@hookimpl\ndef c2e_register_processors(register):\n    raise RuntimeError('boom')\n",
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", sorted(BROKEN_HOOKS))
+def test_a_broken_plugin_is_reported_not_fatal(tmp_path, kind):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "c2e_bad_plugin.py").write_text(BROKEN_HOOKS[kind])
+    dist = site / "c2e_bad_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: c2e-bad-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[c2e]\nbad = c2e_bad_plugin\n")
+    result = run_c2e(["info"], site, tmp_path / "home")
+    assert "saturation" in result.stdout  # the built-ins still work
+    assert "bad" in result.stderr and "Traceback" not in result.stderr

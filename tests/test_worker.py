@@ -135,7 +135,7 @@ def test_hello(client, worker_env):
     assert "cpu" in hello["devices"]
     assert hello["default_weights"] == str(weights)
     names = {p["name"] for p in hello["processors"]}
-    assert {"strength", "saturation", "auto-contrast"} <= names
+    assert {"saturation", "auto-contrast"} <= names
     assert "c2e_core.builtin" in hello["plugins"]
     again = client.hello()
     assert again["protocol"] == 1 and again["devices"] == hello["devices"]
@@ -398,8 +398,7 @@ def test_stray_output_goes_to_stderr(worker_env):
         "def hello(self):\n"
         "    print('STRAY print'); os.write(1, b'STRAY fd1\\n'); return original(self)\n"
         "w.Worker.hello = hello\n"
-        "parser = argparse.ArgumentParser(); w.add_arguments(parser)\n"
-        "sys.exit(w.run(parser.parse_args([])))\n"
+        "sys.exit(w.run(argparse.Namespace(weights=None, device='auto')))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], input=b'{"type":"shutdown"}\n',
                           capture_output=True, env=env, cwd=str(REPO), timeout=60)
