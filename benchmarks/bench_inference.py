@@ -6,6 +6,7 @@ excluded), with the reference embedded every time (cold) and cached (warm).
 GPU (``--device cuda``): batch-1 latency at 256², 512², 1024² and batch-64 throughput at 256².
 
     python benchmarks/bench_inference.py [--device cpu|cuda] [--repeats 5] [--threads 2]
+        [--precision fp32|int8|bf16|fp16] [--weights NAME-OR-FILE]
 """
 
 from __future__ import annotations
@@ -73,11 +74,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "int8", "bf16", "fp16"])
+    parser.add_argument(
+        "--weights", help="weights name or file (default: random weights, like the authors')"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    base_model = build_color2embed()
+    if args.weights:
+        from c2e_core.loader import load_model
+
+        base_model = load_model(args.weights).model
+    else:
+        base_model = build_color2embed()
     start = time.perf_counter()
     colorizer = Colorizer(base_model, device=args.device, precision=args.precision)
     setup_seconds = time.perf_counter() - start
