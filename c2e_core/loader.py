@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from c2e_core.build import StateDictError, build_model, load_state_strictly
-from c2e_core.official import convert_official_checkpoint, looks_like_official_checkpoint
+from c2e_core.official import NotAnOfficialCheckpoint, convert_official_checkpoint
 from c2e_core.weights import (
     WeightsError,
     WeightsFile,
@@ -50,16 +50,11 @@ def read_weights_any(
         raise WeightsError(f"{path}: is a folder, not a weights file")
     if is_c2e_weights(path):
         weights = read_weights(path, expected_sha256=expected_sha256)
-    elif looks_like_official_checkpoint(path):
-        converted = convert_official_checkpoint(path)
-        weights = WeightsFile(
-            converted.architecture, converted.config, converted.state_dict, converted.metadata,
-            path=path,
-        )  # fmt: skip
     else:
-        raise WeightsError(
-            f"{path}: neither c2e weights nor a checkpoint in the authors' Color2Embed format"
-        )
+        try:
+            weights = convert_official_checkpoint(path)
+        except NotAnOfficialCheckpoint as exc:
+            raise WeightsError(f"{exc}; it is not c2e weights either") from None
     try:
         model = build_model(weights.architecture, weights.config, host=host)
     except (TypeError, ValueError) as exc:

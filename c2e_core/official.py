@@ -13,7 +13,6 @@ import argparse
 import pickle
 import re
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from c2e_core.build import (
     build_color2embed,
     load_state_strictly,
 )
-from c2e_core.weights import sha256_file
+from c2e_core.weights import WeightsFile, sha256_file
 
 ENCODER_KEY = "colorEncoder"
 UNET_KEY = "colorUNet"
@@ -43,30 +42,28 @@ class CheckpointError(ValueError):
     """The file is not a usable checkpoint in the authors' format."""
 
 
-@dataclass
-class ConvertedCheckpoint:
-    architecture: str
-    config: dict[str, Any]
-    state_dict: dict[str, torch.Tensor]
-    metadata: dict[str, Any] = field(default_factory=dict)
+class NotAnOfficialCheckpoint(CheckpointError):
+    """The file is not in the authors' format at all (as opposed to a damaged one)."""
 
 
 def read_official_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load the raw checkpoint dict safely (``weights_only`` plus ``argparse.Namespace``)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
+        raise NotAnOfficialCheckpoint(f"{path}: no such file")
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: refused to load unsafe content ({first})") from None
+        raise NotAnOfficialCheckpoint(f"{path}: refused to load unsafe content ({first})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
+        raise NotAnOfficialCheckpoint(
+            f"{path}: not a readable PyTorch checkpoint ({exc})"
+        ) from None
     if not isinstance(data, dict) or ENCODER_KEY not in data or UNET_KEY not in data:
         keys = ", ".join(map(str, data)) if isinstance(data, dict) else type(data).__name__
-        raise CheckpointError(
+        raise NotAnOfficialCheckpoint(
             f"{path}: not a Color2Embed checkpoint (expected '{ENCODER_KEY}' and '{UNET_KEY}', "
             f"found {keys or 'nothing'})"
         )
@@ -106,7 +103,7 @@ def _json_safe(value: Any) -> Any:
     return repr(value)
 
 
-def convert_official_checkpoint(path: str | Path) -> ConvertedCheckpoint:
+def convert_official_checkpoint(path: str | Path) -> WeightsFile:
     """Read and strictly convert an authors' checkpoint to the ``paper`` architecture.
 
     Raises :class:`CheckpointError` naming the first missing, unexpected or mis-shaped tensor.
@@ -135,13 +132,4 @@ def convert_official_checkpoint(path: str | Path) -> ConvertedCheckpoint:
         "source_sha256": sha256_file(path),
         "training_args": _json_safe(vars(args)) if isinstance(args, argparse.Namespace) else None,
     }
-    return ConvertedCheckpoint(COLOR2EMBED, config.to_dict(), compact, metadata)
-
-
-def looks_like_official_checkpoint(path: str | Path) -> bool:
-    """True if ``path`` loads safely and has the authors' two state dicts."""
-    try:
-        read_official_checkpoint(path)
-    except CheckpointError:
-        return False
-    return True
+    return WeightsFile(COLOR2EMBED, config.to_dict(), compact, metadata, path=path)

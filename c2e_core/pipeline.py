@@ -202,16 +202,16 @@ class Colorizer:
             raise OptionError(
                 f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}"
             )
-        self.model = prepare_for_inference(model, self.device)
-        if precision == "int8":
-            if self.device.type != "cpu":
-                raise OptionError("int8 runs on the CPU only; on a GPU use fp16 or bf16")
-            from c2e_core.quantization import quantize_static_parts
-
-            self.model = quantize_static_parts(self.model)
+        if precision == "int8" and self.device.type != "cpu":
+            raise OptionError("int8 runs on the CPU only; on a GPU use fp16 or bf16")
         self.size = parse_size(size)
         self.compat = self._check_compat(compat)
         self.precision = precision
+        self.model = prepare_for_inference(model, self.device)
+        if precision == "int8":
+            from c2e_core.quantization import quantize_static_parts
+
+            self.model = quantize_static_parts(self.model)
         self.reference_size = int(reference_size)
         self.batch_size = max(1, int(batch_size))
         self.info = dict(info or {})
