@@ -1,0 +1,1 @@
+"""Training: losses, pretrained backbones (imported lazily, never by the inference path)."""
