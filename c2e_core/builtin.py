@@ -41,3 +41,21 @@ def c2e_register_processors(register):
 
     register("auto-contrast", "pre", processing.auto_contrast, "stretch the target's contrast")
     register("saturation", "post", processing.saturation, "scale the chroma (factor)")
+
+
+def _run_eval(args):
+    from c2e_core.training.eval_command import run_eval
+
+    return run_eval(args)
+
+
+@hookimpl
+def c2e_register_commands(subparsers):
+    """``c2e eval``: registered like any plugin command; its heavy modules load only when run."""
+    from c2e_core.training.eval_command import add_eval_arguments
+
+    parser = subparsers.add_parser(
+        "eval", help="evaluate weights and the baselines on a folder of colour photos"
+    )
+    add_eval_arguments(parser)
+    parser.set_defaults(handler=_run_eval)

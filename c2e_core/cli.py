@@ -87,6 +87,12 @@ def build_parser(host=None) -> argparse.ArgumentParser:
     )
     colorize.add_argument("--compat", choices=["official"], help="the authors' exact test pipeline")
     colorize.add_argument(
+        "--method",
+        choices=["c2e", "lookup", "reinhard", "gray"],
+        default="c2e",
+        help="c2e (default: the network); or a classical baseline that needs no weights",
+    )
+    colorize.add_argument(
         "--precision",
         choices=["fp32", "int8", "bf16", "fp16"],
         default="fp32",
@@ -227,6 +233,8 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     outputs = _output_paths(args)
     for target, output in zip(args.targets, outputs, strict=True):
         _check_readable(target, output)
+    if args.method != "c2e":
+        return _colorize_with_baseline(args, outputs)
     spec = args.weights or default_weights_spec()
     colorizer = Colorizer.from_weights(
         spec,
@@ -237,24 +245,54 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         host=host,
     )
     embedding = colorizer.embed(args.reference, args.ref_weight, pre=args.pre)
-    if args.output_dir is not None:
-        try:
-            args.output_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create {args.output_dir}: {exc.strerror or exc}") from None
+    _make_output_dir(args)
     bar = ProgressBar(len(args.targets)) if len(args.targets) > 1 else None
     for index, (target, output) in enumerate(zip(args.targets, outputs, strict=True)):
         result = colorizer.colorize(
             target, embedding=embedding, pre=args.pre, post=args.post, strength=args.strength
         )
         result.save(output, bit_depth=_output_depth(output, result.bit_depth))
-        if bar is not None:
-            bar.update(index + 1, target.name)
-        else:
-            print(f"wrote {output}", file=sys.stderr)
+        _report(bar, index, target, output)
     if bar is not None:
         bar.close(f"wrote {len(outputs)} images to {args.output_dir}")
     return 0
+
+
+def _colorize_with_baseline(args: argparse.Namespace, outputs: list[Path]) -> int:
+    """``--method lookup|reinhard|gray``: classical colour transfer, no weights needed."""
+    from c2e_core.imageio import read_image
+    from c2e_core.pipeline import Colorized
+    from c2e_core.training.evaluation import colorize_with_baseline
+
+    if len(args.reference) != 1:
+        raise UserError(f"--method {args.method} takes exactly one --reference")
+    reference = read_image(args.reference[0])
+    _make_output_dir(args)
+    bar = ProgressBar(len(args.targets)) if len(args.targets) > 1 else None
+    for index, (target, output) in enumerate(zip(args.targets, outputs, strict=True)):
+        image = read_image(target)
+        rgb = colorize_with_baseline(args.method, image, reference)
+        result = Colorized(rgb, image.alpha, image.bit_depth)
+        result.save(output, bit_depth=_output_depth(output, result.bit_depth))
+        _report(bar, index, target, output)
+    if bar is not None:
+        bar.close(f"wrote {len(outputs)} images to {args.output_dir}")
+    return 0
+
+
+def _make_output_dir(args: argparse.Namespace) -> None:
+    if args.output_dir is not None:
+        try:
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create {args.output_dir}: {exc.strerror or exc}") from None
+
+
+def _report(bar: ProgressBar | None, index: int, target: Path, output: Path) -> None:
+    if bar is not None:
+        bar.update(index + 1, target.name)
+    else:
+        print(f"wrote {output}", file=sys.stderr)
 
 
 class ProgressBar:

@@ -247,3 +247,29 @@ def test_palette_and_exif_targets_end_to_end(tmp_path, images, tiny_weights):
     assert pal.mode == "RGBA" and pal.size == (50, 40)
     assert np.asarray(pal)[..., 3].min() == 0  # the transparent palette entry stays transparent
     assert Image.open(tmp_path / "out" / "exif.png").size == (30, 60)  # upright
+
+
+def test_baseline_methods_need_no_weights(tmp_path, images):
+    out = tmp_path / "lookup.png"
+    c2e("colorize", images / "gray.jpg", "-r", images / "coffee.png", "-o", out,
+        "--method", "lookup", home=tmp_path)
+    rgb = np.asarray(Image.open(out)).astype(int)
+    assert rgb.shape == (128, 128, 3) and np.ptp(rgb, axis=2).max() > 10  # it has colour
+    result = c2e("colorize", images / "gray.jpg", "-r", images / "coffee.png", "-r",
+                 images / "astronaut.png", "-o", tmp_path / "x.png", "--method", "reinhard",
+                 home=tmp_path, check=False)
+    assert_one_line_error(result, "exactly one --reference")
+
+
+def test_eval_command_writes_a_report(tmp_path, images, tiny_weights):
+    data = tmp_path / "photos"
+    data.mkdir()
+    for name in ("astronaut.png", "coffee.png"):
+        (data / name).write_bytes((images / name).read_bytes())
+    out = tmp_path / "report"
+    c2e("eval", "--data", data, "--weights", tiny_weights, "--output", out, "--limit", "2",
+        home=tmp_path)
+    assert (out / "results.json").is_file() and (out / "contact_sheet.png").is_file()
+    assert "lookup" in (out / "results.md").read_text().lower()
+    result = c2e("eval", "--data", tmp_path / "nowhere", home=tmp_path, check=False)
+    assert_one_line_error(result, "nowhere")
