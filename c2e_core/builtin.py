@@ -43,19 +43,32 @@ def c2e_register_processors(register):
     register("saturation", "post", processing.saturation, "scale the chroma (factor)")
 
 
-def _run_eval(args):
-    from c2e_core.training.eval_command import run_eval
+def _lazy(module: str, function: str):
+    """A command handler that imports its (heavy) module only when the command runs."""
 
-    return run_eval(args)
+    def handler(args):
+        from importlib import import_module
+
+        return getattr(import_module(module), function)(args)
+
+    return handler
 
 
 @hookimpl
 def c2e_register_commands(subparsers):
-    """``c2e eval``: registered like any plugin command; its heavy modules load only when run."""
+    """``c2e train``, ``c2e plot-metrics`` and ``c2e eval``: registered like any plugin's
+    commands; the argument modules are light and the training code loads only when run."""
+    from c2e_core.training.commands import add_plot_arguments, add_train_arguments
     from c2e_core.training.eval_command import add_eval_arguments
 
-    parser = subparsers.add_parser(
+    train = subparsers.add_parser("train", help="train a model from a TOML recipe")
+    add_train_arguments(train)
+    train.set_defaults(handler=_lazy("c2e_core.training.commands", "run_train"))
+    plot = subparsers.add_parser("plot-metrics", help="draw a training run's loss curves")
+    add_plot_arguments(plot)
+    plot.set_defaults(handler=_lazy("c2e_core.training.commands", "run_plot"))
+    evaluate = subparsers.add_parser(
         "eval", help="evaluate weights and the baselines on a folder of colour photos"
     )
-    add_eval_arguments(parser)
-    parser.set_defaults(handler=_run_eval)
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(handler=_lazy("c2e_core.training.eval_command", "run_eval"))

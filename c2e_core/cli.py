@@ -446,14 +446,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by the user's input: reported in one line. Anything else is a bug."""
     from c2e_core.build import StateDictError
+    from c2e_core.data.folder import DatasetError
     from c2e_core.device import DeviceError
     from c2e_core.imageio import ImageReadError, ImageWriteError
     from c2e_core.official import CheckpointError
     from c2e_core.pipeline import OptionError
     from c2e_core.plugins import PluginError
+    from c2e_core.training.recipe import RecipeError
+    from c2e_core.training.trainer import TrainingError
     from c2e_core.weights import WeightsError
 
     return (
+        DatasetError,
+        RecipeError,
+        TrainingError,
         ImageReadError,
         ImageWriteError,
         WeightsError,
