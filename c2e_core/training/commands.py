@@ -7,6 +7,7 @@ User mistakes (missing recipe, unknown key, missing data folder or VGG file) rai
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -46,6 +47,8 @@ def run_train(args: argparse.Namespace) -> int:
         data=args.data, steps=args.steps, output=args.output
     )
     path = train(recipe, resume=args.resume, progress=getattr(args, "progress", True))
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0
     print(path)
     print(
         f"install the weights with: c2e weights import {path} --name NAME",
