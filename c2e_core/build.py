@@ -9,6 +9,7 @@ from typing import Any
 from torch import nn
 
 from c2e_core.modeling import Color2Embed, ColorEncoder, ColorUNet, VGGBackbone
+from c2e_core.modeling.color_encoder import IMAGENET_MEAN, IMAGENET_STD
 
 #: The architecture name of the built-in model.
 COLOR2EMBED = "color2embed"
@@ -56,20 +57,42 @@ class ModelConfig:
         return cls(**values)
 
 
-def _vgg19(config: ModelConfig) -> tuple[nn.Module, int]:
+@dataclass(frozen=True)
+class Backbone:
+    """A colour-encoder backbone (stride 16), its output channels and the input normalisation
+    the encoder applies to RGB in [0, 1] before it."""
+
+    module: nn.Module
+    channels: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+def _vgg19(config: ModelConfig) -> Backbone:
     backbone = VGGBackbone(config.backbone_widths)
-    return backbone, backbone.out_channels
+    return Backbone(backbone, backbone.out_channels)
 
 
-#: Colour-encoder backbones by name: ``builder(config) -> (module, output channels)``.
-#: Stride 16, RGB input normalised by the encoder; smaller backbones are added here.
-BACKBONES: dict[str, Callable[[ModelConfig], tuple[nn.Module, int]]] = {"vgg19": _vgg19}
+def _effnet_lite0(config: ModelConfig) -> Backbone:
+    """EfficientNet-lite0 to block 10 (ImageNet weights can be loaded for training); it scales
+    its input itself, so the encoder passes RGB in [0, 1] through (``backbone_widths`` unused)."""
+    from c2e_core.modeling.efficientnet_lite import EffNetLite0Backbone
+
+    backbone = EffNetLite0Backbone()
+    return Backbone(backbone, backbone.out_channels, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+
+#: Colour-encoder backbones by name: ``builder(config) -> Backbone``.
+BACKBONES: dict[str, Callable[[ModelConfig], Backbone]] = {
+    "vgg19": _vgg19,
+    "effnet-lite0": _effnet_lite0,
+}
 
 PRESETS: dict[str, ModelConfig] = {"paper": ModelConfig()}
 
 
-def build_backbone(config: ModelConfig) -> tuple[nn.Module, int]:
-    """The colour encoder's backbone and its output channel count."""
+def build_backbone(config: ModelConfig) -> Backbone:
+    """The colour encoder's backbone, its output channels and input normalisation."""
     return BACKBONES[config.encoder_backbone](config)
 
 
@@ -79,13 +102,15 @@ def build_color2embed(config: ModelConfig | dict[str, Any] | None = None) -> Col
         config = PRESETS["paper"]
     elif isinstance(config, dict):
         config = ModelConfig.from_dict(config)
-    backbone, channels = build_backbone(config)
+    backbone = build_backbone(config)
     encoder = ColorEncoder(
-        backbone,
-        channels,
+        backbone.module,
+        backbone.channels,
         hidden=config.encoder_hidden,
         mlp_hidden=config.encoder_mlp_hidden,
         embed_dim=config.embed_dim,
+        mean=backbone.mean,
+        std=backbone.std,
     )
     unet = ColorUNet(config.unet_widths, config.up_kernels, config.embed_dim, config.skip_stride)
     return Color2Embed(encoder, unet, config.embed_dim).eval()

@@ -314,3 +314,25 @@ def test_commands_train_and_plot(tmp_path, images, tiny_weights, capsys):
     assert (tmp_path / "p.png").is_file()
     with pytest.raises(ValueError, match="metrics"):
         run_plot(plot.parse_args([str(tmp_path / "empty")]))
+
+
+def test_small_variant_starts_from_a_pretrained_backbone(tmp_path, images):
+    from tests.test_backbones import SMALL_EFFNET, effnet_weights
+
+    effnet_weights()
+    raw = _raw(images, tmp_path / "run", init={"pretrained_backbone": True},
+               optim={"steps": 2}, run={"checkpoint_every": 0})  # fmt: skip
+    raw["model"] = dict(SMALL_EFFNET)
+    recipe = recipe_from_dict(raw)
+    from c2e_core.training.pretrained import convert_effnet_lite0_state
+    from c2e_core.training.trainer import _build_model
+
+    model = _build_model(recipe, seed=0)
+    state = convert_effnet_lite0_state(torch.load(effnet_weights(), weights_only=True))
+    stem = model.encoder.backbone.net.stem.conv.weight
+    torch.testing.assert_close(stem, state["stem.conv.weight"])
+    path = train(recipe, progress=False)
+    assert path.is_file()
+    with pytest.raises(ValueError, match="scratch"):
+        recipe_from_dict(_raw(images, tmp_path / "x", init={"from": f"weights:{path}",
+                                                             "pretrained_backbone": True}))

@@ -232,3 +232,19 @@ class EfficientNetLite0(nn.Module):
         (x,) = self.forward(x, taps=(len(self.blocks) - 1,))
         x = F.adaptive_avg_pool2d(self.head(x), 1).flatten(1)
         return self.classifier(self.dropout(x))
+
+
+class EffNetLite0Backbone(nn.Module):
+    """EfficientNet-lite0 up to block ``last_block`` (default 10: 112 channels, stride 16) as a
+    colour-encoder backbone: RGB in [0, 1] -> ``[B, C, H/16, W/16]``. "SAME" paddings are
+    computed per input, so any size works; blocks after ``last_block`` are not built."""
+
+    def __init__(self, last_block: int = 10):
+        super().__init__()
+        self.net = EfficientNetLite0(image_size=None)
+        self.net.blocks = self.net.blocks[: last_block + 1]
+        self.last_block = last_block
+        self.out_channels = self.net.block_channels[last_block]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x, taps=(self.last_block,))[0]

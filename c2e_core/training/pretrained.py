@@ -112,6 +112,31 @@ def load_effnet_lite0(
     return model.eval()
 
 
+def load_pretrained_backbone(model: nn.Module, path: str | Path | None = None) -> None:
+    """Give a model whose colour encoder uses the ``effnet-lite0`` backbone its ImageNet weights
+    (the blocks it has; strict for those). Other backbones have no pretrained weights here."""
+    from c2e_core.modeling.efficientnet_lite import EffNetLite0Backbone
+
+    backbone = getattr(getattr(model, "encoder", None), "backbone", None)
+    if not isinstance(backbone, EffNetLite0Backbone):
+        raise ValueError(
+            "init.pretrained_backbone needs model.encoder_backbone = \"effnet-lite0\" "
+            "(the only backbone with offline ImageNet weights)"
+        )
+    if path is None:
+        path = find_effnet_lite0_weights()
+        if path is None:
+            raise FileNotFoundError(EFFNET_LITE0_MISSING)
+    state = convert_effnet_lite0_state(torch.load(path, map_location="cpu", weights_only=True))
+    kept = len(backbone.net.blocks)
+    wanted = {
+        key: value
+        for key, value in state.items()
+        if not key.startswith("blocks.") or int(key.split(".")[1]) < kept
+    }
+    backbone.net.load_state_dict(wanted, strict=True)
+
+
 def hub_checkpoint_dir() -> Path:
     """The torch hub cache's ``checkpoints`` folder, where torchvision keeps downloaded weights."""
     return Path(torch.hub.get_dir()) / "checkpoints"

@@ -191,15 +191,20 @@ class InitSection:
 
     kind: str = "scratch"
     path: Path | None = None
+    #: Start the colour encoder's backbone from ImageNet weights (``effnet-lite0`` only).
+    pretrained_backbone: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in INIT_KINDS:
             raise ValueError("init.from must be scratch, official:PATH or weights:PATH")
         if (self.kind == "scratch") != (self.path is None):
             raise ValueError("init.from: official and weights need a PATH, scratch takes none")
+        if self.pretrained_backbone and self.kind != "scratch":
+            raise ValueError("init.pretrained_backbone applies to init.from = \"scratch\" only")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"from": self.kind if self.path is None else f"{self.kind}:{self.path}"}
+        spec = self.kind if self.path is None else f"{self.kind}:{self.path}"
+        return {"from": spec, "pretrained_backbone": self.pretrained_backbone}
 
 
 @dataclass(frozen=True)
@@ -342,12 +347,15 @@ def recipe_from_dict(
 
         where = "init"
         init_t = _section(raw, "init", source)
-        _check_keys(init_t, {"from"}, "init", source)
+        _check_keys(init_t, {"from", "pretrained_backbone"}, "init", source)
         spec = init_t.get("from", "scratch")
         if not isinstance(spec, str):
             raise ValueError(f"init.from must be a string, got {spec!r}")
         kind, _, rest = spec.partition(":")
-        init = InitSection(kind, _path(rest, "init.from", base) if rest else None)
+        pretrained = init_t.get("pretrained_backbone", False)
+        if not isinstance(pretrained, bool):
+            raise ValueError(f"init.pretrained_backbone must be true or false, got {pretrained!r}")
+        init = InitSection(kind, _path(rest, "init.from", base) if rest else None, pretrained)
 
         where = "run"
         run_t = _section(raw, "run", source)

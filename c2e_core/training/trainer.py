@@ -246,6 +246,13 @@ def _build_model(recipe: TrainRecipe, seed: int) -> nn.Module:
     model = build_color2embed(config)
     init = recipe.init
     if init.kind == "scratch":
+        if init.pretrained_backbone:
+            from c2e_core.training.pretrained import load_pretrained_backbone
+
+            try:
+                load_pretrained_backbone(model, recipe.loss.effnet_weights)
+            except (ValueError, FileNotFoundError) as exc:
+                raise TrainingError(str(exc)) from None
         return model
     if init.path is None or not init.path.is_file():
         raise TrainingError(f"init.from: file '{init.path}' not found")
