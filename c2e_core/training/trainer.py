@@ -461,7 +461,8 @@ def _train(
     use_perc = getattr(perceptual, "enabled", True) and w_perc > 0
     start_time = time.monotonic()
 
-    window = torch.zeros(4, dtype=torch.float64)  # loss, rec, perc, skipped sums
+    # loss, rec, perc, skipped sums, kept on the device: no host sync except when logging
+    window = torch.zeros(4, dtype=torch.float32, device=device)
     window_steps, window_t0 = 0, time.monotonic()
     total_skipped = 0
 
@@ -515,9 +516,10 @@ def _train(
             step += 1
             position += 1
             images_seen += optim_r.batch
+            skipped_now = skipped.sum().to(device, torch.float32, non_blocking=True)
             window += torch.stack(
-                [loss.detach(), loss_rec.detach(), loss_perc.detach(), skipped.sum()]
-            ).to("cpu", torch.float64)
+                [loss.detach(), loss_rec.detach(), loss_perc.detach(), skipped_now]
+            )
             window_steps += 1
 
             if step % run_r.log_every == 0 or step == optim_r.steps:
@@ -525,10 +527,9 @@ def _train(
                 if dist_info.enabled:
                     import torch.distributed as dist
 
-                    sums = sums.to(device)
                     dist.all_reduce(sums)
-                    sums = sums.cpu()
                     sums[:3] /= world
+                sums = sums.double().cpu()
                 elapsed = max(time.monotonic() - window_t0, 1e-9)
                 rate = window_steps * optim_r.batch / elapsed
                 total_skipped += int(sums[3])
