@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -22,14 +23,9 @@ from c2e_core.data.folder import batch_to_lab
 from c2e_core.data.reference import ReferenceRecipe, synthesize_references
 from c2e_core.device import select_device
 from c2e_core.training.losses import PerceptualLoss, reconstruction_loss
+from c2e_core.training.recipe import load_recipe
 
-CPU_SMALL = {
-    "unet_widths": [16, 32, 64, 128, 128],
-    "backbone_widths": [16, 32, 64, 128, 128],
-    "encoder_hidden": 128,
-    "encoder_mlp_hidden": 128,
-    "embed_dim": 128,
-}
+RECIPES = Path(__file__).resolve().parents[1] / "training" / "recipes"
 
 
 def perceptual_loss(name: str, device: torch.device) -> PerceptualLoss | None:
@@ -62,7 +58,8 @@ def main() -> None:
     use_bf16 = cuda and args.precision == "bf16"
     fmt = torch.channels_last if cuda else torch.contiguous_format
     torch.manual_seed(0)
-    model = build_color2embed(None if args.model == "paper" else CPU_SMALL).to(device).train()
+    config = load_recipe(RECIPES / f"{args.model}.toml").model.config()  # the recipe's model
+    model = build_color2embed(config).to(device).train()
     model = model.to(memory_format=fmt) if cuda else model
     perceptual = perceptual_loss(args.perceptual, device)
     params = [p for p in model.parameters() if p.requires_grad]
