@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import torch
 from torch import nn
 
 from c2e_core.modeling import Color2Embed, ColorEncoder, ColorUNet, VGGBackbone
@@ -114,6 +115,24 @@ def build_color2embed(config: ModelConfig | dict[str, Any] | None = None) -> Col
     )
     unet = ColorUNet(config.unet_widths, config.up_kernels, config.embed_dim, config.skip_stride)
     return Color2Embed(encoder, unet, config.embed_dim).eval()
+
+
+def init_for_training(model: Color2Embed) -> Color2Embed:
+    """He-normal convolution weights and zero biases, for training from scratch.
+
+    PyTorch's default initialisation shrinks the signal through the colour encoder's ten
+    ReLU convolutions so far that, in small variants, the embedding starts (and stays) the same
+    for every reference. The last convolution is scaled down so ``tanh`` starts unsaturated.
+    """
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, a=0.2, nonlinearity="leaky_relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        last = [m for m in model.unet.modules() if isinstance(m, nn.Conv2d)][-1]
+        last.weight.mul_(0.1)
+    return model
 
 
 def build_model(architecture: str, config: dict[str, Any] | None = None, host=None) -> nn.Module:

@@ -336,3 +336,17 @@ def test_small_variant_starts_from_a_pretrained_backbone(tmp_path, images):
     with pytest.raises(ValueError, match="scratch"):
         recipe_from_dict(_raw(images, tmp_path / "x", init={"from": f"weights:{path}",
                                                              "pretrained_backbone": True}))
+
+
+def test_training_from_scratch_starts_with_a_live_colour_encoder():
+    """With PyTorch's default init the small encoder's embedding is the same for every
+    reference (found by a 1500-step cpu-small run that learned to ignore its references)."""
+    from c2e_core.build import build_color2embed, init_for_training
+
+    config = load_recipe(REPO / "training" / "recipes" / "cpu-small.toml").model.config()
+    torch.manual_seed(0)
+    model = init_for_training(build_color2embed(config))
+    with torch.no_grad():
+        a = model.embed(torch.rand(1, 3, 128, 128))
+        b = model.embed(torch.rand(1, 3, 128, 128) * 0.3)
+    assert (a - b).abs().mean() > 0.1 * a.abs().mean()

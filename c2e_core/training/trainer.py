@@ -33,7 +33,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from c2e_core.build import COLOR2EMBED, StateDictError, build_color2embed, load_state_strictly
+from c2e_core.build import (
+    COLOR2EMBED,
+    StateDictError,
+    build_color2embed,
+    init_for_training,
+    load_state_strictly,
+)
 from c2e_core.colour import lab_to_rgb
 from c2e_core.data.folder import (
     DatasetError,
@@ -246,6 +252,7 @@ def _build_model(recipe: TrainRecipe, seed: int) -> nn.Module:
     model = build_color2embed(config)
     init = recipe.init
     if init.kind == "scratch":
+        init_for_training(model)
         if init.pretrained_backbone:
             from c2e_core.training.pretrained import load_pretrained_backbone
 
