@@ -369,6 +369,8 @@ def cmd_weights_list(args: argparse.Namespace) -> int:
         size = f"{e.size_bytes / 1e6:.1f} MB" if e.size_bytes else "?"
         origin = f" from {e.imported_from}" if e.imported_from else ""
         print(f"{e.name}\t{e.architecture or '?'}\t{size}\t{e.source}{origin}\t{e.sha256[:12]}")
+        if e.description:
+            print(f"    {e.description}")
     return 0
 
 

@@ -23,8 +23,10 @@ NO_WEIGHTS_HELP = (
     "checkpoint with `c2e weights import PATH --name paper` and pass `--weights paper` "
     "(or pass any checkpoint file with --weights PATH)"
 )
-#: The weights used when none are named (shipped by a later release or registered by a plugin).
+#: The weights used when none are named: the small model shipped in ``c2e_core/bundled``.
 DEFAULT_WEIGHTS_NAME = "default"
+#: Environment variable naming other weights to use by default (e.g. ``paper``).
+DEFAULT_WEIGHTS_ENV = "C2E_DEFAULT_WEIGHTS"
 
 
 @dataclass
@@ -83,10 +85,22 @@ def load_model(spec: str | Path, host=None, store=None) -> LoadedModel:
 
 
 def default_weights_spec(store=None) -> str:
-    """The name of the default weights, or a :class:`WeightsError` explaining how to get some."""
+    """The name of the default weights: ``$C2E_DEFAULT_WEIGHTS`` if set, else the bundled
+    ``default``; a :class:`WeightsError` explaining how to get some when they are missing."""
+    import os
+
     from c2e_core.weights import WeightsStore
 
     store = store or WeightsStore()
-    if DEFAULT_WEIGHTS_NAME in {entry.name for entry in store.list()}:
+    chosen = os.environ.get(DEFAULT_WEIGHTS_ENV, "").strip()
+    names = {entry.name for entry in store.list()}
+    if chosen:
+        if chosen in names:
+            return chosen
+        raise WeightsError(
+            f"{DEFAULT_WEIGHTS_ENV}={chosen} names weights that are not installed; import them "
+            f"with `c2e weights import PATH --name {chosen}`, or unset {DEFAULT_WEIGHTS_ENV}"
+        )
+    if DEFAULT_WEIGHTS_NAME in names:
         return DEFAULT_WEIGHTS_NAME
     raise WeightsError(NO_WEIGHTS_HELP)

@@ -627,7 +627,7 @@ class Worker:
 
     def colorize(self, job: Job) -> tuple[dict[str, Any], bytes]:
         """Decode, colorize and encode one request; the ``result`` header and its bytes."""
-        from c2e_core.loader import NO_WEIGHTS_HELP
+        from c2e_core.loader import default_weights_spec
         from c2e_core.pipeline import OptionError, parse_size
 
         message, payloads = job.message, job.payloads
@@ -674,9 +674,14 @@ class Worker:
                 )
             mask = to_unit(mask_samples[:, :, 0], mask_layout.dtype)
         # options
-        spec = options.get("weights") or self.default_weights()
+        spec = options.get("weights") or self.weights
         if spec is None:
-            raise RequestError(NO_WEIGHTS_HELP, "weights")
+            from c2e_core.weights import WeightsError, WeightsStore
+
+            try:
+                spec = default_weights_spec(WeightsStore(host=self.host))
+            except WeightsError as exc:
+                raise RequestError(str(exc), "weights") from None
         if not isinstance(spec, str):
             raise RequestError("options.weights must be a name or a path")
         device = options.get("device") or self.device

@@ -103,7 +103,8 @@ def test_weights_lifecycle(tmp_path, images, official_ckpt):
     assert "no weights installed" in c2e("weights", "list", home=home).stdout
 
 
-def test_no_weights_explains_how_to_get_them(tmp_path, images):
+def test_missing_default_weights_explain_how_to_get_them(tmp_path, images, monkeypatch):
+    monkeypatch.setenv("C2E_DEFAULT_WEIGHTS", "paper")  # chosen, but never imported
     out = tmp_path / "out.png"
     result = c2e("colorize", images / "gray.jpg", "-r", images / "coffee.png", "-o", out,
                  home=tmp_path, check=False)

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from skimage.color import rgb2lab
 
-from c2e_core.loader import NO_WEIGHTS_HELP
 from c2e_core.weights import save_weights
 from tests.conftest import TINY_CONFIG, load_client, tiny_model
 
@@ -336,6 +335,7 @@ def test_files_and_raw_cancel(worker_env, tmp_path):
         {"type": "cancel", "id": "b"},
         {**request, "id": "c", "options": {"size": 32}},
     ]
+    env = {**env, "C2E_DEFAULT_WEIGHTS": "missing"}  # request c finds no default weights
     proc = subprocess.Popen([sys.executable, *worker_args()], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
                             cwd=str(REPO))
@@ -358,7 +358,9 @@ def test_files_and_raw_cancel(worker_env, tmp_path):
     final = {m["id"]: m for m in messages[1:] if m["type"] in ("result", "error")}
     assert final["a"]["type"] == "result" and len(final["a"]["result"]) == 16 * 16 * 4
     assert final["b"]["type"] == "error" and final["b"]["kind"] == "cancelled"
-    assert final["c"]["kind"] == "weights" and final["c"]["message"] == NO_WEIGHTS_HELP
+    assert final["c"]["kind"] == "weights"
+    assert "C2E_DEFAULT_WEIGHTS=missing" in final["c"]["message"]
+    assert "c2e weights import" in final["c"]["message"]
     assert (tmp_path / "t.raw").is_file()  # never deleted by the worker
 
 
