@@ -89,7 +89,18 @@ BACKBONES: dict[str, Callable[[ModelConfig], Backbone]] = {
     "effnet-lite0": _effnet_lite0,
 }
 
-PRESETS: dict[str, ModelConfig] = {"paper": ModelConfig()}
+#: Named configurations: ``paper`` (the authors', 48 M parameters) and ``small`` (2.8 M: an
+#: EfficientNet-lite0 colour encoder and a quarter-width UNet; the bundled default weights).
+PRESETS: dict[str, ModelConfig] = {
+    "paper": ModelConfig(),
+    "small": ModelConfig(
+        unet_widths=(16, 32, 64, 128, 128),
+        embed_dim=128,
+        encoder_backbone="effnet-lite0",
+        encoder_hidden=128,
+        encoder_mlp_hidden=128,
+    ),
+}
 
 
 def build_backbone(config: ModelConfig) -> Backbone:

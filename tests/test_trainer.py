@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from c2e_core.build import PRESETS
 from c2e_core.training.recipe import RecipeError, load_recipe, recipe_from_dict
 from c2e_core.training.trainer import (
     FINAL_WEIGHTS,
@@ -81,7 +82,8 @@ def test_shipped_recipes_parse():
     assert paper.data.crop.size == 256 and paper.model.config().embed_dim == 512
     small = load_recipe(RECIPES / "cpu-small.toml")
     assert small.data.crop.size == 128 and small.loss.perceptual == "effnet-lite0"
-    assert small.model.config().unet_widths == (16, 32, 64, 128, 128)
+    assert small.model.config() == PRESETS["small"] and small.init.pretrained_backbone
+    assert small.optim.schedule == "cosine" and small.optim.warmup_steps == 100
     assert small.data.folder == RECIPES / "photos"  # relative to the recipe file
     gpu = load_recipe(RECIPES / "gpu.toml")
     assert gpu.run.precision == "bf16" and gpu.run.channels_last
@@ -116,6 +118,25 @@ def test_recipe_errors(tmp_path):
     assert recipe.data.folder == good.parent / "pics"
     assert recipe.init.kind == "weights" and recipe.init.path == good.parent / "w" / "a.pt"
     assert recipe.with_overrides(steps=7).optim.steps == 7
+    bad.write_text("[optim]\nschedule = 'linear'\n")
+    with pytest.raises(RecipeError, match="cosine"):
+        load_recipe(bad)
+
+
+def test_learning_rate_schedules():
+    from c2e_core.training.recipe import OptimSection
+
+    constant = OptimSection(lr=1e-3, steps=100, warmup_steps=10)
+    assert [constant.learning_rate(s) for s in (0, 4, 9, 10, 99)] == pytest.approx(
+        [1e-4, 5e-4, 1e-3, 1e-3, 1e-3]
+    )
+    cosine = OptimSection(lr=1e-3, steps=110, schedule="cosine", warmup_steps=10)
+    assert cosine.learning_rate(9) == pytest.approx(1e-3)
+    assert cosine.learning_rate(10) == pytest.approx(1e-3)
+    assert cosine.learning_rate(60) == pytest.approx(5e-4)
+    assert cosine.learning_rate(110) == pytest.approx(0.0, abs=1e-12)
+    rates = [cosine.learning_rate(s) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
 
 
 def test_user_mistakes_are_value_errors(tmp_path, images):
@@ -194,17 +215,17 @@ def test_effnet_perceptual_and_ema(tmp_path, images):
 def test_resume_is_exact(tmp_path, images):
     # 8 images, batch 2: 4 batches per epoch, so the checkpoint at step 3 falls inside epoch 0
     # and the resumed run crosses into epoch 1.
-    full = _raw(images, tmp_path / "full", optim={"steps": 6, "batch": 2})
+    full = _raw(images, tmp_path / "full", optim={"steps": 6, "batch": 2, "warmup_steps": 4})
     train(recipe_from_dict(full), progress=False)
     expected = [r["loss"] for r in read_metrics(tmp_path / "full" / METRICS_FILE)]
 
-    part = _raw(images, tmp_path / "part", optim={"steps": 3, "batch": 2})
+    part = _raw(images, tmp_path / "part", optim={"steps": 3, "batch": 2, "warmup_steps": 4})
     train(recipe_from_dict(part), progress=False)
     checkpoints = list_checkpoints(tmp_path / "part")
     assert [c.name for c in checkpoints] == ["ckpt-000000003.pt"]
     state = torch.load(checkpoints[-1], map_location="cpu", weights_only=False)
     assert (state["step"], state["epoch"], state["position"]) == (3, 0, 3)
-    resumed = _raw(images, tmp_path / "part", optim={"steps": 6, "batch": 2})
+    resumed = _raw(images, tmp_path / "part", optim={"steps": 6, "batch": 2, "warmup_steps": 4})
     train(recipe_from_dict(resumed), resume=checkpoints[-1], progress=False)
     got = [r["loss"] for r in read_metrics(tmp_path / "part" / METRICS_FILE)]
     assert got == expected  # same floats, steps 1..6 (4..6 after the resume)

@@ -41,6 +41,7 @@ __all__ = [
 
 PRECISIONS = ("bf16", "fp32")
 INIT_KINDS = ("scratch", "official", "weights")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class RecipeError(ValueError):
@@ -121,7 +122,11 @@ class DataSection:
 @dataclass(frozen=True)
 class OptimSection:
     """Adam (``lr``, ``betas``), global ``batch`` (split over ranks), ``steps``, optional
-    gradient-norm clipping and EMA of the weights (``ema_decay``; None = off)."""
+    gradient-norm clipping and EMA of the weights (``ema_decay``; None = off).
+
+    ``schedule``: ``constant`` (the authors') or ``cosine`` (decay to 0 at ``steps``), either
+    after a linear warm-up of ``warmup_steps``.
+    """
 
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.99)
@@ -129,6 +134,8 @@ class OptimSection:
     steps: int = 45000
     grad_clip: float | None = None
     ema_decay: float | None = None
+    schedule: str = "constant"
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         _float(self.lr, "optim.lr", 0.0, 10.0)
@@ -144,6 +151,22 @@ class OptimSection:
             _float(self.grad_clip, "optim.grad_clip", 1e-12)
         if self.ema_decay is not None:
             _float(self.ema_decay, "optim.ema_decay", 0.0, 0.999999999)
+        if self.schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"optim.schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.schedule!r}"
+            )
+        _int(self.warmup_steps, "optim.warmup_steps")
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate for optimisation step ``step`` (0-based); a function of the step
+        alone, so a resumed run follows the same schedule."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.schedule == "cosine":
+            span = max(self.steps - self.warmup_steps, 1)
+            progress = min((step - self.warmup_steps) / span, 1.0)
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.lr
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

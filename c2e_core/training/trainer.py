@@ -515,6 +515,8 @@ def _train(
                 loss_perc = loss.new_zeros(())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            for group in optimizer.param_groups:
+                group["lr"] = optim_r.learning_rate(step)
             if optim_r.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, optim_r.grad_clip)
             optimizer.step()
