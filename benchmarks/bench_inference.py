@@ -1,4 +1,5 @@
-"""Inference benchmarks for the ``paper`` model (random weights, like the authors' anchors).
+"""Inference benchmarks: the ``paper`` model with random weights (like the authors' anchors), or
+any weights (``--weights default``: the bundled small model) on noise or real photos.
 
 CPU (default): encoder + UNet at 256², and a 1024² target colorized end to end at working
 size 256 (colour conversion, resizing, upsampling and recombination included; file decoding
@@ -6,7 +7,7 @@ excluded), with the reference embedded every time (cold) and cached (warm).
 GPU (``--device cuda``): batch-1 latency at 256², 512², 1024² and batch-64 throughput at 256².
 
     python benchmarks/bench_inference.py [--device cpu|cuda] [--repeats 5] [--threads 2]
-        [--precision fp32|int8|bf16|fp16] [--weights NAME-OR-FILE]
+        [--precision fp32|int8|bf16|fp16] [--weights NAME-OR-FILE] [--images noise|photos]
 """
 
 from __future__ import annotations
@@ -68,6 +69,16 @@ def colour_difference(model, colorizer: Colorizer, device) -> tuple[str, str]:
     )
 
 
+def photo_pair() -> tuple[np.ndarray, np.ndarray]:
+    """A realistic pair: scikit-image's astronaut made gray at 1024², coffee at 1024×768."""
+    import skimage.data
+    from PIL import Image
+
+    gray = Image.fromarray(skimage.data.astronaut()).convert("L").resize((1024, 1024), 1)
+    reference = Image.fromarray(skimage.data.coffee()).resize((1024, 768), 1)
+    return np.asarray(gray.convert("RGB")), np.asarray(reference)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -76,6 +87,12 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "int8", "bf16", "fp16"])
     parser.add_argument(
         "--weights", help="weights name or file (default: random weights, like the authors')"
+    )
+    parser.add_argument(
+        "--images",
+        choices=["noise", "photos"],
+        default="noise",
+        help="noise (like the authors' anchors) or a gray photo and a colour reference",
     )
     args = parser.parse_args()
     if args.threads:
@@ -119,8 +136,11 @@ def main() -> None:
             seconds = median_seconds(network(256, batch), args.repeats, sync=sync)
             rows.append((f"encoder + UNet, batch {batch}, 256²", f"{batch / seconds:.0f} images/s"))
 
-    target = rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
-    reference = rng.integers(0, 256, (768, 1024, 3), dtype=np.uint8)
+    if args.images == "photos":
+        target, reference = photo_pair()
+    else:
+        target = rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+        reference = rng.integers(0, 256, (768, 1024, 3), dtype=np.uint8)
 
     def end_to_end_cold():
         colorizer._embeddings.clear()
