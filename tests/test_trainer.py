@@ -85,6 +85,9 @@ def test_shipped_recipes_parse():
     assert small.model.config() == PRESETS["small"] and small.init.pretrained_backbone
     assert small.optim.schedule == "cosine" and small.optim.warmup_steps == 100
     assert small.data.folder == RECIPES / "photos"  # relative to the recipe file
+    colour = load_recipe(RECIPES / "cpu-small-colour.toml")
+    assert colour.model.config() == PRESETS["small"] and colour.loss.histogram == 2.0
+    assert colour.init.kind == "weights" and colour.init.path.name == "final.c2e.pt"
     gpu = load_recipe(RECIPES / "gpu.toml")
     assert gpu.run.precision == "bf16" and gpu.run.channels_last
 

@@ -219,3 +219,23 @@ def test_inference_path_never_imports_training():
         "assert not [m for m in sys.modules if m.startswith('c2e_core.training')]"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_histogram_loss_measures_colour_distributions():
+    from c2e_core.training.losses import histogram_loss, soft_ab_histogram
+
+    torch.manual_seed(0)
+    vivid = F.interpolate(torch.rand(2, 2, 4, 4) * 1.2 - 0.6, size=32)  # 8x8 patches
+    hist = soft_ab_histogram(vivid)
+    assert hist.shape == (2, 16, 16)
+    torch.testing.assert_close(hist.sum(dim=(1, 2)), torch.ones(2))
+    assert histogram_loss(vivid, vivid).item() == pytest.approx(0.0, abs=1e-6)
+    washed_out = (vivid * 0.2).requires_grad_(True)
+    loss = histogram_loss(washed_out, vivid)
+    assert 0.2 < loss.item() <= 1.0
+    loss.backward()
+    # a small step against the gradient spreads the washed-out colours out again
+    with torch.no_grad():
+        stepped = washed_out - 50.0 * washed_out.grad
+    assert histogram_loss(stepped, vivid) < loss
+    assert stepped.abs().mean() > washed_out.abs().mean()

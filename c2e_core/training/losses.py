@@ -34,6 +34,28 @@ def reconstruction_loss(ab_pred: Tensor, ab_gt: Tensor) -> Tensor:
     return F.smooth_l1_loss(ab_pred, ab_gt)
 
 
+def soft_ab_histogram(ab: Tensor, bins: int = 16, pool: int = 4) -> Tensor:
+    """Differentiable joint a-b histograms ``[N, bins, bins]`` (each sums to 1) of ab / 110
+    (``[N, 2, H, W]`` in [-1, 1]): ``pool``x``pool`` averages, each soft-assigned to bins over
+    [-1, 1] by a Gaussian kernel one bin wide."""
+    if pool > 1:
+        ab = F.avg_pool2d(ab, pool)
+    centres = torch.linspace(-1.0, 1.0, bins, device=ab.device, dtype=ab.dtype)
+    width = 2.0 / (bins - 1)
+    flat = ab.flatten(2)  # [N, 2, P]
+    weights = torch.softmax(-((flat[..., None] - centres) ** 2) / (2 * width**2), dim=-1)
+    joint = weights[:, 0].transpose(1, 2) @ weights[:, 1]  # [N, bins, bins]
+    return joint / flat.shape[-1]
+
+
+def histogram_loss(ab_pred: Tensor, ab_gt: Tensor) -> Tensor:
+    """1 - histogram intersection of the soft ab histograms (half their L1 distance), mean
+    over the batch: penalises washed-out or wrongly coloured predictions as a whole, which the
+    per-pixel loss (it favours the mean of the plausible colours) does not."""
+    diff = soft_ab_histogram(ab_pred) - soft_ab_histogram(ab_gt)
+    return 0.5 * diff.abs().sum(dim=(1, 2)).mean()
+
+
 class VGG19Taps(nn.Module):
     """RGB in [0, 1] ``[B,3,H,W]`` -> VGG-19 features at ``taps`` (ImageNet-normalised inside)."""
 

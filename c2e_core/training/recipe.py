@@ -178,17 +178,20 @@ class OptimSection:
 class LossSection:
     """``reconstruction`` weight of the smooth-L1 on ab, ``perceptual`` backend and its
     ``perceptual_weight``; ``vgg19_weights`` / ``effnet_weights``: weight files (None: the
-    default locations)."""
+    default locations); ``histogram``: weight of the soft ab-histogram loss (0: off, the
+    authors' setting)."""
 
     reconstruction: float = 1.0
     perceptual: str = "vgg19"
     perceptual_weight: float = 1.0
+    histogram: float = 0.0
     vgg19_weights: Path | None = None
     effnet_weights: Path | None = None
 
     def __post_init__(self) -> None:
         _float(self.reconstruction, "loss.reconstruction")
         _float(self.perceptual_weight, "loss.perceptual_weight")
+        _float(self.histogram, "loss.histogram")
         if self.perceptual not in PERCEPTUAL_BACKENDS:
             raise ValueError(
                 f"loss.perceptual must be one of {', '.join(PERCEPTUAL_BACKENDS)}, "

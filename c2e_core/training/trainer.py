@@ -49,7 +49,7 @@ from c2e_core.data.folder import (
     set_loader_epoch,
 )
 from c2e_core.data.reference import synthesize_references
-from c2e_core.training.losses import make_perceptual_loss, reconstruction_loss
+from c2e_core.training.losses import histogram_loss, make_perceptual_loss, reconstruction_loss
 from c2e_core.training.recipe import TrainRecipe
 
 __all__ = [
@@ -465,11 +465,12 @@ def _train(
     bar = _Progress(optim_r.steps, step, progress and dist_info.main)
     ref_gen = torch.Generator(device=device)
     w_rec, w_perc = recipe.loss.reconstruction, recipe.loss.perceptual_weight
+    w_hist = recipe.loss.histogram
     use_perc = getattr(perceptual, "enabled", True) and w_perc > 0
     start_time = time.monotonic()
 
-    # loss, rec, perc, skipped sums, kept on the device: no host sync except when logging
-    window = torch.zeros(4, dtype=torch.float32, device=device)
+    # loss, rec, perc, hist, skipped sums, kept on the device: no host sync except when logging
+    window = torch.zeros(5, dtype=torch.float32, device=device)
     window_steps, window_t0 = 0, time.monotonic()
     total_skipped = 0
 
@@ -513,6 +514,11 @@ def _train(
                 loss = loss + w_perc * loss_perc
             else:
                 loss_perc = loss.new_zeros(())
+            if w_hist > 0:
+                loss_hist = histogram_loss(pred, ab_gt)
+                loss = loss + w_hist * loss_hist
+            else:
+                loss_hist = loss.new_zeros(())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for group in optimizer.param_groups:
@@ -527,7 +533,8 @@ def _train(
             images_seen += optim_r.batch
             skipped_now = skipped.sum().to(device, torch.float32, non_blocking=True)
             window += torch.stack(
-                [loss.detach(), loss_rec.detach(), loss_perc.detach(), skipped_now]
+                [loss.detach(), loss_rec.detach(), loss_perc.detach(), loss_hist.detach(),
+                 skipped_now]
             )
             window_steps += 1
 
@@ -537,20 +544,21 @@ def _train(
                     import torch.distributed as dist
 
                     dist.all_reduce(sums)
-                    sums[:3] /= world
+                    sums[:4] /= world
                 sums = sums.double().cpu()
                 elapsed = max(time.monotonic() - window_t0, 1e-9)
                 rate = window_steps * optim_r.batch / elapsed
-                total_skipped += int(sums[3])
+                total_skipped += int(sums[4])
                 record = {
                     "step": step,
                     "epoch": epoch,
                     "loss": float(sums[0]) / window_steps,
                     "loss_rec": float(sums[1]) / window_steps,
                     "loss_perc": float(sums[2]) / window_steps,
+                    "loss_hist": float(sums[3]) / window_steps,
                     "lr": optimizer.param_groups[0]["lr"],
                     "images_per_s": rate,
-                    "skipped": int(sums[3]),
+                    "skipped": int(sums[4]),
                     "skipped_total": total_skipped,
                     "time_s": wall_before + time.monotonic() - start_time,
                 }
