@@ -1,0 +1,1 @@
+"""Weights shipped with the package; ``manifest.json`` names them (see ``c2e weights list``)."""

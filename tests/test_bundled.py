@@ -1,0 +1,141 @@
+"""The default weights shipped in the package, and the Quickstart's example pair."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from c2e_core.build import PRESETS
+from c2e_core.loader import DEFAULT_WEIGHTS_NAME, default_weights_spec, load_model
+from c2e_core.weights import WeightsError, WeightsStore, read_weights, sha256_file
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLED = REPO / "c2e_core" / "bundled"
+EXAMPLES = REPO / "examples"
+EXAMPLE_TARGET = EXAMPLES / "chelsea-gray.jpg"
+EXAMPLE_REFERENCE = EXAMPLES / "coffee.jpg"
+C2E = Path(sys.executable).with_name("c2e")
+
+
+def manifest_entry() -> dict:
+    return json.loads((BUNDLED / "manifest.json").read_text())["weights"][DEFAULT_WEIGHTS_NAME]
+
+
+def test_bundled_default_weights_are_small_verified_and_documented():
+    entry = manifest_entry()
+    path = BUNDLED / entry["file"]
+    assert path.stat().st_size <= 25 * 1024 * 1024
+    assert sha256_file(path) == entry["sha256"]
+    weights = read_weights(path, expected_sha256=entry["sha256"])
+    assert weights.config == PRESETS["small"].to_dict()
+    meta = weights.metadata
+    # provenance: recipe, data manifest, steps, images seen, hardware and wall time
+    assert meta["recipe"]["model"] == {"preset": "small"}
+    assert meta["recipe"]["init"]["from"].startswith("weights:")  # stage 2 continues stage 1
+    assert meta["recipe"]["loss"]["histogram"] > 0 and "cpu-small.toml" in meta["data_note"]
+    assert len(meta["data_manifest_sha256"]) == 64 and meta["data_files"] == 188
+    assert meta["steps"] >= 1000 and meta["images_seen"] == meta["steps"] * 16
+    assert meta["hardware"]["device"] == "cpu" and meta["wall_time_s"] > 0
+    assert "photos-train" in meta["data_note"]
+
+
+def test_default_weights_are_registered_and_load():
+    store = WeightsStore()
+    entry = store.get(DEFAULT_WEIGHTS_NAME)
+    assert entry.source == "plugin:c2e_core.builtin" and "photos" in entry.description
+    assert default_weights_spec(store) == DEFAULT_WEIGHTS_NAME
+    loaded = load_model(DEFAULT_WEIGHTS_NAME)
+    assert loaded.config == PRESETS["small"].to_dict()
+
+
+def test_environment_variable_switches_the_default(tmp_path, monkeypatch, tiny_weights):
+    from c2e_core.weights import read_weights as read
+
+    monkeypatch.setenv("C2E_DEFAULT_WEIGHTS", "paper")
+    with pytest.raises(WeightsError, match="C2E_DEFAULT_WEIGHTS=paper.*c2e weights import"):
+        default_weights_spec(WeightsStore())
+    WeightsStore().add("paper", read(tiny_weights), imported_from=str(tiny_weights))
+    assert default_weights_spec(WeightsStore()) == "paper"
+
+
+def run_c2e(*args, home: Path, **env) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "C2E_HOME": str(home), "C2E_DISABLE_PLUGIN_AUTOLOAD": "1", **env}
+    return subprocess.run([str(C2E), *map(str, args)], env=full_env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def lab(path: Path) -> np.ndarray:
+    from skimage.color import rgb2lab
+
+    return rgb2lab(np.asarray(Image.open(path).convert("RGB")))
+
+
+@pytest.mark.integration
+def test_quickstart_pair_colorizes_with_the_default_weights(tmp_path):
+    """The Quickstart's command, without --weights: a colour PNG whose lightness is the gray
+    target's and whose colours come from the reference."""
+    listing = run_c2e("weights", "list", home=tmp_path)
+    assert listing.returncode == 0
+    assert "default\t" in listing.stdout and "photos-train" in listing.stdout
+    out = tmp_path / "colorized.png"
+    result = run_c2e("colorize", EXAMPLE_TARGET, "-r", EXAMPLE_REFERENCE, "-o", out,
+                     home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    target, output, reference = lab(EXAMPLE_TARGET), lab(out), lab(EXAMPLE_REFERENCE)
+    assert output.shape == target.shape
+    assert np.abs(output[..., 0] - target[..., 0]).mean() < 1.0
+    chroma = np.hypot(output[..., 1], output[..., 2])
+    assert np.abs(target[..., 1:]).max() < 2.0 and chroma.mean() > 5.0
+    # the output's mean hue direction is the reference's
+    out_ab = output[..., 1:].reshape(-1, 2).mean(0)
+    ref_ab = reference[..., 1:].reshape(-1, 2).mean(0)
+    cosine = out_ab @ ref_ab / (np.linalg.norm(out_ab) * np.linalg.norm(ref_ab))
+    assert cosine > 0.8
+
+
+@pytest.mark.integration
+def test_worker_uses_the_default_weights(tmp_path):
+    from tests.conftest import load_client
+
+    client_module = load_client()
+    env = {**os.environ, "C2E_HOME": str(tmp_path), "C2E_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    worker = client_module.WorkerClient(sys.executable, args=("-m", "c2e_core", "worker"),
+                                        env=env, cwd=str(REPO))
+    hello = worker.start(timeout=60)
+    try:
+        assert hello["default_weights"] == DEFAULT_WEIGHTS_NAME
+        target = np.asarray(Image.open(EXAMPLE_TARGET).convert("RGB").resize((64, 48)))
+        reference = np.asarray(Image.open(EXAMPLE_REFERENCE).convert("RGB").resize((60, 40)))
+        pixels = client_module.Pixels
+        result = worker.colorize(
+            pixels(64, 48, "RGB", "u8", target.tobytes()),
+            pixels(60, 40, "RGB", "u8", reference.tobytes()),
+            options={"size": 64},
+        )
+        colour = np.frombuffer(result.data, np.uint8).reshape(48, 64, 3).astype(int)
+        assert np.abs(colour - colour.mean(axis=2, keepdims=True)).max() > 3  # not gray
+    finally:
+        assert worker.close() == 0
+
+
+def test_bundle_script_writes_file_and_manifest(tmp_path, tiny_weights):
+    sys.path.insert(0, str(REPO / "training"))
+    try:
+        from bundle_weights import bundle
+    finally:
+        sys.path.remove(str(REPO / "training"))
+    sha = bundle(tiny_weights, "default", "tiny.c2e.pt", "tiny test", "no data", tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["weights"]["default"] == {
+        "file": "tiny.c2e.pt", "sha256": sha, "description": "tiny test"
+    }
+    assert read_weights(tmp_path / "tiny.c2e.pt", expected_sha256=sha).metadata["data_note"] == (
+        "no data"
+    )
