@@ -72,8 +72,8 @@ def test_compat_official_with_the_authors_checkpoint_reproduces_their_image(
 
 def test_weights_lifecycle(tmp_path, images, official_ckpt):
     home = tmp_path / "home"
-    listed = c2e("weights", "list", home=home)
-    assert "no weights installed" in listed.stdout
+    listed = c2e("weights", "list", home=home).stdout
+    assert listed.startswith("default\t") and "paper" not in listed  # only the bundled weights
     c2e("weights", "import", official_ckpt, "--name", "paper", home=home)
     listed = c2e("weights", "list", home=home).stdout
     assert "paper" in listed and "color2embed" in listed
@@ -100,7 +100,8 @@ def test_weights_lifecycle(tmp_path, images, official_ckpt):
     assert_one_line_error(result, "corrupted")
     assert not (tmp_path / "x.png").exists()
     c2e("weights", "remove", "paper", home=home)
-    assert "no weights installed" in c2e("weights", "list", home=home).stdout
+    listed = c2e("weights", "list", home=home).stdout
+    assert "paper" not in listed and listed.startswith("default\t")
 
 
 def test_missing_default_weights_explain_how_to_get_them(tmp_path, images, monkeypatch):
