@@ -152,6 +152,34 @@ def build_parser(host=None) -> argparse.ArgumentParser:
     worker.add_argument("--device", default="auto", help="default device: auto, cpu, cuda")
     worker.set_defaults(handler=cmd_worker)
 
+    plugins = commands.add_parser("plugins", help="install the host applications' plugins")
+    plugins_commands = plugins.add_subparsers(
+        dest="plugins_command", metavar="ACTION", parser_class=_Parser, required=True
+    )
+    install = plugins_commands.add_parser(
+        "install", help="copy a host's plugin into its resource folder and enable it"
+    )
+    uninstall = plugins_commands.add_parser("uninstall", help="remove a host's plugin")
+    package = plugins_commands.add_parser(
+        "package", help="make a zip of a host's plugin (Krita: Import Python Plugin from File)"
+    )
+    for action in (install, uninstall, package):
+        action.add_argument("host", help="the host application: krita or gimp")
+    for action in (install, uninstall):
+        action.add_argument("--dir", "--krita-dir", "--gimp-dir", dest="folder", type=Path,
+                            metavar="DIR", help="the host's resource folder (Krita) or profile "
+                            "folder (GIMP: ~/.config/GIMP/3.0); default: its usual place")
+        action.add_argument("--config", type=Path, metavar="FILE",
+                            help="the host's settings file (Krita: kritarc)")
+    for action in (install, package):
+        action.add_argument("--weights", metavar="NAME-OR-PATH",
+                            help="weights the plugin asks for (default: the worker's default)")
+    package.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.zip")
+    package.add_argument("--overwrite", action="store_true", help="replace an existing zip")
+    install.set_defaults(handler=cmd_plugins_install)
+    uninstall.set_defaults(handler=cmd_plugins_uninstall)
+    package.set_defaults(handler=cmd_plugins_package)
+
     if host is not None:
         host.add_commands(commands)
     return parser
@@ -162,6 +190,49 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from c2e_core import worker
 
     return worker.run(args)
+
+
+def cmd_plugins_install(args: argparse.Namespace) -> int:
+    from c2e_core.host_plugins import HostPluginError, get_host
+
+    try:
+        host = get_host(args.host)
+        report = host.install(args.folder, weights=args.weights, config=args.config)
+    except HostPluginError as exc:
+        raise UserError(str(exc)) from None
+    for path in report.files:
+        print(f"wrote {path}")
+    for note in report.notes:
+        print(note)
+    print(f"Restart {host.title}, then use {host.menu}")
+    return 0
+
+
+def cmd_plugins_uninstall(args: argparse.Namespace) -> int:
+    from c2e_core.host_plugins import HostPluginError, get_host
+
+    try:
+        host = get_host(args.host)
+        report = host.uninstall(args.folder, config=args.config)
+    except HostPluginError as exc:
+        raise UserError(str(exc)) from None
+    for path in report.files:
+        print(f"removed {path}")
+    if not report.files:
+        print(f"the {host.title} plugin is not installed in {report.folder}")
+    return 0
+
+
+def cmd_plugins_package(args: argparse.Namespace) -> int:
+    from c2e_core.host_plugins import HostPluginError, get_host
+
+    try:
+        host = get_host(args.host)
+        path = host.package(args.output, weights=args.weights, overwrite=args.overwrite)
+    except HostPluginError as exc:
+        raise UserError(str(exc)) from None
+    print(f"wrote {path}: {host.package_use}")
+    return 0
 
 
 def _check_input(path: Path) -> None:

@@ -1,0 +1,387 @@
+"""Colorize a layer of a Krita document from another document, through the c2e worker.
+
+The logic is a function of (document, layer, reference document, options, client), so tests
+drive it against the real ``krita`` API without menus. It runs in three steps so that the slow
+one can leave Krita's UI thread:
+
+* :func:`prepare` (UI thread): reads the source pixels, the selection and the reference;
+* :func:`run` (any thread): sends them to the worker and waits for the colorized pixels;
+* :func:`apply` (UI thread): puts the result into a **new** layer above the source.
+
+:func:`colorize` does all three in a row. The source layer is never modified, and nothing is
+added to the document unless the worker succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Optional
+
+from .c2e_client import Pixels, WorkerClient
+from .pixels import (
+    LINEAR_SRGB_PROFILE,
+    RGBA_LAYOUTS,
+    SRGB_PROFILE,
+    Rect,
+    multiply_alpha,
+    profile_encoding,
+)
+
+SIZES = (256, 384, 512, 768, 1024, "native")
+DEVICES = ("auto", "gpu", "cpu")
+SOURCES = ("layer", "visible")
+#: Node types that hold no pixels of their own to colorize.
+MASK_TYPES = frozenset(
+    ["selectionmask", "transparencymask", "filtermask", "transformmask", "colorizemask"]
+)
+LAYER_PREFIX = "Colorized from "
+
+ProgressCallback = Callable[[int, int, str], Optional[bool]]
+
+
+class ColorizeError(Exception):
+    """Something the user can fix, said in one line; the document was not changed."""
+
+
+class GrayscaleDocumentError(ColorizeError):
+    """The document is grayscale (GRAYA): it cannot hold a colour layer until converted."""
+
+
+class ColorizeOptions:
+    """What the dialog asks: working size, device, strength, source, weights.
+
+    ``size``: a multiple of 16 or ``"native"``; ``device``: ``auto``, ``gpu`` or ``cpu``;
+    ``strength``: 0..1, how much of the predicted colour replaces the original colour;
+    ``source``: ``layer`` (the active layer) or ``visible`` (the merged image);
+    ``weights``: a weights name or file for the worker, ``""`` for the worker's default.
+    """
+
+    __slots__ = ("size", "device", "strength", "source", "weights")
+
+    def __init__(
+        self,
+        size: Any = 256,
+        device: str = "auto",
+        strength: float = 1.0,
+        source: str = "layer",
+        weights: str = "",
+    ):
+        self.size = size
+        self.device = device
+        self.strength = strength
+        self.source = source
+        self.weights = weights
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`ColorizeError` unless every option is valid."""
+        size_ok = self.size == "native" or (
+            isinstance(self.size, int)
+            and not isinstance(self.size, bool)
+            and self.size >= 16
+            and self.size % 16 == 0
+        )
+        if not size_ok:
+            raise ColorizeError(
+                f"working size must be a multiple of 16 or 'native', not {self.size!r}"
+            )
+        if self.device not in DEVICES:
+            raise ColorizeError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        strength = self.strength
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not (
+            0.0 <= strength <= 1.0
+        ):
+            raise ColorizeError(f"strength must be a number from 0 to 1, not {strength!r}")
+        if self.source not in SOURCES:
+            raise ColorizeError(f"source must be 'layer' or 'visible', not {self.source!r}")
+        if not isinstance(self.weights, str):
+            raise ColorizeError("weights must be a name or a file path")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.as_dict().items())
+        return f"ColorizeOptions({fields})"
+
+
+class PreparedJob:
+    """Everything read from Krita for one colorization (made by :func:`prepare`).
+
+    ``layer``: the source layer, or None for the visible image; ``region``: where the pixels
+    come from and the new layer's pixels go; ``mask``: the selection, one byte per pixel of
+    ``region``, or None; ``convert_back``: (depth, profile) to convert the result back to
+    through Krita when the source's profile is not sRGB, or None.
+    """
+
+    def __init__(self, *, document: Any, layer: Any, region: Rect, target: Pixels,
+                 reference: Pixels, mask: bytes | None, convert_back: tuple | None,
+                 options: ColorizeOptions, layer_name: str):
+        self.document = document
+        self.layer = layer
+        self.region = region
+        self.target = target
+        self.reference = reference
+        self.mask = mask
+        self.convert_back = convert_back
+        self.options = options
+        self.layer_name = layer_name
+
+
+# -- the three steps -----------------------------------------------------------------------------
+def prepare(document: Any, layer: Any, reference: Any, options: ColorizeOptions) -> PreparedJob:
+    """Read what the worker needs from Krita (UI thread). Raises :class:`ColorizeError`."""
+    options.check()
+    if document is None:
+        raise ColorizeError("Open the photo to colorize first.")
+    if reference is None or reference == document:
+        raise ColorizeError(
+            "Choose another open document as the colour reference (open one first)."
+        )
+    check_document(document)
+    if options.source == "visible":
+        layer = None
+        bounds = Rect(0, 0, document.width(), document.height())
+        space = (document.colorModel(), document.colorDepth(), document.colorProfile())
+    else:
+        if layer is None:
+            raise ColorizeError("Select the layer to colorize in the Layers docker.")
+        if layer.type() in MASK_TYPES:
+            raise ColorizeError(
+                f"'{layer.name()}' is a mask: select the layer to colorize, or colorize the "
+                "visible image."
+            )
+        box = layer.bounds()
+        bounds = Rect(box.x(), box.y(), box.width(), box.height())
+        if bounds.empty:
+            raise ColorizeError(
+                f"The layer '{layer.name()}' is empty: choose the layer that holds the picture."
+            )
+        space = (layer.colorModel(), layer.colorDepth(), layer.colorProfile())
+    if space[0] != "RGBA":
+        raise ColorizeError(_not_rgb_message(space[0]))
+    region, mask = _selection(document, bounds)
+    if layer is None:
+        document.refreshProjection()
+        document.waitForDone()
+        data = bytes(document.pixelData(region.x, region.y, region.width, region.height))
+    else:
+        data = bytes(layer.pixelData(region.x, region.y, region.width, region.height))
+    target, convert_back = _rgba_pixels(data, region.width, region.height, space[1], space[2])
+    return PreparedJob(
+        document=document,
+        layer=layer,
+        region=region,
+        target=target,
+        reference=reference_pixels(reference),
+        mask=mask,
+        convert_back=convert_back,
+        options=options,
+        layer_name=LAYER_PREFIX + document_title(reference),
+    )
+
+
+def run(
+    job: PreparedJob,
+    client: WorkerClient,
+    on_progress: ProgressCallback | None = None,
+    request_id: str | None = None,
+) -> Pixels:
+    """Colorize on the worker (any thread); raises the client's ``WorkerError`` on failure."""
+    request: dict[str, Any] = {
+        "size": job.options.size,
+        "strength": float(job.options.strength),
+        "device": worker_device(job.options.device, client.hello_info or {}),
+    }
+    if job.options.weights:
+        request["weights"] = job.options.weights
+    return client.colorize(
+        job.target,
+        job.reference,
+        options=request,
+        on_progress=on_progress,
+        request_id=request_id,
+    )
+
+
+def apply(job: PreparedJob, result: Pixels) -> Any:
+    """Add the result as a new paint layer above the source (UI thread); returns the layer."""
+    target = job.target
+    layout = (result.width, result.height, result.channels, result.dtype)
+    if layout != (target.width, target.height, target.channels, target.dtype):
+        raise ColorizeError(f"the worker answered {result!r} for {target!r}; nothing was changed")
+    document, region = job.document, job.region
+    data = result.data
+    if job.convert_back is not None:
+        depth, profile = job.convert_back
+        data = convert_rgba(data, region.width, region.height, depth, _work_profile(depth),
+                            profile)
+    if job.mask is not None:
+        data = multiply_alpha(data, job.mask, result.dtype)
+    if job.layer is not None:
+        parent = job.layer.parentNode()
+        if parent is None:
+            raise ColorizeError("The source layer was removed meanwhile; nothing was changed.")
+        above = job.layer
+    else:
+        parent = document.rootNode()
+        children = parent.childNodes()
+        above = children[-1] if children else None
+    node = document.createNode(job.layer_name, "paintlayer")
+    source = job.layer if job.layer is not None else document
+    space = (source.colorModel(), source.colorDepth(), source.colorProfile())
+    if (node.colorModel(), node.colorDepth(), node.colorProfile()) != space:
+        node.setColorSpace(*space)  # a layer whose colour space differs from the document's
+    node.setPixelData(data, region.x, region.y, region.width, region.height)
+    parent.addChildNode(node, above)  # one undoable step: undo removes the whole layer
+    document.refreshProjection()
+    return node
+
+
+def colorize(
+    document: Any,
+    layer: Any,
+    reference: Any,
+    options: ColorizeOptions,
+    client: WorkerClient,
+    on_progress: ProgressCallback | None = None,
+) -> Any:
+    """Colorize ``layer`` of ``document`` after ``reference``; returns the new layer.
+
+    Synchronous: :func:`prepare`, :func:`run` and :func:`apply` in a row (tests, scripts).
+    """
+    job = prepare(document, layer, reference, options)
+    return apply(job, run(job, client, on_progress))
+
+
+# -- reading from Krita ----------------------------------------------------------------------------
+def check_document(document: Any) -> None:
+    """Raise :class:`ColorizeError` unless ``document`` can receive a colour layer."""
+    model = document.colorModel()
+    if model == "GRAYA":
+        raise GrayscaleDocumentError(
+            "This document is grayscale, so it cannot hold colours: convert it with "
+            "Image > Convert Image Color Space… to RGB/Alpha, then colorize again."
+        )
+    if model != "RGBA":
+        raise ColorizeError(_not_rgb_message(model))
+
+
+def reference_pixels(reference: Any) -> Pixels:
+    """The reference document's merged image, as the worker reads it."""
+    title = document_title(reference)
+    model, depth, profile = reference.colorModel(), reference.colorDepth(), reference.colorProfile()
+    if model == "GRAYA":
+        raise ColorizeError(
+            f"The reference '{title}' is grayscale: it has no colours to give. Choose a colour "
+            "image."
+        )
+    width, height = reference.width(), reference.height()
+    reference.refreshProjection()
+    reference.waitForDone()
+    data = bytes(reference.pixelData(0, 0, width, height))
+    if model != "RGBA" or depth not in RGBA_LAYOUTS:  # CMYK, Lab, XYZ...: let Krita convert
+        data = convert_pixels(data, width, height, (model, depth, profile),
+                              ("RGBA", "U8", SRGB_PROFILE))
+        return Pixels(width, height, "BGRA", "u8", data)
+    pixels, _ = _rgba_pixels(data, width, height, depth, profile)
+    return pixels
+
+
+def document_title(document: Any) -> str:
+    """The document's file name, else its name, else ``Untitled``."""
+    path = document.fileName() or ""
+    return os.path.basename(path) or document.name() or "Untitled"
+
+
+def reference_candidates(documents: list[Any], target: Any, recent: list[Any]) -> list[Any]:
+    """The open documents other than ``target``, most recently used first."""
+    others = [d for d in documents if d != target]
+    ordered = [d for d in recent if any(d == o for o in others)]
+    ordered += [d for d in reversed(others) if not any(d == o for o in ordered)]
+    return ordered
+
+
+def worker_device(choice: str, hello: dict[str, Any]) -> str:
+    """The worker device for the dialog's choice: ``gpu`` picks the worker's first GPU."""
+    if choice != "gpu":
+        return choice
+    devices = [str(d) for d in hello.get("devices") or []]
+    for device in devices:
+        if device.startswith("cuda") or device == "mps":
+            return device
+    raise ColorizeError(
+        f"The c2e worker sees no GPU (devices: {', '.join(devices) or 'none'}): choose Auto or "
+        "CPU, or install a GPU build of PyTorch in the worker's environment."
+    )
+
+
+def _selection(document: Any, bounds: Rect):
+    """The region to colorize (``bounds`` within the selection) and its mask, or None."""
+    selection = document.selection()
+    if selection is None:
+        return bounds, None
+    box = Rect(selection.x(), selection.y(), selection.width(), selection.height())
+    region = bounds.intersected(box)
+    if region.empty:
+        raise ColorizeError("The selection does not touch the layer: change or clear it.")
+    mask = bytes(selection.pixelData(region.x, region.y, region.width, region.height))
+    if mask.count(0) == len(mask):
+        raise ColorizeError("Nothing of the layer is selected: change or clear the selection.")
+    if mask.count(255) == len(mask):
+        mask = None
+    return region, mask
+
+
+def _rgba_pixels(data: bytes, width: int, height: int, depth: str, profile: str):
+    """Pixels for RGBA bytes in ``depth``/``profile``, and how to convert a result back."""
+    if depth not in RGBA_LAYOUTS:
+        raise ColorizeError(f"unsupported colour depth {depth!r}")
+    channels, dtype = RGBA_LAYOUTS[depth]
+    encoding = profile_encoding(profile)
+    convert_back = None
+    if encoding is None:  # other primaries (Rec.2020, ACEScg, Adobe RGB...): let Krita convert
+        work = _work_profile(depth)
+        data = convert_rgba(data, width, height, depth, profile, work)
+        encoding = "linear" if work == LINEAR_SRGB_PROFILE else "srgb"
+        convert_back = (depth, profile)
+    pixels = Pixels(width, height, channels, dtype, data, linear=encoding == "linear")
+    return pixels, convert_back
+
+
+def _work_profile(depth: str) -> str:
+    """The sRGB profile other profiles are converted to: linear for floats (no clipping)."""
+    return LINEAR_SRGB_PROFILE if depth.startswith("F") else SRGB_PROFILE
+
+
+def _not_rgb_message(model: str) -> str:
+    return (
+        f"Color2Embed works on RGB images and this one is {model}: convert it with "
+        "Image > Convert Image Color Space… to RGB/Alpha, then colorize again."
+    )
+
+
+def convert_rgba(data: bytes, width: int, height: int, depth: str, source: str,
+                 destination: str) -> bytes:
+    """RGBA pixels converted from one profile to another by Krita's colour management."""
+    return convert_pixels(data, width, height, ("RGBA", depth, source),
+                          ("RGBA", depth, destination))
+
+
+def convert_pixels(data: bytes, width: int, height: int, source: tuple, destination: tuple
+                   ) -> bytes:
+    """Pixels converted between (model, depth, profile) spaces through a hidden document."""
+    from krita import Krita  # only here: the rest of this module never needs the application
+
+    scratch = Krita.instance().createDocument(width, height, "c2e-convert", source[0],
+                                              source[1], source[2], 72.0)
+    if scratch is None:
+        raise ColorizeError("Krita could not convert from {} {} {}".format(*tuple(source)))
+    try:
+        node = scratch.rootNode().childNodes()[0]
+        node.setPixelData(data, 0, 0, width, height)
+        scratch.setColorSpace(destination[0], destination[1], destination[2])
+        scratch.waitForDone()
+        return bytes(node.pixelData(0, 0, width, height))
+    finally:
+        scratch.close()

@@ -1,0 +1,133 @@
+"""The "Colorize from Reference" dialog: reference, source, size, device, strength, worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .colorize import SIZES, ColorizeOptions
+from .qt import QtCore, QtWidgets
+from .settings import Settings
+
+TITLE = "Colorize from Reference"
+SIZE_LABELS = {256: "256 (fast)", "native": "Native (the image's own size, slow)"}
+DEVICE_LABELS = (("auto", "Auto (the GPU if there is one)"), ("gpu", "GPU"), ("cpu", "CPU"))
+
+
+class ColorizeDialog(QtWidgets.QDialog):
+    """Asks for the reference and the options; :meth:`choice` reads them after ``accept``.
+
+    ``references``: (title, document) pairs, the default first; ``layer_name``: the active
+    layer's name, or None when there is none (then only the visible image can be colorized).
+    """
+
+    def __init__(
+        self,
+        references: list[tuple[str, Any]],
+        settings: Settings,
+        layer_name: str | None,
+        has_selection: bool,
+        parent: Any = None,
+    ):
+        super().__init__(parent)
+        self.setWindowTitle(TITLE)
+        self.setObjectName("color2embed_dialog")
+        self._documents = [document for _, document in references]
+        options = settings.options
+        form = QtWidgets.QFormLayout()
+
+        self.reference = QtWidgets.QComboBox()
+        self.reference.addItems([title for title, _ in references])
+        self.reference.setToolTip("The open document whose colours are used (its visible image)")
+        form.addRow("&Reference:", self.reference)
+
+        self.layer_source = QtWidgets.QRadioButton(
+            f"Active layer '{layer_name}'" if layer_name else "Active layer (none)"
+        )
+        self.visible_source = QtWidgets.QRadioButton("Visible image")
+        self.layer_source.setEnabled(layer_name is not None)
+        use_layer = layer_name is not None and options.source == "layer"
+        (self.layer_source if use_layer else self.visible_source).setChecked(True)
+        sources = QtWidgets.QHBoxLayout()
+        sources.addWidget(self.layer_source)
+        sources.addWidget(self.visible_source)
+        form.addRow("Colorize:", sources)
+
+        self.size = QtWidgets.QComboBox()
+        for size in SIZES:
+            self.size.addItem(SIZE_LABELS.get(size, str(size)), size)
+        self.size.setCurrentIndex(max(0, self.size.findData(options.size)))
+        self.size.setToolTip("The size the network works at; larger is slower and more detailed")
+        form.addRow("Working &size:", self.size)
+
+        self.device = QtWidgets.QComboBox()
+        for value, label in DEVICE_LABELS:
+            self.device.addItem(label, value)
+        self.device.setCurrentIndex(max(0, self.device.findData(options.device)))
+        form.addRow("&Device:", self.device)
+
+        self.strength = QtWidgets.QSpinBox()
+        self.strength.setRange(0, 100)
+        self.strength.setSuffix(" %")
+        self.strength.setValue(int(round(options.strength * 100)))
+        self.strength.setToolTip("100 %: the new colours; less blends them with the original's")
+        slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        slider.setRange(0, 100)
+        slider.setValue(self.strength.value())
+        slider.valueChanged.connect(self.strength.setValue)
+        self.strength.valueChanged.connect(slider.setValue)
+        strength = QtWidgets.QHBoxLayout()
+        strength.addWidget(slider)
+        strength.addWidget(self.strength)
+        form.addRow("Strength:", strength)
+
+        if has_selection:
+            note = QtWidgets.QLabel("The selection limits the result (soft edges blend).")
+            note.setWordWrap(True)
+            form.addRow("", note)
+
+        worker = QtWidgets.QGroupBox("Worker")
+        worker_form = QtWidgets.QFormLayout(worker)
+        self.python = QtWidgets.QLineEdit(settings.python)
+        self.python.setPlaceholderText("the python of the environment where c2e is installed")
+        browse = QtWidgets.QPushButton("Browse…")
+        browse.clicked.connect(self._browse_python)
+        python_row = QtWidgets.QHBoxLayout()
+        python_row.addWidget(self.python)
+        python_row.addWidget(browse)
+        worker_form.addRow("Python:", python_row)
+        self.weights = QtWidgets.QLineEdit(options.weights)
+        self.weights.setPlaceholderText("the default weights")
+        self.weights.setToolTip("A weights name (see 'c2e weights list') or a weights file")
+        worker_form.addRow("&Weights:", self.weights)
+
+        buttons = QtWidgets.QDialogButtonBox(
+            QtWidgets.QDialogButtonBox.StandardButton.Ok
+            | QtWidgets.QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok).setText("Colorize")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(worker)
+        layout.addWidget(buttons)
+
+    def choice(self) -> tuple[Any, Settings]:
+        """The chosen reference document and the settings to use (and remember)."""
+        options = ColorizeOptions(
+            size=self.size.currentData(),
+            device=self.device.currentData(),
+            strength=self.strength.value() / 100.0,
+            source="layer" if self.layer_source.isChecked() else "visible",
+            weights=self.weights.text().strip(),
+        )
+        reference = self._documents[self.reference.currentIndex()]
+        return reference, Settings(self.python.text().strip(), options)
+
+    def _browse_python(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "The Python of the environment where c2e is installed", self.python.text()
+        )
+        if path:
+            self.python.setText(path)

@@ -1,0 +1,414 @@
+"""The Krita plugin in the real Krita: ``kritarunner`` cases and a GUI run under Xvfb.
+
+Both tiers install the plugin with ``c2e plugins install krita`` into a fresh Krita profile and
+start the worker with this interpreter and tiny weights made here (plumbing, not quality).
+Krita exits 0 even when Python raises inside it, so the helpers in ``tests/krita/`` write every
+outcome to files that these tests check with numpy. Without Krita the tests skip, except in CI
+(``CI=true``), where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skimage.color import rgb2lab
+
+from c2e_core.weights import save_weights
+from tests.conftest import TINY_CONFIG, load_client, tiny_model
+
+REPO = Path(__file__).resolve().parents[1]
+HELPERS = REPO / "tests" / "krita"
+PLUGIN = "color2embed"
+#: Krita depth -> (numpy dtype, channel order, integer scale, protocol dtype)
+DTYPES = {"U8": ("<u1", "BGRA", 255.0, "u8"), "U16": ("<u2", "BGRA", 65535.0, "u16"),
+          "F16": ("<f2", "RGBA", None, "f16"), "F32": ("<f4", "RGBA", None, "f32")}
+LINEAR_PROFILES = ("sRGB-elle-V2-g10.icc", "Rec2020-elle-V4-g10.icc")
+WIDTH, HEIGHT, REF_SIZE = 48, 40, 32
+#: What xvfb-run or Krita say when the X server could not be started or reached.
+X_SERVER_FAILURES = ("Xvfb failed to start", "could not connect to display")
+#: Seconds; generous, for loaded CI machines (warm runs take 3-10 s, first starts 15-30 s).
+KRITARUNNER_TIMEOUT = 400
+GUI_TIMEOUT = 400
+
+pytestmark = pytest.mark.integration
+
+
+def require(*programs: str) -> None:
+    """Skip without the programs; in CI (CI=true) fail instead, so CI never silently skips."""
+    missing = [p for p in programs if shutil.which(p) is None]
+    if not missing:
+        return
+    message = f"{', '.join(missing)} not installed (apt-get install krita xvfb xauth)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("krita_weights") / "tiny.c2e.pt"
+    save_weights(path, architecture="color2embed", config=TINY_CONFIG,
+                 state_dict=tiny_model().state_dict())
+    return path
+
+
+def krita_env(home: Path, **extra: str) -> dict[str, str]:
+    """A fresh, private Krita environment: HOME, XDG_RUNTIME_DIR (mode 700), c2e's home."""
+    runtime = home / "runtime"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(runtime, 0o700)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "QT_", "KDE"))}
+    env.update(HOME=str(home), XDG_RUNTIME_DIR=str(runtime), LANG="C.UTF-8",
+               C2E_HOME=str(home / "c2e"), C2E_DISABLE_PLUGIN_AUTOLOAD="1")
+    env.pop("PYTHONPATH", None)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def krita_home(tmp_path_factory) -> Path:
+    """A Krita profile warmed once (its resource database built), copied by each test."""
+    require("kritarunner")
+    home = tmp_path_factory.mktemp("krita_home_template")
+    probe = tmp_path_factory.mktemp("krita_probe")
+    (probe / "c2e_warm.py").write_text(
+        "def main(args):\n    open(args[0], 'w').write('ok')\n", encoding="utf-8")
+    marker = probe / "warm.txt"
+    env = krita_env(home, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(probe))
+    run = run_krita(["kritarunner", "-s", "c2e_warm", "-f", "main", str(marker)], env,
+                    KRITARUNNER_TIMEOUT)
+    assert marker.exists(), run.stdout[-3000:] + run.stderr[-3000:]
+    shutil.rmtree(home / "runtime")
+    return home
+
+
+def fresh_home(template: Path, tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    shutil.copytree(template, home, symlinks=True)
+    return home
+
+
+def install_plugin(home: Path, weights: Path) -> Path:
+    """``c2e plugins install krita`` as a user would run it, into ``home``'s Krita folders."""
+    env = krita_env(home)
+    env.pop("XDG_DATA_HOME", None)
+    env.pop("XDG_CONFIG_HOME", None)
+    run = subprocess.run([sys.executable, "-m", "c2e_core", "plugins", "install", "krita",
+                          "--weights", str(weights)], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=str(REPO))
+    assert run.returncode == 0, run.stderr
+    pykrita = home / ".local" / "share" / "krita" / "pykrita"
+    assert (pykrita / PLUGIN / "c2e_client.py").is_file()
+    settings = json.loads((pykrita / PLUGIN / "settings.json").read_text(encoding="utf-8"))
+    assert settings["python"] == os.path.abspath(sys.executable)
+    assert "enable_color2embed=true" in (home / ".config" / "kritarc").read_text()
+    return pykrita
+
+
+def run_krita(command: list[str], env: dict[str, str], timeout: float
+              ) -> subprocess.CompletedProcess:
+    """Run Krita (with its X server and worker) in a process group, all killed on a timeout."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"{command[0]} did not finish within {timeout}s:\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+# -- pixels ---------------------------------------------------------------------------------------
+def decode(data: bytes, depth: str, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+    """Krita's raw RGBA bytes -> float RGBA [H, W, 4] in the stored encoding."""
+    dtype, order, scale, _ = DTYPES[depth]
+    samples = np.frombuffer(data, dtype=dtype).reshape(height, width, 4).astype(np.float64)
+    if order == "BGRA":
+        samples = samples[..., [2, 1, 0, 3]]
+    return samples / scale if scale else samples
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+def srgb_rgb(rgba: np.ndarray, profile: str) -> np.ndarray:
+    rgb = rgba[..., :3]
+    return linear_to_srgb(rgb) if profile in LINEAR_PROFILES else np.clip(rgb, 0.0, 1.0)
+
+
+def lab(rgb: np.ndarray) -> np.ndarray:
+    return rgb2lab(rgb)
+
+
+def rec2020_lightness(rgba: np.ndarray) -> np.ndarray:
+    """CIE L* of linear Rec.2020 pixels (Y from the Rec.2020 luminance weights)."""
+    y = np.clip(rgba[..., :3], 0, 1) @ np.array([0.2627, 0.6780, 0.0593])
+    return np.where(y > 216 / 24389, 116 * np.cbrt(y) - 16, y * 24389 / 27)
+
+
+# -- kritarunner ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def runner_results(krita_home, weights, tmp_path_factory) -> Path:
+    """Run tests/krita/runner_cases.py once in kritarunner; its output folder."""
+    tmp = tmp_path_factory.mktemp("kritarunner")
+    home = fresh_home(krita_home, tmp)
+    pykrita = install_plugin(home, weights)
+    out = tmp / "out"
+    out.mkdir()
+    env = krita_env(home, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(HELPERS))
+    run = run_krita(["kritarunner", "-s", "runner_cases", "-f", "main", str(out), str(pykrita),
+                     sys.executable, str(weights)], env, KRITARUNNER_TIMEOUT)
+    done = out / "done.json"
+    assert done.exists(), f"kritarunner wrote no results:\n{run.stdout[-4000:]}{run.stderr[-4000:]}"
+    summary = json.loads(done.read_text())
+    assert not summary["errors"], "\n".join(summary["errors"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def worker(weights):
+    """The same worker the plugin used, driven directly: what the plugin's layer should hold."""
+    client = load_client().WorkerClient(
+        sys.executable, args=("-m", "c2e_core", "worker", "--weights", str(weights)),
+        env=dict(os.environ, C2E_HOME=str(weights.parent), C2E_DISABLE_PLUGIN_AUTOLOAD="1"),
+        cwd=str(REPO))
+    client.start(timeout=120)
+    yield client
+    client.close()
+
+
+def load_case(out: Path, name: str) -> dict:
+    record = json.loads((out / f"{name}.json").read_text())
+    depth = record["depth"]
+    record["before"] = decode((out / f"{name}.before.raw").read_bytes(), depth)
+    record["before_bytes"] = (out / f"{name}.before.raw").read_bytes()
+    record["after_bytes"] = (out / f"{name}.after.raw").read_bytes()
+    record["visible_bytes"] = (out / f"{name}.visible.raw").read_bytes()
+    record["reference_bytes"] = (out / f"{name}.reference.raw").read_bytes()
+    if (out / f"{name}.layer.raw").exists():
+        record["layer_bytes"] = (out / f"{name}.layer.raw").read_bytes()
+        record["new"] = decode(record["layer_bytes"], depth)
+    if (out / f"{name}.mask.raw").exists():
+        mask = np.frombuffer((out / f"{name}.mask.raw").read_bytes(), np.uint8)
+        record["mask"] = mask.reshape(HEIGHT, WIDTH)
+    return record
+
+
+def expected_layer(worker, record: dict) -> np.ndarray:
+    """What the worker makes of the case's pixels, cut to the selection, alpha x mask."""
+    client = load_client()
+    depth = record["depth"]
+    dtype, order, _, protocol_dtype = DTYPES[depth]
+    visible = record["case"].get("options", {}).get("source") == "visible"
+    source = record["visible_bytes"] if visible else record["before_bytes"]
+    full = np.frombuffer(source, dtype=dtype).reshape(HEIGHT, WIDTH, 4)
+    x, y, w, h = record["selection_box"] or [0, 0, WIDTH, HEIGHT]
+    crop = np.ascontiguousarray(full[y:y + h, x:x + w])
+    target = client.Pixels(w, h, order, protocol_dtype, crop.tobytes(),
+                           linear=record["profile"] in LINEAR_PROFILES)
+    reference = client.Pixels(REF_SIZE, REF_SIZE, "BGRA", "u8", record["reference_bytes"])
+    options = {"size": 32, "device": "cpu", "strength": 1.0}
+    options.update({k: v for k, v in record["case"].get("options", {}).items()
+                    if k == "strength"})
+    result = worker.colorize(target, reference, options=options)
+    out = np.zeros((HEIGHT, WIDTH, 4), dtype=dtype)
+    out[y:y + h, x:x + w] = np.frombuffer(result.data, dtype=dtype).reshape(h, w, 4)
+    values = decode(out.tobytes(), depth)
+    if "mask" in record:
+        values[..., 3] *= record["mask"] / 255.0
+    return values
+
+
+COLOUR_CASES = ["u8", "u8-green", "u8-soft", "u8-strength", "u8-visible", "u16-linear",
+                "u16-linear-soft", "f16-linear", "f32-linear", "f32-linear-soft", "u8-srgb-f32"]
+TOLERANCE = {"U8": 1.5 / 255, "U16": 2e-4, "F16": 2e-3, "F32": 1e-4}
+
+
+@pytest.mark.parametrize("name", COLOUR_CASES)
+def test_kritarunner_colorizes_into_a_new_layer(runner_results, worker, name):
+    record = load_case(runner_results, name)
+    depth, profile = record["depth"], record["profile"]
+    if depth != "U8" and "srgbtrc" not in profile:
+        assert profile == "sRGB-elle-V2-g10.icc"  # Krita's default for deep RGBA: linear
+    # the source layer is untouched, byte for byte
+    assert record["after_bytes"] == record["before_bytes"]
+    # one new layer, named after the reference, directly above the source
+    before = [n for n, _ in record["names_before"]]
+    after = [n for n, kind in record["names_after"] if kind != "selectionmask"]
+    layer = record["layer"]
+    assert layer["name"] == f"Colorized from {name}-reference.kra"
+    if record["case"].get("overlay"):  # the visible image: on top of everything
+        assert after == ["Photo", "Overlay", layer["name"]]
+    else:
+        assert before == ["Photo"] and after == ["Photo", layer["name"]]
+    assert layer["type"] == "paintlayer" and layer["depth"] == depth
+    new, old = record["new"], record["before"]
+    # the worker's colorization of exactly these pixels and this reference, in the layer
+    expected = expected_layer(worker, record)
+    assert np.abs(new - expected).max() <= TOLERANCE[depth]
+    # alpha preserved (times the selection); nothing outside the selection
+    visible = record["case"].get("options", {}).get("source") == "visible"
+    source = decode(record["visible_bytes"], depth) if visible else old
+    alpha = source[..., 3] * (record["mask"] / 255.0 if "mask" in record else 1.0)
+    assert np.abs(new[..., 3] - alpha).max() <= TOLERANCE[depth]
+    if "mask" in record:
+        assert np.all(new[record["mask"] == 0][..., 3] == 0)
+    # lightness kept, colour added
+    shown = new[..., 3] > 0.05
+    lab_new, lab_old = lab(srgb_rgb(new, profile)), lab(srgb_rgb(source, profile))
+    assert np.abs(lab_new[..., 0] - lab_old[..., 0])[shown].max() < (1.2 if depth == "U8" else 0.3)
+    chroma = np.hypot(lab_new[..., 1], lab_new[..., 2])[shown]
+    assert chroma.mean() > 1.0, "no colour was added"
+
+
+def test_kritarunner_colour_follows_the_reference(runner_results):
+    red_blue = load_case(runner_results, "u8")
+    green_yellow = load_case(runner_results, "u8-green")
+    ab = [lab(srgb_rgb(r["new"], r["profile"]))[..., 1:].reshape(-1, 2).mean(0)
+          for r in (red_blue, green_yellow)]
+    assert np.hypot(*(ab[0] - ab[1])) > 1.0  # another reference, other colours
+    half = load_case(runner_results, "u8-strength")
+    chroma = [np.hypot(*np.moveaxis(lab(srgb_rgb(r["new"], r["profile"]))[..., 1:], -1, 0))
+              for r in (red_blue, half)]
+    assert chroma[1].mean() < chroma[0].mean()  # strength 0.5 blends with the grey original
+
+
+def test_kritarunner_other_profiles_convert_through_krita(runner_results):
+    record = load_case(runner_results, "u16-rec2020")
+    assert record["profile"] == "Rec2020-elle-V4-g10.icc"
+    assert record["after_bytes"] == record["before_bytes"]
+    assert record["layer"]["profile"] == "Rec2020-elle-V4-g10.icc"
+    shown = record["new"][..., 3] > 0.05
+    l_new, l_old = rec2020_lightness(record["new"]), rec2020_lightness(record["before"])
+    assert np.abs(l_new - l_old)[shown].max() < 1.0
+    spread = np.ptp(record["new"][..., :3], axis=-1)[shown]
+    assert spread.mean() > 0.005, "no colour was added"
+
+
+def test_kritarunner_errors_leave_the_document_unchanged(runner_results):
+    record = load_case(runner_results, "bad-weights")
+    assert record["error"]["type"] == "WorkerError"
+    assert "no-such-weights" in record["error"]["message"]
+    assert record["names_after"] == record["names_before"]
+    assert record["after_bytes"] == record["before_bytes"]
+    graya = json.loads((runner_results / "graya.json").read_text())
+    assert graya["error"]["type"] == "GrayscaleDocumentError"
+    assert "Convert Image Color Space" in graya["error"]["message"]
+    assert graya["names_after"] == graya["names_before"]
+    crash = json.loads((runner_results / "crash.json").read_text())
+    assert crash["error"]["type"] == "WorkerError"
+    assert "exit status 3" in crash["error"]["message"]
+    assert "simulated crash in the worker" in crash["error"]["message"]  # its last words
+    assert crash["names_after"] == crash["names_before"]
+    assert crash["restarted"]
+
+
+def test_kritarunner_keeps_one_worker(runner_results):
+    summary = json.loads((runner_results / "done.json").read_text())
+    assert summary["model_loads"] == 1  # 12 colorizations, the model loaded once
+    assert summary["same_worker"] and summary["worker_exit"] == 0
+    print(f"Krita {summary['krita']}, Python {summary['python']}")
+
+
+# -- the GUI --------------------------------------------------------------------------------------
+def run_under_xvfb(command: list[str], env: dict[str, str], timeout: float
+                   ) -> subprocess.CompletedProcess:
+    """``command`` on a private X server; once more if it could not use the server (two
+    ``xvfb-run -a`` starting at the same moment can pick the same display)."""
+    for attempt in range(2):
+        display = 100 + (os.getpid() * 7 + attempt * 131) % 800  # first number -a tries
+        run = run_krita(["xvfb-run", "-a", "-n", str(display), "-s", "-screen 0 1280x800x24",
+                         *command], env, timeout)
+        if not any(sign in run.stderr for sign in X_SERVER_FAILURES):
+            break
+    return run
+
+
+def test_gui_runs_the_menu_action_and_undo(krita_home, weights, tmp_path):
+    """Krita under Xvfb, plugin installed by `c2e plugins install krita`, driven from the menu."""
+    require("krita", "xvfb-run", "xauth")
+    from c2e_core.host_plugins import set_kconfig_value
+
+    home = fresh_home(krita_home, tmp_path)
+    pykrita = install_plugin(home, weights)
+    shutil.copytree(HELPERS / "gui_driver", pykrita, dirs_exist_ok=True)
+    kritarc = home / ".config" / "kritarc"
+    kritarc.write_text(set_kconfig_value(kritarc.read_text(), "python",
+                                         "enable_c2e_test_driver", "true"))
+    y, x = np.mgrid[0:90, 0:120]
+    gray = np.clip(40 + 180 * x / 119 + 20 * np.sin(x / 5 + y / 7), 0, 255).astype(np.uint8)
+    from PIL import Image
+
+    Image.fromarray(gray).save(tmp_path / "photo.png")  # a grayscale file: a GRAYA document
+    reference = np.zeros((64, 64, 3), np.uint8)
+    reference[:32], reference[32:] = (220, 50, 30), (30, 90, 220)
+    Image.fromarray(reference).save(tmp_path / "palette.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    env = krita_env(home, C2E_KRITA_DRIVER_OUT=str(out), C2E_KRITA_DRIVER_TARGET="photo.png",
+                    C2E_KRITA_DRIVER_TIMEOUT_MS=str((GUI_TIMEOUT - 60) * 1000))
+    run = run_under_xvfb(["krita", "--nosplash", str(tmp_path / "photo.png"),
+                          str(tmp_path / "palette.png")], env, GUI_TIMEOUT)
+    report_path = out / "report.json"
+    assert report_path.exists(), run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert not report["errors"], "\n".join(report["errors"])
+    assert run.returncode == 0, run.stderr[-3000:]  # file_quit: a clean exit
+    # the action is in the menu, with the .action file's shortcut and tooltip
+    assert report["menu_path"] == ["Tools", "Scripts", "Colorize from Reference…"]
+    assert report["shortcut"] == "Ctrl+Alt+Shift+K"
+    assert report["tooltip"].startswith("Colorize the active layer")
+    assert sorted(t.rstrip(" *") for t in report["tabs"]) == ["palette.png", "photo.png"]
+    # the grayscale photo opened as GRAYA and was converted to RGB (the user said yes)
+    assert report["target"]["model"] == "GRAYA"
+    # the dialog's defaults: the other document, the installed worker and weights
+    dialog = report["dialog"]
+    assert dialog["reference"] == "palette.png" and dialog["references"] == ["palette.png"]
+    assert dialog["python"] == os.path.abspath(sys.executable)
+    assert dialog["weights"] == str(weights) and dialog["layer_source"]
+    assert (dialog["size"], dialog["device"], dialog["strength"]) == (256, "auto", 100)
+    first, cancelled, second = report["runs"]
+    # Cancel in the progress dialog: no layer, no message, the dialog gone
+    assert cancelled["mode"] == "cancel" and cancelled["progress_seen"]
+    assert cancelled["outcome"] == {"layer": None, "error": None, "cancelled": True}
+    assert cancelled["layers"] == ["Background"] and not cancelled["progress_open"]
+    for run_report in (first, second):
+        assert run_report["model"] == "RGBA"
+        assert run_report["outcome"]["error"] is None
+        assert run_report["outcome"]["layer"] == "Colorized from palette.png"
+        assert run_report["layers"] == ["Background", "Colorized from palette.png"]
+        assert run_report["active"] == "Colorized from palette.png"
+        assert run_report["layers_after_undo"] == ["Background"]  # one undo removes it
+        assert run_report["progress_seen"]  # a progress dialog while the worker ran
+    # the first run started the worker (seconds): Krita's UI thread kept running meanwhile
+    assert first["ticks"] >= 10 and first["longest_tick_gap"] < 1.0, first
+    assert second["outcome"]["info"]["model_loads"] == 1  # the worker kept its model
+    # the new layer: the photo's lightness, colours added; the photo itself unchanged
+    gray_alpha = np.frombuffer((out / "source-before.raw").read_bytes(), np.uint8)
+    gray_alpha = gray_alpha.reshape(90, 120, 2)
+    assert np.array_equal(gray_alpha[..., 0], gray)
+    after = (out / "source-after-1.raw").read_bytes()
+    assert (out / "source-after-3.raw").read_bytes() == after  # colorizing never touched it
+    source = decode(after, "U8", 120, 90)
+    assert np.abs(source[..., :3] * 255 - gray[..., None]).max() <= 1  # same grey, as RGB
+    new = decode((out / "layer-1.raw").read_bytes(), "U8", 120, 90)
+    lab_new, lab_old = lab(new[..., :3]), lab(source[..., :3])
+    assert np.abs(lab_new[..., 0] - lab_old[..., 0]).max() < 1.2
+    assert np.hypot(lab_new[..., 1], lab_new[..., 2]).mean() > 1.0
+    assert np.array_equal(new[..., 3], source[..., 3])
+    # quitting Krita shut the worker down
+    pid = report.get("worker_pid")
+    assert pid, "the worker was not running at the end"
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
