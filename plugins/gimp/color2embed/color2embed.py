@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Color2Embed for GIMP 3: Colors > Colorize from Reference Image...
+
+Registers the PDB procedure ``python-fu-c2e-colorize`` for RGB and grayscale images. Its
+arguments after ``run-mode``, ``image`` and ``drawables`` (one layer): ``reference`` (another
+open image whose visible pixels give the colours), ``size`` (the network's working size, a
+multiple of 16, or 0 for the layer's own size), ``device`` (auto, cpu, cuda, mps),
+``strength`` (0..1) and ``gray-to-rgb`` (convert a grayscale image instead of refusing it). It
+returns ``layer``, the new colorized layer. The c2e worker it starts is the one recorded in
+``settings.json`` by ``c2e plugins install gimp``. This file is the thin PDB and dialog
+wrapper; the logic is ``c2e_gimp/colorize.py``.
+"""
+
+import sys
+import traceback
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("GimpUi", "3.0")
+gi.require_version("Gtk", "3.0")
+from c2e_client import WorkerError  # noqa: E402
+from c2e_gimp.colorize import colorize_from_reference, gimp_progress  # noqa: E402
+from c2e_gimp.options import (  # noqa: E402
+    DEFAULT_SIZE,
+    DEVICES,
+    MAX_SIZE,
+    ColorizeError,
+    ColorizeOptions,
+)
+from c2e_gimp.worker import LazyWorker, load_settings  # noqa: E402
+from gi.repository import Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
+
+PROCEDURE = "python-fu-c2e-colorize"
+TITLE = "Colorize from Reference Image"
+NO_REFERENCE = (
+    "Open the image with the colours you want in GIMP too (File > Open), then choose "
+    "Colors > Colorize from Reference Image... again."
+)
+DEVICE_LABELS = {
+    "auto": "Automatic (GPU if there is one)",
+    "cpu": "CPU",
+    "cuda": "NVIDIA GPU (CUDA)",
+    "mps": "Apple GPU (MPS)",
+}
+
+
+def failure(procedure, message):
+    """A failed PDB status carrying ``message`` (GIMP shows it; scripts read it)."""
+    return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
+
+
+def other_images(image):
+    """The open images other than ``image``: the possible references."""
+    return [other for other in Gimp.get_images() if other.get_id() != image.get_id()]
+
+
+def ask(procedure, image, config):
+    """Show the dialog; False when the user cancels it. GIMP 3.0's procedure dialog has no
+    widget for image arguments, so the reference gets an image menu of its own."""
+    GimpUi.init(PROCEDURE)
+    dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config, title=TITLE)
+    references = GimpUi.ImageComboBox.new(
+        lambda candidate, data: candidate.get_id() != image.get_id(), None
+    )
+    chosen = config.get_property("reference")
+    if chosen is None or not chosen.is_valid() or chosen.get_id() == image.get_id():
+        chosen = other_images(image)[0]
+    references.set_active(chosen.get_id())
+    label = Gtk.Label.new_with_mnemonic("Re_ference image")
+    label.set_mnemonic_widget(references)
+    label.set_xalign(0.0)
+    row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=12)
+    row.pack_start(label, False, False, 0)
+    row.pack_start(references, True, True, 0)
+    row.show_all()
+    dialog.get_content_area().pack_start(row, False, False, 0)
+    dialog.fill(["size", "device", "strength", "gray-to-rgb"])
+    accepted = dialog.run()
+    if accepted:
+        found, image_id = references.get_active()
+        config.set_property("reference", Gimp.Image.get_by_id(image_id) if found else None)
+    dialog.destroy()
+    return accepted
+
+
+def run(procedure, run_mode, image, drawables, config, data):
+    """The procedure: dialog (interactive runs), then :func:`colorize_from_reference`."""
+    if len(drawables) != 1:
+        return failure(procedure, "Select exactly one layer to colorize.")
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        if not other_images(image):
+            return failure(procedure, NO_REFERENCE)
+        if not ask(procedure, image, config):
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    settings = load_settings()
+    options = ColorizeOptions(
+        size=config.get_property("size"),
+        device=config.get_property("device"),
+        strength=config.get_property("strength"),
+        weights=settings.weights,
+        gray_to_rgb=config.get_property("gray-to-rgb"),
+    )
+    worker = LazyWorker(settings)
+    Gimp.progress_init("Colorizing from the reference image")
+    try:
+        layer = colorize_from_reference(image, drawables[0], config.get_property("reference"),
+                                        options, worker, gimp_progress)
+    except (ColorizeError, WorkerError) as exc:
+        return failure(procedure, f"{TITLE}: {exc}")
+    except Exception as exc:  # a bug: say so in GIMP, keep the traceback on stderr
+        traceback.print_exc()
+        return failure(procedure, f"{TITLE}: unexpected error ({exc!r}); details on stderr")
+    finally:
+        worker.close()
+        Gimp.progress_end()
+    values = procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+    values.remove(1)
+    values.insert(1, GObject.Value(Gimp.Layer, layer))
+    return values
+
+
+class Color2Embed(Gimp.PlugIn):
+    """The plug-in: one image procedure."""
+
+    def do_set_i18n(self, name):
+        return False
+
+    def do_query_procedures(self):
+        return [PROCEDURE]
+
+    def do_create_procedure(self, name):
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
+        procedure.set_image_types("RGB*, GRAY*")
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+        procedure.set_menu_label("Colorize from _Reference Image...")
+        procedure.add_menu_path("<Image>/Colors")
+        procedure.set_documentation(
+            "Colorize the layer from another open image (Color2Embed)",
+            "Gives the active layer the colours of a reference image with the Color2Embed "
+            "network, on a new layer above it; the layer's lightness, alpha and bit depth are "
+            "kept and only the selection changes. Runs the c2e worker recorded by "
+            "'c2e plugins install gimp'.",
+            name,
+        )
+        procedure.set_attribution("Color2Embed Studio", "Color2Embed Studio", "2025")
+        flags = GObject.ParamFlags.READWRITE
+        procedure.add_image_argument(
+            "reference", "Re_ference image", "The open image whose visible colours to use",
+            True, flags,
+        )
+        procedure.add_int_argument(
+            "size", "Working si_ze",
+            "The network's working size in pixels: a multiple of 16, or 0 for the layer's own "
+            "size (slower, more detail)",
+            0, MAX_SIZE, DEFAULT_SIZE, flags,
+        )
+        devices = Gimp.Choice.new()
+        for index, device in enumerate(DEVICES):
+            devices.add(device, index, DEVICE_LABELS[device], "")
+        procedure.add_choice_argument(
+            "device", "_Device", "Where the network runs", devices, "auto", flags
+        )
+        procedure.add_double_argument(
+            "strength", "S_trength",
+            "How much of the new colour replaces the old: 0 keeps it, 1 replaces it",
+            0.0, 1.0, 1.0, flags,
+        )
+        procedure.add_boolean_argument(
+            "gray-to-rgb", "Con_vert a grayscale image to RGB",
+            "A grayscale image cannot hold colours: convert it to RGB in the same undo step "
+            "(otherwise the procedure fails with a message)",
+            False, flags,
+        )
+        procedure.add_layer_return_value(
+            "layer", "Layer", "The new colorized layer", True, flags
+        )
+        return procedure
+
+
+if __name__ == "__main__":
+    Gimp.main(Color2Embed.__gtype__, sys.argv)
