@@ -70,6 +70,14 @@ def krita_env(home: Path, **extra: str) -> dict[str, str]:
     env.update(HOME=str(home), XDG_RUNTIME_DIR=str(runtime), LANG="C.UTF-8",
                C2E_HOME=str(home / "c2e"), C2E_DISABLE_PLUGIN_AUTOLOAD="1")
     env.pop("PYTHONPATH", None)
+    env.pop("PYTHONHOME", None)
+    env.pop("VIRTUAL_ENV", None)
+    # Krita's embedded Python takes its prefix from the first python3 on PATH: a virtual
+    # environment's (tox puts one first) would hide the system's PyQt5 from it.
+    env["PATH"] = os.pathsep.join(
+        folder for folder in env.get("PATH", "").split(os.pathsep)
+        if folder and not (Path(folder).parent / "pyvenv.cfg").exists()
+    )
     env.update(extra)
     return env
 
