@@ -69,8 +69,34 @@ class HostPlugin:
                   ) -> InstallReport:
         raise NotImplementedError
 
+    #: Files of ``source`` that go at the root of the zip, beside the package folder.
+    package_extras: tuple[str, ...] = ()
+
     def package(self, output: Path, *, python: str | None = None, weights: str | None = None,
                 overwrite: bool = False) -> Path:
+        """A zip of the plugin package (plus :attr:`package_extras`), as :attr:`package_use`
+        says to use it."""
+        output = Path(output)
+        if output.suffix.lower() != ".zip":
+            raise HostPluginError(f"{output}: the package must be a .zip file")
+        if output.exists() and not overwrite:
+            raise HostPluginError(f"{output}: exists (use --overwrite to replace it)")
+        if not output.parent.is_dir():
+            raise HostPluginError(f"{output}: folder '{output.parent}' not found")
+        self._check_sources()
+        with tempfile.TemporaryDirectory() as temporary:
+            package = Path(temporary) / self.plugin
+            self._copy_package(package, _worker_settings(python, weights))
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for name in self.package_extras:
+                    archive.write(self.source / name, name)
+                for path in [package, *sorted(package.rglob("*"))]:
+                    archive.write(path, path.relative_to(package.parent).as_posix())
+        atomic_write(output, buffer.getvalue())
+        return output
+
+    def _check_sources(self) -> None:
         raise NotImplementedError
 
     def _copy_package(self, destination: Path, settings: dict) -> None:
@@ -92,6 +118,7 @@ class KritaPlugin(HostPlugin):
     package_use = "in Krita, Tools > Scripts > Import Python Plugin from File…"
     plugin = "color2embed"
     source = PLUGINS_ROOT / "krita"
+    package_extras = (f"{plugin}.desktop", f"{plugin}.action")
 
     def default_dir(self, system=None, env=None, home=None) -> Path:
         system, env, home = _platform(system, env, home)
@@ -166,29 +193,6 @@ class KritaPlugin(HostPlugin):
             report.files.append(config)
         return report
 
-    def package(self, output, *, python=None, weights=None, overwrite=False) -> Path:
-        """The zip that Krita's Tools > Scripts > Import Python Plugin from File… accepts."""
-        output = Path(output)
-        if output.suffix.lower() != ".zip":
-            raise HostPluginError(f"{output}: the package must be a .zip file")
-        if output.exists() and not overwrite:
-            raise HostPluginError(f"{output}: exists (use --overwrite to replace it)")
-        if not output.parent.is_dir():
-            raise HostPluginError(f"{output}: folder '{output.parent}' not found")
-        self._check_sources()
-        with tempfile.TemporaryDirectory() as temporary:
-            package = Path(temporary) / self.plugin
-            self._copy_package(package, _worker_settings(python, weights))
-            buffer = io.BytesIO()
-            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-                for name in (f"{self.plugin}.desktop", f"{self.plugin}.action"):
-                    archive.write(self.source / name, name)
-                archive.write(package, f"{self.plugin}/")
-                for path in sorted(package.rglob("*")):
-                    archive.write(path, path.relative_to(package.parent).as_posix())
-        atomic_write(output, buffer.getvalue())
-        return output
-
     def _check_sources(self) -> None:
         needed = [self.source / f"{self.plugin}.desktop", self.source / f"{self.plugin}.action",
                   self.source / self.plugin / "__init__.py", PLUGINS_ROOT / "client" / CLIENT_FILE]
@@ -261,26 +265,6 @@ class GimpPlugin(HostPlugin):
             shutil.rmtree(target)
             report.files.append(target)
         return report
-
-    def package(self, output, *, python=None, weights=None, overwrite=False) -> Path:
-        """A zip holding ``color2embed/``, to unpack into GIMP's ``plug-ins`` folder."""
-        output = Path(output)
-        if output.suffix.lower() != ".zip":
-            raise HostPluginError(f"{output}: the package must be a .zip file")
-        if output.exists() and not overwrite:
-            raise HostPluginError(f"{output}: exists (use --overwrite to replace it)")
-        if not output.parent.is_dir():
-            raise HostPluginError(f"{output}: folder '{output.parent}' not found")
-        self._check_sources()
-        with tempfile.TemporaryDirectory() as temporary:
-            package = Path(temporary) / self.plugin
-            self._copy_package(package, _worker_settings(python, weights))
-            buffer = io.BytesIO()
-            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-                for path in sorted([package, *package.rglob("*")]):
-                    archive.write(path, path.relative_to(package.parent).as_posix())
-        atomic_write(output, buffer.getvalue())
-        return output
 
     def _check_sources(self) -> None:
         needed = [self.source / self.plugin / f"{self.plugin}.py",
