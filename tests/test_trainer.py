@@ -88,6 +88,11 @@ def test_shipped_recipes_parse():
     colour = load_recipe(RECIPES / "cpu-small-colour.toml")
     assert colour.model.config() == PRESETS["small"] and colour.loss.histogram == 2.0
     assert colour.init.kind == "weights" and colour.init.path.name == "final.c2e.pt"
+    palette = load_recipe(RECIPES / "cpu-small-palette.toml")
+    assert palette.model.config() == PRESETS["small"] and palette.init.kind == "weights"
+    assert palette.init.path.parent.name == "cpu-small-colour"  # stage 3 continues stage 2
+    assert palette.loss.cross_histogram > 0 and palette.loss.chroma > 0
+    assert palette.loss.histogram_bins == 32
     gpu = load_recipe(RECIPES / "gpu.toml")
     assert gpu.run.precision == "bf16" and gpu.run.channels_last
 
@@ -191,7 +196,8 @@ def test_it_learns_and_exports(tmp_path, images):
 
     # metrics fields and the plot
     record = read_metrics(tmp_path / "run" / METRICS_FILE)[-1]
-    for key in ("step", "loss", "loss_rec", "loss_perc", "lr", "images_per_s", "skipped"):
+    for key in ("step", "loss", "loss_rec", "loss_perc", "loss_hist", "loss_cross_hist",
+                "loss_chroma", "lr", "images_per_s", "skipped"):
         assert key in record
     png = plot_metrics(tmp_path / "run" / METRICS_FILE, tmp_path / "loss.png", size=(640, 360))
     with Image.open(png) as im:
@@ -210,6 +216,26 @@ def test_effnet_perceptual_and_ema(tmp_path, images):
     weights = read_weights(path)
     assert weights.metadata["ema"] is True
     assert not any("extractor" in k or "perceptual" in k for k in weights.state_dict)
+
+
+def test_cross_reference_histogram_loss_is_learned(tmp_path, images):
+    """loss.cross_histogram colorizes each target also from the next photo's reference and
+    pulls those colours toward that photo's: trained alone, the term falls."""
+    steps = 60
+    pair = _make_images(tmp_path / "pair", count=2)  # batch 2: each is the other's reference
+    raw = _raw(pair, tmp_path / "run", optim={"steps": steps, "lr": 3e-3, "batch": 2},
+               loss={"reconstruction": 0.0, "cross_histogram": 1.0},
+               run={"checkpoint_every": 0})  # fmt: skip
+    train(recipe_from_dict(raw), progress=False)
+    records = read_metrics(tmp_path / "run" / METRICS_FILE)
+    cross = [r["loss_cross_hist"] for r in records]
+    assert len(cross) == steps and all(r["loss"] == pytest.approx(r["loss_cross_hist"])
+                                       for r in records)
+    print("cross-histogram loss", [round(c, 3) for c in cross[::5]])
+    assert np.mean(cross[-5:]) < 0.7 * np.mean(cross[:5])
+    plain = _raw(images, tmp_path / "plain", optim={"steps": 2}, run={"checkpoint_every": 0})
+    train(recipe_from_dict(plain), progress=False)
+    assert all(r["loss_cross_hist"] == 0 for r in read_metrics(tmp_path / "plain" / METRICS_FILE))
 
 
 # --------------------------------------------------------------------------- resume

@@ -239,3 +239,22 @@ def test_histogram_loss_measures_colour_distributions():
         stepped = washed_out - 50.0 * washed_out.grad
     assert histogram_loss(stepped, vivid) < loss
     assert stepped.abs().mean() > washed_out.abs().mean()
+    # finer bins tell nearby colours apart: the same shift costs more with 32 than with 16
+    shifted = vivid + 0.05
+    assert histogram_loss(shifted, vivid, bins=32) > histogram_loss(shifted, vivid, bins=16)
+
+
+def test_chroma_loss_pulls_washed_out_colours_outward():
+    from c2e_core.training.losses import chroma_loss
+
+    torch.manual_seed(0)
+    vivid = torch.rand(2, 2, 16, 16) * 1.2 - 0.6
+    assert chroma_loss(vivid, vivid).item() == pytest.approx(0.0, abs=1e-6)
+    # mean chroma of vivid is 1.0x, of the washed-out copy 0.3x: the loss is 0.7x that mean
+    mean_chroma = vivid.square().sum(dim=1).sqrt().mean().item()
+    washed_out = (vivid * 0.3).requires_grad_(True)
+    loss = chroma_loss(washed_out, vivid)
+    assert loss.item() == pytest.approx(0.7 * mean_chroma, rel=0.05)
+    loss.backward()
+    # every pixel's gradient points inward (toward gray), so descent makes it more colourful
+    assert ((washed_out.grad * washed_out).sum(dim=1) < 0).all()

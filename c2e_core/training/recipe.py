@@ -179,12 +179,19 @@ class LossSection:
     """``reconstruction`` weight of the smooth-L1 on ab, ``perceptual`` backend and its
     ``perceptual_weight``; ``vgg19_weights`` / ``effnet_weights``: weight files (None: the
     default locations); ``histogram``: weight of the soft ab-histogram loss (0: off, the
-    authors' setting)."""
+    authors' setting); ``cross_histogram``: weight of the same loss between the colours
+    predicted from another photo's reference and that photo's colours (0: off; it costs a
+    second forward pass of the batch); ``histogram_bins``: bins per axis of both (2 or more
+    over a, b in [-110, 110]); ``chroma``: weight of the difference in mean chroma between
+    each prediction and the colours it should have (0: off)."""
 
     reconstruction: float = 1.0
     perceptual: str = "vgg19"
     perceptual_weight: float = 1.0
     histogram: float = 0.0
+    cross_histogram: float = 0.0
+    histogram_bins: int = 16
+    chroma: float = 0.0
     vgg19_weights: Path | None = None
     effnet_weights: Path | None = None
 
@@ -192,6 +199,9 @@ class LossSection:
         _float(self.reconstruction, "loss.reconstruction")
         _float(self.perceptual_weight, "loss.perceptual_weight")
         _float(self.histogram, "loss.histogram")
+        _float(self.cross_histogram, "loss.cross_histogram")
+        _int(self.histogram_bins, "loss.histogram_bins", 2)
+        _float(self.chroma, "loss.chroma")
         if self.perceptual not in PERCEPTUAL_BACKENDS:
             raise ValueError(
                 f"loss.perceptual must be one of {', '.join(PERCEPTUAL_BACKENDS)}, "

@@ -49,7 +49,12 @@ from c2e_core.data.folder import (
     set_loader_epoch,
 )
 from c2e_core.data.reference import synthesize_references
-from c2e_core.training.losses import histogram_loss, make_perceptual_loss, reconstruction_loss
+from c2e_core.training.losses import (
+    chroma_loss,
+    histogram_loss,
+    make_perceptual_loss,
+    reconstruction_loss,
+)
 from c2e_core.training.recipe import TrainRecipe
 
 __all__ = [
@@ -465,12 +470,14 @@ def _train(
     bar = _Progress(optim_r.steps, step, progress and dist_info.main)
     ref_gen = torch.Generator(device=device)
     w_rec, w_perc = recipe.loss.reconstruction, recipe.loss.perceptual_weight
-    w_hist = recipe.loss.histogram
+    w_hist, w_cross = recipe.loss.histogram, recipe.loss.cross_histogram
+    bins, w_chroma = recipe.loss.histogram_bins, recipe.loss.chroma
     use_perc = getattr(perceptual, "enabled", True) and w_perc > 0
     start_time = time.monotonic()
 
-    # loss, rec, perc, hist, skipped sums, kept on the device: no host sync except when logging
-    window = torch.zeros(5, dtype=torch.float32, device=device)
+    # loss, rec, perc, hist, cross-hist, chroma, skipped sums, kept on the device: no host sync
+    # except when logging
+    window = torch.zeros(7, dtype=torch.float32, device=device)
     window_steps, window_t0 = 0, time.monotonic()
     total_skipped = 0
 
@@ -500,11 +507,19 @@ def _train(
                 l_norm, ab_gt = batch_to_lab(rgb)
                 ref_gen.manual_seed(_step_seed(seed, rank, step))
                 reference = synthesize_references(rgb, recipe.reference, ref_gen)
-            l_in = l_norm.contiguous(memory_format=memory_format)
+            if w_cross > 0:
+                # each target once more with the next photo's reference (one forward pass of
+                # the doubled batch, so DDP sees a single forward per backward)
+                l_norm_in = torch.cat((l_norm, l_norm))
+                reference = torch.cat((reference, reference.roll(1, dims=0)))
+            else:
+                l_norm_in = l_norm
+            l_in = l_norm_in.contiguous(memory_format=memory_format)
             ref_in = reference.contiguous(memory_format=memory_format)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 pred = net(l_in, ref_in)
-            pred = pred.float()
+            pred, pred_cross = pred.float().split(l_norm.shape[0]) if w_cross > 0 else (
+                pred.float(), None)
             loss_rec = reconstruction_loss(pred, ab_gt)
             loss = w_rec * loss_rec
             if use_perc:
@@ -515,10 +530,22 @@ def _train(
             else:
                 loss_perc = loss.new_zeros(())
             if w_hist > 0:
-                loss_hist = histogram_loss(pred, ab_gt)
+                loss_hist = histogram_loss(pred, ab_gt, bins)
                 loss = loss + w_hist * loss_hist
             else:
                 loss_hist = loss.new_zeros(())
+            if pred_cross is not None:
+                loss_cross = histogram_loss(pred_cross, ab_gt.roll(1, dims=0), bins)
+                loss = loss + w_cross * loss_cross
+            else:
+                loss_cross = loss.new_zeros(())
+            if w_chroma > 0:
+                loss_chroma = chroma_loss(pred, ab_gt)
+                if pred_cross is not None:
+                    loss_chroma = 0.5 * (loss_chroma + chroma_loss(pred_cross, ab_gt.roll(1, 0)))
+                loss = loss + w_chroma * loss_chroma
+            else:
+                loss_chroma = loss.new_zeros(())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for group in optimizer.param_groups:
@@ -534,7 +561,7 @@ def _train(
             skipped_now = skipped.sum().to(device, torch.float32, non_blocking=True)
             window += torch.stack(
                 [loss.detach(), loss_rec.detach(), loss_perc.detach(), loss_hist.detach(),
-                 skipped_now]
+                 loss_cross.detach(), loss_chroma.detach(), skipped_now]
             )
             window_steps += 1
 
@@ -544,11 +571,11 @@ def _train(
                     import torch.distributed as dist
 
                     dist.all_reduce(sums)
-                    sums[:4] /= world
+                    sums[:6] /= world
                 sums = sums.double().cpu()
                 elapsed = max(time.monotonic() - window_t0, 1e-9)
                 rate = window_steps * optim_r.batch / elapsed
-                total_skipped += int(sums[4])
+                total_skipped += int(sums[6])
                 record = {
                     "step": step,
                     "epoch": epoch,
@@ -556,9 +583,11 @@ def _train(
                     "loss_rec": float(sums[1]) / window_steps,
                     "loss_perc": float(sums[2]) / window_steps,
                     "loss_hist": float(sums[3]) / window_steps,
+                    "loss_cross_hist": float(sums[4]) / window_steps,
+                    "loss_chroma": float(sums[5]) / window_steps,
                     "lr": optimizer.param_groups[0]["lr"],
                     "images_per_s": rate,
-                    "skipped": int(sums[4]),
+                    "skipped": int(sums[6]),
                     "skipped_total": total_skipped,
                     "time_s": wall_before + time.monotonic() - start_time,
                 }
