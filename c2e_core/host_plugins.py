@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from c2e_core.atomic import atomic_write
+
 #: The plugin sources: ``<repository>/plugins`` (next to the ``c2e_core`` package).
 PLUGINS_ROOT = Path(__file__).resolve().parents[1] / "plugins"
 CLIENT_FILE = "c2e_client.py"
@@ -341,23 +343,6 @@ def _replace_folder(new: Path, old: Path) -> None:
         raise
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``path`` through a temporary file in its folder, renamed over it on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _read_text(path: Path) -> str:

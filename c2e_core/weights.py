@@ -17,16 +17,16 @@ import json
 import os
 import pickle
 import re
-import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from c2e_core.atomic import atomic_file
 
 if TYPE_CHECKING:
     from c2e_core.plugins import PluginHost
@@ -84,29 +84,6 @@ def _plain_json(value: Any, what: str) -> Any:
         raise WeightsError(f"{what} must be JSON-compatible: {_one_line(exc)}") from exc
 
 
-@contextmanager
-def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """Write ``path`` through a temp file in the same folder, replaced in only on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        try:  # mkstemp makes the file private (0600); give it the usual 0644 or the old mode
-            mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)
-        except OSError:
-            pass
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save_weights(
     path: str | os.PathLike[str],
     *,
@@ -139,7 +116,7 @@ def save_weights(
         "state_dict": tensors,
         "metadata": _plain_json(dict(metadata or {}), "metadata"),
     }
-    with _atomic_file(path) as handle:
+    with atomic_file(path) as handle:
         torch.save(payload, handle)
     return sha256_file(path)
 
@@ -342,7 +319,7 @@ class WeightsStore:
     def _write_index(self, weights: dict[str, dict[str, Any]]) -> None:
         data = {"version": INDEX_VERSION, "weights": dict(sorted(weights.items()))}
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-        with _atomic_file(self.index_path) as handle:
+        with atomic_file(self.index_path) as handle:
             handle.write(text.encode("utf-8"))
 
     def _user_entry(self, name: str, record: Any) -> WeightsEntry:

@@ -22,7 +22,6 @@ import os
 import platform
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from c2e_core.atomic import atomic_file
 from c2e_core.build import (
     COLOR2EMBED,
     StateDictError,
@@ -102,21 +102,6 @@ def _step_seed(seed: int, rank: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temp file in the same folder, fsync, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def list_checkpoints(output: Path) -> list[Path]:
     """The run's checkpoints, oldest first."""
     folder = Path(output) / CHECKPOINT_DIR
@@ -126,7 +111,8 @@ def list_checkpoints(output: Path) -> list[Path]:
 def save_checkpoint(state: dict[str, Any], output: Path, step: int, keep_last: int) -> Path:
     """Write ``ckpt-STEP.pt`` atomically and delete all but the newest ``keep_last``."""
     path = Path(output) / CHECKPOINT_DIR / f"ckpt-{step:09d}.pt"
-    _atomic_torch_save(state, path)
+    with atomic_file(path) as handle:
+        torch.save(state, handle)
     for old in list_checkpoints(output)[:-keep_last]:
         old.unlink(missing_ok=True)
     return path
