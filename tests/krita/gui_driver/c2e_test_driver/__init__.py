@@ -220,9 +220,11 @@ class Driver(Extension):
         self.outcomes_before = len(self.plugin.TestHooks.outcomes)
         self.run_started = time.monotonic()
         self.menu_action.trigger()  # returns once the job runs in the background
+        # the progress dialog is up before trigger() returns; a fast worker may finish before
+        # the first tick of wait_for_layer, so look now rather than only while waiting
+        progress = self.progress_dialog()
+        self.run["progress_seen"] = progress is not None
         if mode == "cancel":
-            progress = self.progress_dialog()
-            self.run["progress_seen"] = progress is not None
             progress.findChild(QPushButton).click()  # the Cancel button
             return self.wait_after_cancel
         return self.wait_for_layer
