@@ -93,6 +93,8 @@ def test_shipped_recipes_parse():
     assert palette.init.path.parent.name == "cpu-small-colour"  # stage 3 continues stage 2
     assert palette.loss.cross_histogram > 0 and palette.loss.chroma > 0
     assert palette.loss.histogram_bins == 32
+    settle = load_recipe(RECIPES / "cpu-small-settle.toml")
+    assert settle.init.path.parent.name == "cpu-small-palette" and settle.loss.chroma > 0
     gpu = load_recipe(RECIPES / "gpu.toml")
     assert gpu.run.precision == "bf16" and gpu.run.channels_last
 
