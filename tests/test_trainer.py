@@ -95,6 +95,8 @@ def test_shipped_recipes_parse():
     assert palette.loss.histogram_bins == 32
     settle = load_recipe(RECIPES / "cpu-small-settle.toml")
     assert settle.init.path.parent.name == "cpu-small-palette" and settle.loss.chroma > 0
+    finish = load_recipe(RECIPES / "cpu-small-finish.toml")
+    assert finish.init.path.parent.name == "cpu-small-settle" and finish.loss.cross_histogram == 0
     gpu = load_recipe(RECIPES / "gpu.toml")
     assert gpu.run.precision == "bf16" and gpu.run.channels_last
 
