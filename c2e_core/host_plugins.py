@@ -101,6 +101,24 @@ class HostPlugin:
     def _check_sources(self) -> None:
         raise NotImplementedError
 
+    def _install_package(self, parent: Path, python: str | None, weights: str | None
+                         ) -> tuple[Path, dict]:
+        """Copy the package into ``parent`` (staged there, then swapped in whole), keeping the
+        settings a previous install recorded unless ``python``/``weights`` replace them;
+        return the package folder and its settings."""
+        target = parent / self.plugin
+        settings = _read_settings(target / SETTINGS_FILE)
+        settings.update(_worker_settings(python, weights))
+        self._check_sources()
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{self.plugin}-", dir=parent))
+        try:
+            self._copy_package(staging / self.plugin, settings)
+            _replace_folder(staging / self.plugin, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target, settings
+
     def _copy_package(self, destination: Path, settings: dict) -> None:
         """The plugin package with the vendored client and ``settings``, at ``destination``."""
         shutil.copytree(self.source / self.plugin, destination, ignore=_SKIPPED)
@@ -148,18 +166,8 @@ class KritaPlugin(HostPlugin):
         folder = Path(folder) if folder is not None else self.default_dir()
         config = Path(config) if config is not None else self.config_path()
         pykrita, actions = folder / "pykrita", folder / "actions"
-        package = pykrita / self.plugin
-        settings = _read_settings(package / SETTINGS_FILE)
-        settings.update(_worker_settings(python, weights))
-        self._check_sources()
-        pykrita.mkdir(parents=True, exist_ok=True)
+        package, settings = self._install_package(pykrita, python, weights)
         actions.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{self.plugin}-", dir=pykrita))
-        try:
-            self._copy_package(staging / self.plugin, settings)
-            _replace_folder(staging / self.plugin, package)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         desktop = pykrita / f"{self.plugin}.desktop"
         action = actions / f"{self.plugin}.action"
         atomic_write(desktop, (self.source / desktop.name).read_bytes())
@@ -167,11 +175,7 @@ class KritaPlugin(HostPlugin):
         text = _read_text(config)
         atomic_write(config, set_kconfig_value(text, "python", f"enable_{self.plugin}", "true")
                      .encode("utf-8"))
-        report = InstallReport(folder, [package, desktop, action, config])
-        report.notes.append(f"worker: {settings['python']}"
-                            + (f" --weights {settings['weights']}" if settings.get("weights")
-                               else ""))
-        return report
+        return InstallReport(folder, [package, desktop, action, config], [_worker_note(settings)])
 
     def uninstall(self, folder=None, *, config=None) -> InstallReport:
         """Remove the plugin's files from ``folder`` and its switch from ``kritarc``."""
@@ -240,23 +244,8 @@ class GimpPlugin(HostPlugin):
     def install(self, folder=None, *, python=None, weights=None, config=None) -> InstallReport:
         """Copy the plug-in into ``folder``/plug-ins (``folder``: GIMP's profile folder)."""
         folder = Path(folder) if folder is not None else self.default_dir()
-        plug_ins = folder / "plug-ins"
-        target = plug_ins / self.plugin
-        settings = _read_settings(target / SETTINGS_FILE)
-        settings.update(_worker_settings(python, weights))
-        self._check_sources()
-        plug_ins.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{self.plugin}-", dir=plug_ins))
-        try:
-            self._copy_package(staging / self.plugin, settings)
-            _replace_folder(staging / self.plugin, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        report = InstallReport(folder, [target])
-        report.notes.append(f"worker: {settings['python']}"
-                            + (f" --weights {settings['weights']}" if settings.get("weights")
-                               else ""))
-        return report
+        target, settings = self._install_package(folder / "plug-ins", python, weights)
+        return InstallReport(folder, [target], [_worker_note(settings)])
 
     def uninstall(self, folder=None, *, config=None) -> InstallReport:
         """Remove the plug-in's folder from ``folder``/plug-ins."""
@@ -307,6 +296,12 @@ def _worker_settings(python: str | None, weights: str | None) -> dict:
     if weights:
         settings["weights"] = _weights_spec(weights)
     return settings
+
+
+def _worker_note(settings: Mapping) -> str:
+    """The worker command an install recorded, for the user."""
+    weights = settings.get("weights")
+    return f"worker: {settings['python']}" + (f" --weights {weights}" if weights else "")
 
 
 def _weights_spec(weights: str) -> str:
