@@ -498,14 +498,15 @@ def _train(
                 # the doubled batch, so DDP sees a single forward per backward)
                 l_norm_in = torch.cat((l_norm, l_norm))
                 reference = torch.cat((reference, reference.roll(1, dims=0)))
+                ab_next = ab_gt.roll(1, dims=0)  # the colours the second half should take
             else:
                 l_norm_in = l_norm
             l_in = l_norm_in.contiguous(memory_format=memory_format)
             ref_in = reference.contiguous(memory_format=memory_format)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 pred = net(l_in, ref_in)
-            pred, pred_cross = pred.float().split(l_norm.shape[0]) if w_cross > 0 else (
-                pred.float(), None)
+            pred = pred.float()
+            pred, pred_cross = pred.split(l_norm.shape[0]) if w_cross > 0 else (pred, None)
             loss_rec = reconstruction_loss(pred, ab_gt)
             loss = w_rec * loss_rec
             if use_perc:
@@ -521,14 +522,14 @@ def _train(
             else:
                 loss_hist = loss.new_zeros(())
             if pred_cross is not None:
-                loss_cross = histogram_loss(pred_cross, ab_gt.roll(1, dims=0), bins)
+                loss_cross = histogram_loss(pred_cross, ab_next, bins)
                 loss = loss + w_cross * loss_cross
             else:
                 loss_cross = loss.new_zeros(())
             if w_chroma > 0:
                 loss_chroma = chroma_loss(pred, ab_gt)
                 if pred_cross is not None:
-                    loss_chroma = 0.5 * (loss_chroma + chroma_loss(pred_cross, ab_gt.roll(1, 0)))
+                    loss_chroma = 0.5 * (loss_chroma + chroma_loss(pred_cross, ab_next))
                 loss = loss + w_chroma * loss_chroma
             else:
                 loss_chroma = loss.new_zeros(())
