@@ -16,6 +16,7 @@ __all__ = [
     "RGB_FROM_XYZ",
     "D65_WHITE",
     "rgb_to_lab",
+    "rgb_to_lightness",
     "lab_to_rgb",
     "lab_to_rgb_in_gamut",
     "srgb_to_linear",
@@ -59,6 +60,12 @@ def _mix(matrix: tuple[tuple[float, float, float], ...], x: Tensor) -> Tensor:
     return torch.matmul(m, flat).reshape(shape)
 
 
+def _mix_row(row: tuple[float, float, float], x: Tensor) -> Tensor:
+    """One row of a colour matrix over the channel dimension (-3): ``[..., 1, H, W]``."""
+    out = x[..., 0:1, :, :] * row[0]
+    return out.add_(x[..., 1:2, :, :], alpha=row[1]).add_(x[..., 2:3, :, :], alpha=row[2])
+
+
 def _select(x: Tensor, threshold: float, above: Tensor, below: Tensor) -> Tensor:
     """``where(x > threshold, above, below)``, as a float-mask lerp (much faster on CPU)."""
     mask = torch.gt(x, threshold, out=torch.empty_like(x))
@@ -89,6 +96,15 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
     a = 500.0 * (fx - fy)
     b = 200.0 * (fy - fz)
     return torch.stack((lum, a, b), dim=-3)
+
+
+def rgb_to_lightness(rgb: Tensor) -> Tensor:
+    """CIE L (``[..., 1, H, W]``, [0, 100]) of sRGB in [0, 1]: ``rgb_to_lab(rgb)[..., :1, :, :]``
+    without the a and b work (the pipeline needs only the target's lightness)."""
+    x = _check(rgb, "rgb")
+    y = _mix_row(XYZ_FROM_RGB[1], srgb_to_linear(x))  # Y / white Y, which is 1
+    f = _select(y, _LAB_EPS, _pow(y.clamp_min(_LAB_EPS), 1.0 / 3.0), _LAB_KAPPA * y + _LAB_OFFSET)
+    return 116.0 * f - 16.0
 
 
 def _lab_to_linear_rgb(x: Tensor) -> Tensor:
@@ -129,25 +145,27 @@ def _largest_chroma_in_gamut(lab: Tensor, steps: int, tolerance: float) -> Tenso
     """For Lab pixels ``[3, N]``, the largest factor ``s`` in [0, 1] (within ``2**-steps``) for
     which ``(L, s a, s b)`` is inside linear sRGB's cube, by bisection.
 
-    L's contribution is computed once; each step only redoes the X and Z terms.
+    L's contribution is computed once; each step only redoes the X and Z terms. All pixels'
+    brackets halve together, so only the feasible end is kept: it rises by the current
+    half-width where the midpoint fits.
     """
     lum, a, b = lab
     fy = (lum + 16.0) / 116.0
     matrix = torch.tensor(RGB_FROM_XYZ, dtype=torch.float32, device=lab.device)
     matrix = matrix * torch.tensor(D65_WHITE, dtype=torch.float32, device=lab.device)
-    fixed = matrix[:, 1:2] * _f_inverse(fy)[None]  # [3, N], the Y term
+    # centre the cube on 0: inside means |lin - 0.5| <= 0.5 + tolerance for every channel
+    fixed = matrix[:, 1:2] * _f_inverse(fy)[None] - 0.5  # [3, N], the Y term
     da, db = a / 500.0, b / 200.0
     low = torch.zeros_like(lum)
-    high = torch.ones_like(lum)
-    for _ in range(steps):
-        mid = (low + high) * 0.5
-        tx = _f_inverse(fy + mid * da)
-        tz = _f_inverse((fy - mid * db).clamp_min(0.0))
+    for step in range(1, steps + 1):
+        half = 0.5**step
+        mid = low + half
+        tx = _f_inverse(torch.addcmul(fy, mid, da))
+        tz = _f_inverse(torch.addcmul(fy, mid, db, value=-1.0).clamp_min_(0.0))
         lin = torch.addcmul(fixed, matrix[:, 0:1], tx[None])
-        lin = torch.addcmul(lin, matrix[:, 2:3], tz[None])
-        fits = (lin.amin(dim=0) >= -tolerance) & (lin.amax(dim=0) <= 1.0 + tolerance)
-        low = torch.where(fits, mid, low)
-        high = torch.where(fits, high, mid)
+        lin.addcmul_(matrix[:, 2:3], tz[None])
+        fits = lin.abs_().amax(dim=0) <= 0.5 + tolerance
+        low.add_(fits, alpha=half)
     return low
 
 
@@ -162,15 +180,15 @@ def lab_to_rgb_in_gamut(lab: Tensor, steps: int = 8, tolerance: float = 1e-6) ->
     """
     x = _check(lab, "lab")
     lin = _lab_to_linear_rgb(x)
-    outside = ((lin < -tolerance) | (lin > 1 + tolerance)).any(dim=-3)
-    if bool(outside.any()):
-        lab_flat = x.movedim(-3, -1)[outside].T  # [3, N]
-        factor = _largest_chroma_in_gamut(lab_flat, steps, tolerance)
-        fitted = torch.cat([lab_flat[:1], lab_flat[1:] * factor], dim=0)[:, :, None]
-        lin = lin.movedim(-3, -1).clone()
-        lin[outside] = _lab_to_linear_rgb(fitted)[:, :, 0].T
-        lin = lin.movedim(-1, -3)
-    return linear_to_srgb(lin.clamp(0.0, 1.0))
+    channels_first = lin.movedim(-3, 0)
+    lin_flat = channels_first.reshape(3, -1)  # [3, P]: a view for a single image
+    outside = ((lin_flat - 0.5).abs_().amax(dim=0) > 0.5 + tolerance).nonzero().squeeze(1)
+    if outside.numel():
+        lab_out = x.movedim(-3, 0).reshape(3, -1).index_select(1, outside)  # [3, N]
+        lab_out[1:] *= _largest_chroma_in_gamut(lab_out, steps, tolerance)
+        lin_flat.index_copy_(1, outside, _lab_to_linear_rgb(lab_out[:, :, None])[:, :, 0])
+        lin = lin_flat.reshape(channels_first.shape).movedim(0, -3)
+    return linear_to_srgb(lin.clamp_(0.0, 1.0))
 
 
 def split_l_ab(lab: Tensor) -> tuple[Tensor, Tensor]:

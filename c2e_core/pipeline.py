@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from c2e_core.colour import lab_to_rgb, lab_to_rgb_in_gamut, rgb_to_lab
+from c2e_core.colour import lab_to_rgb, lab_to_rgb_in_gamut, rgb_to_lab, rgb_to_lightness
 from c2e_core.device import select_device
 from c2e_core.imageio import ImageData, from_array, read_image, to_array, write_image
 from c2e_core.modeling.color2embed import AB_SCALE
@@ -381,10 +381,10 @@ class Colorizer:
         prepared = []
         for image in images:
             rgb = self._to_tensor(image.rgb)
-            lab = rgb_to_lab(rgb)
-            net_l = rgb_to_lab(self._run_pre(rgb, "target", pre))[:, :1] if pre else lab[:, :1]
+            lum = rgb_to_lightness(rgb)
+            net_l = rgb_to_lightness(self._run_pre(rgb, "target", pre)) if pre else lum
             shape = working_shape(image.height, image.width, size, self.compat, self._multiple)
-            prepared.append((image, lab, net_l, shape))
+            prepared.append((image, lum, net_l, shape))
         groups: dict[tuple[int, int], list[int]] = {}
         for index, (_, _, _, shape) in enumerate(prepared):
             groups.setdefault(shape, []).append(index)
@@ -398,9 +398,9 @@ class Colorizer:
                 height, width = small[j][1].shape[-2:]
                 ab_low[i] = (ab[j : j + 1, :, :height, :width], small[j][1])
         results = []
-        for index, (image, lab, _, _) in enumerate(prepared):
+        for index, (image, lum, _, _) in enumerate(prepared):
             ab, l_small = ab_low[index]
-            results.append(self._finish(image, lab, ab, l_small, *finish))
+            results.append(self._finish(image, lum, ab, l_small, *finish))
         return results
 
     def _network_l(self, l_full: torch.Tensor, shape: tuple[int, int], size) -> tuple:
@@ -416,21 +416,27 @@ class Colorizer:
         l_small = resize(l_full, shape, antialias=True)
         return l_small / 50 - 1, l_small
 
-    def _finish(self, image, lab, ab_low, l_small, post_steps, strength, mask) -> Colorized:
-        """Upsample ab, run the post steps, blend by strength and mask, convert to RGB."""
-        full = tuple(lab.shape[-2:])
+    def _finish(self, image, lum, ab_low, l_small, post_steps, strength, mask) -> Colorized:
+        """Upsample ab, run the post steps, blend by strength and mask, convert to RGB.
+
+        ``lum``: the target's full-resolution L; its full Lab is computed only when the post
+        steps or the blending need the original colours."""
+        full = tuple(lum.shape[-2:])
         if self.compat == "official" or tuple(ab_low.shape[-2:]) == full:
             ab = resize(ab_low, full, antialias=False)
         else:
-            ab = guided_upsample(ab_low, l_small / 100, lab[:, :1] / 100)
-        out = torch.cat([lab[:, :1], ab], dim=1)
-        for step in post_steps:
-            out = step(out, lab)
-        weight = torch.tensor(strength, device=self.device)
-        if mask is not None:
-            mask_tensor = torch.as_tensor(np.asarray(mask, dtype=np.float32), device=self.device)
-            weight = weight * torch.nan_to_num(mask_tensor).clamp(0, 1)[None, None]
-        if mask is not None or strength != 1.0:
+            ab = guided_upsample(ab_low, l_small / 100, lum / 100)
+        out = torch.cat([lum, ab], dim=1)
+        blend = mask is not None or strength != 1.0
+        if post_steps or blend:
+            lab = rgb_to_lab(self._to_tensor(image.rgb))
+            for step in post_steps:
+                out = step(out, lab)
+        if blend:
+            weight = torch.tensor(strength, device=self.device)
+            if mask is not None:
+                mask_tensor = torch.as_tensor(np.asarray(mask, np.float32), device=self.device)
+                weight = weight * torch.nan_to_num(mask_tensor).clamp(0, 1)[None, None]
             out = lab + weight * (out - lab)
         if self.compat == "official":
             rgb = lab_to_rgb(out, clip=True)
