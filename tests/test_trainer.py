@@ -97,6 +97,9 @@ def test_shipped_recipes_parse():
     assert settle.init.path.parent.name == "cpu-small-palette" and settle.loss.chroma > 0
     finish = load_recipe(RECIPES / "cpu-small-finish.toml")
     assert finish.init.path.parent.name == "cpu-small-settle" and finish.loss.cross_histogram == 0
+    at_256 = load_recipe(RECIPES / "cpu-small-256.toml")
+    assert at_256.init.path.parent.name == "cpu-small-finish" and at_256.data.crop.size == 256
+    assert at_256.loss.cross_histogram == 0 and at_256.optim.batch == 8
     gpu = load_recipe(RECIPES / "gpu.toml")
     assert gpu.run.precision == "bf16" and gpu.run.channels_last
 
