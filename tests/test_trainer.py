@@ -407,3 +407,20 @@ def test_training_from_scratch_starts_with_a_live_colour_encoder():
         a = model.embed(torch.rand(1, 3, 128, 128))
         b = model.embed(torch.rand(1, 3, 128, 128) * 0.3)
     assert (a - b).abs().mean() > 0.1 * a.abs().mean()
+
+
+def test_plot_draws_each_logged_loss_term_that_is_not_always_zero(tmp_path):
+    metrics = tmp_path / METRICS_FILE
+    rows = [
+        {"step": s, "loss": 1.0 - s / 100, "loss_rec": 0.1, "loss_perc": 0.3,
+         "loss_hist": 0.2 + s / 1000, "loss_cross_hist": 0.0, "loss_chroma": 0.0}
+        for s in range(10, 110, 10)
+    ]  # fmt: skip
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    png = tmp_path / "plot.png"
+    png.write_bytes(b"old")
+    plot_metrics(metrics, png, size=(640, 360))
+    with Image.open(png) as im:
+        colours = {c for _, c in im.convert("RGB").getcolors(1 << 20)}
+    assert (214, 39, 40) in colours  # loss_hist
+    assert (140, 86, 75) not in colours and (148, 103, 189) not in colours  # always 0: left out

@@ -659,7 +659,16 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return records
 
 
-_SERIES = (("loss", (31, 119, 180)), ("loss_rec", (255, 127, 14)), ("loss_perc", (44, 160, 44)))
+#: The loss terms ``metrics.jsonl`` logs, with their colours; terms that stay 0 are not drawn.
+_SERIES = (
+    ("loss", (31, 119, 180)),
+    ("loss_rec", (255, 127, 14)),
+    ("loss_perc", (44, 160, 44)),
+    ("loss_hist", (214, 39, 40)),
+    ("loss_cross_hist", (148, 103, 189)),
+    ("loss_chroma", (140, 86, 75)),
+)
+_LEGEND_ENTRY_W, _LEGEND_ROW_H = 130, 14
 
 
 def plot_metrics(
@@ -667,22 +676,27 @@ def plot_metrics(
     png: str | os.PathLike[str],
     size: tuple[int, int] = (800, 480),
 ) -> Path:
-    """Draw the loss curves of ``metrics.jsonl`` against the step into a PNG (Pillow only)."""
+    """Draw the loss curves of ``metrics.jsonl`` (the total and each term that is not always 0)
+    against the step into a PNG (Pillow only), written atomically."""
     from PIL import Image, ImageDraw
+
+    from c2e_core.atomic import atomic_file
 
     records = [r for r in read_metrics(jsonl) if "step" in r]
     if not records:
         raise TrainingError(f"{jsonl}: no metrics to plot")
     width, height = size
-    left, right, top, bottom = 70, 20, 30, 40
-    image = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(image)
     steps = [float(r["step"]) for r in records]
     series = [
         (name, colour, [(float(r["step"]), float(r[name])) for r in records if name in r])
         for name, colour in _SERIES
     ]
     series = [(n, c, pts) for n, c, pts in series if pts and any(v != 0 for _, v in pts)]
+    per_row = max(1, (width - 80) // _LEGEND_ENTRY_W)
+    legend_rows = max(1, -(-len(series) // per_row))
+    left, right, top, bottom = 70, 20, 16 + _LEGEND_ROW_H * legend_rows, 40
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
     values = [v for _, _, pts in series for _, v in pts if math.isfinite(v)] or [0.0, 1.0]
     x0, x1 = min(steps), max(steps)
     y0, y1 = min(0.0, min(values)), max(values)
@@ -710,10 +724,11 @@ def plot_metrics(
         elif points:
             px, py = points[0]
             draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
-        lx = left + 10 + 110 * index
-        draw.line([lx, 15, lx + 20, 15], fill=colour, width=3)
-        draw.text((lx + 25, 9), name, fill=(0, 0, 0))
+        row, column = divmod(index, per_row)
+        lx, ly = left + 10 + _LEGEND_ENTRY_W * column, 10 + _LEGEND_ROW_H * row
+        draw.line([lx, ly, lx + 20, ly], fill=colour, width=3)
+        draw.text((lx + 25, ly - 6), name, fill=(0, 0, 0))
     png = Path(png)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    image.save(png)
+    with atomic_file(png) as handle:
+        image.save(handle, format="PNG")
     return png
