@@ -53,17 +53,12 @@ def _check(x: Tensor, name: str) -> Tensor:
 
 
 def _mix(matrix: tuple[tuple[float, float, float], ...], x: Tensor) -> Tensor:
-    """Apply a 3x3 matrix over the channel dimension (-3) of ``x`` (float32)."""
+    """Apply a K x 3 matrix over the channel dimension (-3) of ``x`` (float32): ``[..., K, H, W]``
+    (K = 3 for a colour-space change, 1 for a single row such as Y)."""
     m = torch.tensor(matrix, dtype=torch.float32, device=x.device)
     shape = x.shape
     flat = x.reshape(-1, 3, shape[-2] * shape[-1])
-    return torch.matmul(m, flat).reshape(shape)
-
-
-def _mix_row(row: tuple[float, float, float], x: Tensor) -> Tensor:
-    """One row of a colour matrix over the channel dimension (-3): ``[..., 1, H, W]``."""
-    out = x[..., 0:1, :, :] * row[0]
-    return out.add_(x[..., 1:2, :, :], alpha=row[1]).add_(x[..., 2:3, :, :], alpha=row[2])
+    return torch.matmul(m, flat).reshape(*shape[:-3], len(matrix), *shape[-2:])
 
 
 def _select(x: Tensor, threshold: float, above: Tensor, below: Tensor) -> Tensor:
@@ -102,7 +97,7 @@ def rgb_to_lightness(rgb: Tensor) -> Tensor:
     """CIE L (``[..., 1, H, W]``, [0, 100]) of sRGB in [0, 1]: ``rgb_to_lab(rgb)[..., :1, :, :]``
     without the a and b work (the pipeline needs only the target's lightness)."""
     x = _check(rgb, "rgb")
-    y = _mix_row(XYZ_FROM_RGB[1], srgb_to_linear(x))  # Y / white Y, which is 1
+    y = _mix(XYZ_FROM_RGB[1:2], srgb_to_linear(x))  # Y / white Y, which is 1
     f = _select(y, _LAB_EPS, _pow(y.clamp_min(_LAB_EPS), 1.0 / 3.0), _LAB_KAPPA * y + _LAB_OFFSET)
     return 116.0 * f - 16.0
 
