@@ -78,6 +78,12 @@ def srgb_to_linear(rgb: Tensor) -> Tensor:
     return _select(x, 0.04045, _pow((x.clamp_min(0.04045) + 0.055) / 1.055, 2.4), x / 12.92)
 
 
+def _f_forward(t: Tensor) -> Tensor:
+    """CIE Lab's companding ``t -> f`` of XYZ / white (skimage's thresholds)."""
+    cube_root = _pow(t.clamp_min(_LAB_EPS), 1.0 / 3.0)
+    return _select(t, _LAB_EPS, cube_root, _LAB_KAPPA * t + _LAB_OFFSET)
+
+
 def rgb_to_lab(rgb: Tensor) -> Tensor:
     """Convert sRGB in [0, 1] (``[..., 3, H, W]``) to CIE Lab (L in [0, 100]), float32."""
     x = _check(rgb, "rgb")
@@ -85,7 +91,7 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
     xyz = _mix(XYZ_FROM_RGB, lin)
     white = torch.tensor(D65_WHITE, dtype=torch.float32, device=x.device).view(3, 1, 1)
     t = xyz / white
-    f = _select(t, _LAB_EPS, _pow(t.clamp_min(_LAB_EPS), 1.0 / 3.0), _LAB_KAPPA * t + _LAB_OFFSET)
+    f = _f_forward(t)
     fx, fy, fz = f.unbind(dim=-3)
     lum = 116.0 * fy - 16.0
     a = 500.0 * (fx - fy)
@@ -98,8 +104,7 @@ def rgb_to_lightness(rgb: Tensor) -> Tensor:
     without the a and b work (the pipeline needs only the target's lightness)."""
     x = _check(rgb, "rgb")
     y = _mix(XYZ_FROM_RGB[1:2], srgb_to_linear(x))  # Y / white Y, which is 1
-    f = _select(y, _LAB_EPS, _pow(y.clamp_min(_LAB_EPS), 1.0 / 3.0), _LAB_KAPPA * y + _LAB_OFFSET)
-    return 116.0 * f - 16.0
+    return 116.0 * _f_forward(y) - 16.0
 
 
 def _lab_to_linear_rgb(x: Tensor) -> Tensor:
