@@ -74,6 +74,8 @@ logger = logging.getLogger("c2e_core.training")
 FINAL_WEIGHTS = "final.c2e.pt"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
+#: The total loss and its terms (each unweighted), as ``metrics.jsonl`` logs them (window means).
+LOSS_TERMS = ("loss", "loss_rec", "loss_perc", "loss_hist", "loss_cross_hist", "loss_chroma")
 CHECKPOINT_FORMAT = "c2e-train-checkpoint"
 
 
@@ -461,9 +463,10 @@ def _train(
     use_perc = getattr(perceptual, "enabled", True) and w_perc > 0
     start_time = time.monotonic()
 
-    # loss, rec, perc, hist, cross-hist, chroma, skipped sums, kept on the device: no host sync
-    # except when logging
-    window = torch.zeros(7, dtype=torch.float32, device=device)
+    # sums of the LOSS_TERMS and of skipped files, kept on the device: no host sync except when
+    # logging
+    terms = len(LOSS_TERMS)
+    window = torch.zeros(terms + 1, dtype=torch.float32, device=device)
     window_steps, window_t0 = 0, time.monotonic()
     total_skipped = 0
 
@@ -546,10 +549,8 @@ def _train(
             position += 1
             images_seen += optim_r.batch
             skipped_now = skipped.sum().to(device, torch.float32, non_blocking=True)
-            window += torch.stack(
-                [loss.detach(), loss_rec.detach(), loss_perc.detach(), loss_hist.detach(),
-                 loss_cross.detach(), loss_chroma.detach(), skipped_now]
-            )
+            values = (loss, loss_rec, loss_perc, loss_hist, loss_cross, loss_chroma)  # LOSS_TERMS
+            window += torch.stack([*(v.detach() for v in values), skipped_now])
             window_steps += 1
 
             if step % run_r.log_every == 0 or step == optim_r.steps:
@@ -558,23 +559,18 @@ def _train(
                     import torch.distributed as dist
 
                     dist.all_reduce(sums)
-                    sums[:6] /= world
+                    sums[:terms] /= world
                 sums = sums.double().cpu()
                 elapsed = max(time.monotonic() - window_t0, 1e-9)
                 rate = window_steps * optim_r.batch / elapsed
-                total_skipped += int(sums[6])
+                total_skipped += int(sums[terms])
                 record = {
                     "step": step,
                     "epoch": epoch,
-                    "loss": float(sums[0]) / window_steps,
-                    "loss_rec": float(sums[1]) / window_steps,
-                    "loss_perc": float(sums[2]) / window_steps,
-                    "loss_hist": float(sums[3]) / window_steps,
-                    "loss_cross_hist": float(sums[4]) / window_steps,
-                    "loss_chroma": float(sums[5]) / window_steps,
+                    **{name: float(sums[i]) / window_steps for i, name in enumerate(LOSS_TERMS)},
                     "lr": optimizer.param_groups[0]["lr"],
                     "images_per_s": rate,
-                    "skipped": int(sums[6]),
+                    "skipped": int(sums[terms]),
                     "skipped_total": total_skipped,
                     "time_s": wall_before + time.monotonic() - start_time,
                 }
@@ -659,14 +655,14 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return records
 
 
-#: The loss terms ``metrics.jsonl`` logs, with their colours; terms that stay 0 are not drawn.
-_SERIES = (
-    ("loss", (31, 119, 180)),
-    ("loss_rec", (255, 127, 14)),
-    ("loss_perc", (44, 160, 44)),
-    ("loss_hist", (214, 39, 40)),
-    ("loss_cross_hist", (148, 103, 189)),
-    ("loss_chroma", (140, 86, 75)),
+#: The colour of each of the LOSS_TERMS in the plot; terms that stay 0 are not drawn.
+_SERIES = tuple(
+    zip(
+        LOSS_TERMS,
+        ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+         (140, 86, 75)),
+        strict=True,
+    )
 )
 _LEGEND_ENTRY_W, _LEGEND_ROW_H = 130, 14
 
