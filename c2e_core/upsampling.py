@@ -37,8 +37,8 @@ def guided_upsample(
     var = _box(guide_low * guide_low, radius) - mean_g * mean_g
     a = cov / (var + eps)
     b = mean_ab - a * mean_g
-    coefficients = _box(torch.cat([a, b], dim=1), radius)  # one pass over both
+    a, b = _box(a, radius), _box(b, radius)
     size = tuple(guide_high.shape[-2:])
-    coefficients = F.interpolate(coefficients, size=size, mode="bilinear", align_corners=False)
-    a, b = coefficients.split(ab_low.shape[1], dim=1)
-    return torch.addcmul(b, a, guide_high)
+    a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+    b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
+    return a * guide_high + b
