@@ -12,8 +12,10 @@ from torch import nn
 from c2e_core.modeling import Color2Embed, ColorEncoder, ColorUNet, VGGBackbone
 from c2e_core.modeling.color_encoder import IMAGENET_MEAN, IMAGENET_STD
 
-#: The architecture name of the built-in model.
+#: The architecture name of the paper's model.
 COLOR2EMBED = "color2embed"
+#: The architecture name of the project's extension (target features and a correspondence).
+COLOR2EMBED_CORR = "color2embed-corr"
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,37 @@ BACKBONES: dict[str, Callable[[ModelConfig], Backbone]] = {
     "effnet-lite0": _effnet_lite0,
 }
 
+@dataclass(frozen=True)
+class CorrConfig:
+    """Shape of a :class:`~c2e_core.modeling.correspondence.CorrColor2Embed` network: the
+    project's extension of the paper (frozen EfficientNet-lite0 features of target and
+    reference, an attention prior at stride 8, the paper's modulated decoder)."""
+
+    unet_widths: tuple[int, ...] = (16, 32, 64, 128, 128)
+    up_kernels: tuple[int, ...] = (3, 3, 5, 5)
+    skip_stride: int = 4
+    embed_dim: int = 128
+    encoder_hidden: int = 128
+    encoder_mlp_hidden: int = 128
+    temperature: float = 0.02
+    freeze_features: bool = True
+
+    def __post_init__(self) -> None:
+        for name, expected in (("unet_widths", 5), ("up_kernels", 4)):
+            value = getattr(self, name)
+            if len(value) != expected or not all(isinstance(v, int) and v > 0 for v in value):
+                raise ValueError(f"{name} must be {expected} positive integers, not {list(value)}")
+        for name in ("skip_stride", "embed_dim", "encoder_hidden", "encoder_mlp_hidden"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not 0 < float(self.temperature) < 10:
+            raise ValueError(f"temperature must be in (0, 10), not {self.temperature!r}")
+
+    to_dict = ModelConfig.to_dict
+    from_dict = classmethod(ModelConfig.from_dict.__func__)
+
+
 #: Named configurations: ``paper`` (the authors', 48 M parameters) and ``small`` (2.8 M: an
 #: EfficientNet-lite0 colour encoder and a quarter-width UNet; the bundled default weights).
 PRESETS: dict[str, ModelConfig] = {
@@ -101,6 +134,20 @@ PRESETS: dict[str, ModelConfig] = {
         encoder_mlp_hidden=128,
     ),
 }
+
+
+#: Named configurations of the project's extension: ``corr-small`` (the bundled default weights).
+CORR_PRESETS: dict[str, CorrConfig] = {"corr-small": CorrConfig()}
+
+
+def preset_config(preset: str) -> ModelConfig | CorrConfig:
+    """The configuration object of a preset name (``ValueError`` for an unknown name)."""
+    if preset in PRESETS:
+        return PRESETS[preset]
+    if preset in CORR_PRESETS:
+        return CORR_PRESETS[preset]
+    known = ", ".join([*PRESETS, *CORR_PRESETS])
+    raise ValueError(f"unknown model preset {preset!r} (known: {known})")
 
 
 def build_backbone(config: ModelConfig) -> Backbone:
@@ -128,21 +175,64 @@ def build_color2embed(config: ModelConfig | dict[str, Any] | None = None) -> Col
     return Color2Embed(encoder, unet, config.embed_dim).eval()
 
 
-def init_for_training(model: Color2Embed) -> Color2Embed:
+def build_color2embed_corr(config: CorrConfig | dict[str, Any] | None = None) -> nn.Module:
+    """Build the correspondence extension (random weights, eval mode); ``None``: ``corr-small``."""
+    from c2e_core.modeling.correspondence import (
+        Correspondence,
+        CorrColor2Embed,
+        CorrUNet,
+        build_colour_head,
+    )
+    from c2e_core.modeling.efficientnet_lite import EffNetLite0Backbone
+
+    if config is None:
+        config = CORR_PRESETS["corr-small"]
+    elif isinstance(config, dict):
+        config = CorrConfig.from_dict(config)
+    features = EffNetLite0Backbone(last_block=10)
+    correspondence = Correspondence(
+        sum(features.net.out_channels((4, 10))), temperature=float(config.temperature)
+    )
+    head = build_colour_head(config.embed_dim, config.encoder_hidden, config.encoder_mlp_hidden)
+    unet = CorrUNet(config.unet_widths, config.up_kernels, config.embed_dim, config.skip_stride)
+    model = CorrColor2Embed(
+        features, correspondence, head, unet, config.embed_dim, config.freeze_features
+    )
+    return model.eval()
+
+
+def build_from_config(config: ModelConfig | CorrConfig) -> nn.Module:
+    """Build the architecture a configuration object belongs to."""
+    if isinstance(config, CorrConfig):
+        return build_color2embed_corr(config)
+    return build_color2embed(config)
+
+
+def architecture_of(config: ModelConfig | CorrConfig) -> str:
+    """The registered architecture name of a configuration object."""
+    return COLOR2EMBED_CORR if isinstance(config, CorrConfig) else COLOR2EMBED
+
+
+def init_for_training(model: nn.Module) -> nn.Module:
     """He-normal convolution weights and zero biases, for training from scratch.
 
     PyTorch's default initialisation shrinks the signal through the colour encoder's ten
     ReLU convolutions so far that, in small variants, the embedding starts (and stays) the same
     for every reference. The last convolution is scaled down so ``tanh`` starts unsaturated.
+    Frozen parameters are left alone; modules with a ``zero_init_()`` method are reset by it.
     """
+    frozen = {id(p) for p in model.parameters() if not p.requires_grad}
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, nn.Conv2d):
+            if isinstance(module, nn.Conv2d) and id(module.weight) not in frozen:
                 nn.init.kaiming_normal_(module.weight, a=0.2, nonlinearity="leaky_relu")
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         last = [m for m in model.unet.modules() if isinstance(m, nn.Conv2d)][-1]
         last.weight.mul_(0.1)
+        for module in model.modules():  # parts that must start as an identity or a no-op
+            if hasattr(module, "zero_init_"):
+                module.zero_init_()
     return model
 
 

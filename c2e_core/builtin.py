@@ -16,9 +16,19 @@ BUNDLED_WEIGHTS_PACKAGE = "c2e_core.bundled"
 
 @hookimpl
 def c2e_register_architectures(register):
-    from c2e_core.build import COLOR2EMBED, build_color2embed
+    from c2e_core.build import (
+        COLOR2EMBED,
+        COLOR2EMBED_CORR,
+        build_color2embed,
+        build_color2embed_corr,
+    )
 
     register(COLOR2EMBED, build_color2embed, "Color2Embed (Zhao et al. 2021), configurable widths")
+    register(
+        COLOR2EMBED_CORR,
+        build_color2embed_corr,
+        "Color2Embed + target ImageNet features and a reference correspondence (this project's)",
+    )
 
 
 @hookimpl

@@ -266,7 +266,8 @@ class Colorizer:
         weights: Sequence[float] | None = None,
         pre: Sequence[str | tuple] = (),
     ) -> torch.Tensor:
-        """Colour embedding ``[1, E, 1, 1]`` of one reference, or the weighted mean of several.
+        """Colour embedding ``[1, E, 1, 1]`` of one reference, or the weighted mean of several
+        (the architecture's own reference code and blend where it has ``blend_embeddings``).
 
         Embeddings are cached by image content, so repeated calls are free.
         """
@@ -284,6 +285,9 @@ class Colorizer:
         embeddings = [self._embed_one(as_image(r), steps) for r in references]
         if len(embeddings) == 1:
             return embeddings[0]
+        blend = getattr(self.model, "blend_embeddings", None)
+        if blend is not None:  # an architecture whose reference code is more than a vector
+            return blend(embeddings, weights)
         total = float(sum(weights))
         return sum(e * (w / total) for e, w in zip(embeddings, weights, strict=True))
 

@@ -248,3 +248,7 @@ class EffNetLite0Backbone(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x, taps=(self.last_block,))[0]
+
+    def taps(self, x: Tensor, taps: Sequence[int]) -> list[Tensor]:
+        """The outputs of blocks ``taps`` (each at most ``last_block``), in that order."""
+        return self.net(x, taps=taps)

@@ -113,28 +113,29 @@ def load_effnet_lite0(
 
 
 def load_pretrained_backbone(model: nn.Module, path: str | Path | None = None) -> None:
-    """Give a model whose colour encoder uses the ``effnet-lite0`` backbone its ImageNet weights
-    (the blocks it has; strict for those). Other backbones have no pretrained weights here."""
+    """Give every EfficientNet-lite0 backbone inside ``model`` (the small colour encoder's, the
+    correspondence model's features) its ImageNet weights: the blocks it has, strictly."""
     from c2e_core.modeling.efficientnet_lite import EffNetLite0Backbone
 
-    backbone = getattr(getattr(model, "encoder", None), "backbone", None)
-    if not isinstance(backbone, EffNetLite0Backbone):
+    backbones = [m for m in model.modules() if isinstance(m, EffNetLite0Backbone)]
+    if not backbones:
         raise ValueError(
-            "init.pretrained_backbone needs model.encoder_backbone = \"effnet-lite0\" "
-            "(the only backbone with offline ImageNet weights)"
+            "init.pretrained_backbone needs an EfficientNet-lite0 backbone (model.encoder_backbone"
+            " = \"effnet-lite0\", or the corr presets): the only one with offline ImageNet weights"
         )
     if path is None:
         path = find_effnet_lite0_weights()
         if path is None:
             raise FileNotFoundError(EFFNET_LITE0_MISSING)
     state = convert_effnet_lite0_state(torch.load(path, map_location="cpu", weights_only=True))
-    kept = len(backbone.net.blocks)
-    wanted = {
-        key: value
-        for key, value in state.items()
-        if not key.startswith("blocks.") or int(key.split(".")[1]) < kept
-    }
-    backbone.net.load_state_dict(wanted, strict=True)
+    for backbone in backbones:
+        kept = len(backbone.net.blocks)
+        wanted = {
+            key: value
+            for key, value in state.items()
+            if not key.startswith("blocks.") or int(key.split(".")[1]) < kept
+        }
+        backbone.net.load_state_dict(wanted, strict=True)
 
 
 def hub_checkpoint_dir() -> Path:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from c2e_core.build import PRESETS, ModelConfig
+from c2e_core.build import CorrConfig, ModelConfig, preset_config
 from c2e_core.data.folder import CropRecipe
 from c2e_core.data.reference import ReferenceRecipe
 from c2e_core.training.losses import PERCEPTUAL_BACKENDS
@@ -83,17 +83,16 @@ def _path(value: Any, name: str, base: Path | None) -> Path | None:
 
 @dataclass(frozen=True)
 class ModelSection:
-    """``preset`` (a name in :data:`c2e_core.build.PRESETS`) plus ModelConfig overrides."""
+    """``preset`` (a name in :data:`c2e_core.build.PRESETS` or ``CORR_PRESETS``) plus
+    overrides of that preset's configuration fields."""
 
     preset: str = "paper"
     overrides: dict[str, Any] = field(default_factory=dict)
 
-    def config(self) -> ModelConfig:
-        """The resulting :class:`ModelConfig`."""
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown model preset {self.preset!r} (known: {', '.join(PRESETS)})")
-        values = {**PRESETS[self.preset].to_dict(), **self.overrides}
-        return ModelConfig.from_dict(values)
+    def config(self) -> ModelConfig | CorrConfig:
+        """The resulting configuration (:class:`ModelConfig` or :class:`CorrConfig`)."""
+        base = preset_config(self.preset)
+        return type(base).from_dict({**base.to_dict(), **self.overrides})
 
     def to_dict(self) -> dict[str, Any]:
         return {"preset": self.preset, **self.overrides}
@@ -341,9 +340,9 @@ def recipe_from_dict(
     where = "model"
     try:
         model_t = _section(raw, "model", source)
-        config_keys = {f.name for f in fields(ModelConfig)}
-        _check_keys(model_t, config_keys | {"preset"}, "model", source)
         preset = model_t.pop("preset", "paper")
+        config_keys = {f.name for f in fields(type(preset_config(preset)))}
+        _check_keys(model_t, config_keys, "model", source)
         model = ModelSection(preset, model_t)
         model.config()  # validate now
 

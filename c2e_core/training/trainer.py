@@ -34,9 +34,9 @@ from torch import Tensor, nn
 
 from c2e_core.atomic import atomic_file
 from c2e_core.build import (
-    COLOR2EMBED,
     StateDictError,
-    build_color2embed,
+    architecture_of,
+    build_from_config,
     init_for_training,
     load_state_strictly,
 )
@@ -242,7 +242,7 @@ def _init_distributed(device_name: str) -> tuple[_Dist, torch.device]:
 def _build_model(recipe: TrainRecipe, seed: int) -> nn.Module:
     config = recipe.model.config()
     torch.manual_seed(seed)
-    model = build_color2embed(config)
+    model = build_from_config(config)
     init = recipe.init
     if init.kind == "scratch":
         init_for_training(model)
@@ -609,11 +609,11 @@ def _train(
     if dist_info.main:
         from c2e_core.weights import save_weights
 
-        model_eval = build_color2embed(recipe.model.config())
+        model_eval = build_from_config(recipe.model.config())
         load_state_strictly(model_eval, {k: v.detach().cpu() for k, v in final_state.items()})
         save_weights(
             out_path,
-            architecture=COLOR2EMBED,
+            architecture=architecture_of(recipe.model.config()),
             config=recipe.model.config().to_dict(),
             state_dict=model_eval.state_dict(),
             metadata={

@@ -1,0 +1,261 @@
+"""Color2Embed with semantic correspondence: the project's extension of the paper's model.
+
+The paper's network sees the target through a UNet trained from scratch and the reference through
+one global colour embedding, so it cannot tell a face from a wall, nor which reference colour
+belongs where. This variant adds, cheaply:
+
+- **ImageNet features of the gray target** (a frozen EfficientNet-lite0 to block 10) feeding the
+  content path at strides 8 and 16;
+- **a correspondence** between those features and the same features of the gray reference:
+  softmax attention at stride 8 warps the reference's ab onto the target (a *prior*) and says how
+  well each target position matched (a *confidence*);
+- the paper's **global colour embedding** ``z`` (from the reference's features and colours)
+  modulating the decoder as in Color2Embed, which fills what the reference cannot match.
+
+The decoder predicts a correction of the upsampled prior, so it starts from the warped colours
+and learns where to sharpen them along the target's edges and where to trust ``z`` instead.
+It is still one network call per target and one per reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from c2e_core.colour import rgb_to_lab
+from c2e_core.modeling.color2embed import AB_SCALE
+from c2e_core.modeling.color_encoder import feature_to_vector
+from c2e_core.modeling.efficientnet_lite import EffNetLite0Backbone
+from c2e_core.modeling.unet import DoubleConv, Down, ResBlock, UpBlock
+
+#: EfficientNet-lite0 blocks the correspondence and the content path use: 40 channels at
+#: stride 8 and 112 at stride 16.
+FEATURE_TAPS = (4, 10)
+FEATURE_CHANNELS = (40, 112)
+#: Stride of the correspondence (the attention's tokens).
+CORRESPONDENCE_STRIDE = 8
+#: Attention logit bias of reference tokens that hold no colour.
+EMPTY_BIAS = -1e4
+
+
+class ReferenceCode(NamedTuple):
+    """What :meth:`CorrColor2Embed.embed` returns for a batch of references.
+
+    ``z`` ``[B, E, 1, 1]``: the global colour embedding; ``keys`` ``[B, N, K]``: unit-length
+    features of the gray reference at stride 8; ``values`` ``[B, N, 2]``: its ab / 110 there;
+    ``bias`` ``[B, N]``: added to the attention logits (very negative where the reference is
+    empty, the log of its share when several references are blended).
+    """
+
+    z: Tensor
+    keys: Tensor
+    values: Tensor
+    bias: Tensor
+
+    def to(self, *args, **kwargs) -> ReferenceCode:
+        return ReferenceCode(*(t.to(*args, **kwargs) for t in self))
+
+    def float(self) -> ReferenceCode:
+        return self.to(torch.float32)
+
+
+def blend_reference_codes(codes: Sequence[ReferenceCode], weights: Sequence[float]) -> ReferenceCode:
+    """Several references as one: their tokens side by side (each token's attention logit
+    raised by the log of its reference's share) and the weighted mean of their ``z``."""
+    total = float(sum(weights))
+    shares = [w / total for w in weights]
+    z = sum(code.z * share for code, share in zip(codes, shares, strict=True))
+    bias = [c.bias + math.log(max(s, 1e-12)) for c, s in zip(codes, shares, strict=True)]
+    return ReferenceCode(
+        z, torch.cat([c.keys for c in codes], 1), torch.cat([c.values for c in codes], 1),
+        torch.cat(bias, 1),
+    )  # fmt: skip
+
+
+def gray_from_lightness(l_norm: Tensor) -> Tensor:
+    """``(L - 50) / 50`` -> the sRGB gray of that lightness, ``[B,3,H,W]`` in [0, 1]."""
+    fy = (l_norm * 50.0 + 66.0) / 116.0
+    y = torch.where(fy > 0.2068966, fy.clamp_min(0) ** 3, (fy - 16.0 / 116.0) / 7.787)
+    y = y.clamp(0.0, 1.0)
+    srgb = torch.where(y > 0.0031308, 1.055 * y.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, 12.92 * y)
+    return srgb.expand(-1, 3, -1, -1)
+
+
+def _centred_unit(features: Tensor) -> Tensor:
+    """Features minus their per-image mean, L2-normalised over channels."""
+    return F.normalize(features - features.mean(dim=(2, 3), keepdim=True), dim=1)
+
+
+class Correspondence(nn.Module):
+    """Softmax attention from target tokens to reference tokens: warped ab and confidence."""
+
+    def __init__(self, key_channels: int, temperature: float = 0.02):
+        super().__init__()
+        #: A learned correction of the frozen features (starts at zero: plain features).
+        self.key_proj = nn.Conv2d(key_channels, key_channels, 1)
+
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
+        self.zero_init_()
+
+    @torch.no_grad()
+    def zero_init_(self) -> None:
+        """Start with no correction: the attention sees the plain ImageNet features."""
+        nn.init.zeros_(self.key_proj.weight)
+        nn.init.zeros_(self.key_proj.bias)
+
+    def keys(self, features: Tensor) -> Tensor:
+        """``[B, K, h, w]`` features -> ``[B, h*w, K]`` unit keys."""
+        keys = _centred_unit(features + self.key_proj(features))
+        return keys.flatten(2).transpose(1, 2)
+
+    def forward(self, target_keys: Tensor, code: ReferenceCode, shape: tuple[int, int]) -> Tensor:
+        """``[B|1, N, K]`` reference tokens seen from ``[B, hw, K]`` target keys -> prior ab
+        (2 channels, ab / 110) and confidence (the best cosine similarity), ``[B, 3, h, w]``."""
+        sim = target_keys @ code.keys.transpose(1, 2)  # [B, hw, N]
+        logits = sim / self.log_temperature.exp() + code.bias[:, None, :]
+        attention = torch.softmax(logits, dim=-1)
+        prior = attention @ code.values  # [B, hw, 2]
+        empty = code.bias[:, None, :] < EMPTY_BIAS / 2
+        confidence = sim.masked_fill(empty, -1.0).amax(dim=-1, keepdim=True)
+        out = torch.cat((prior, confidence), dim=-1).transpose(1, 2)
+        return out.reshape(out.shape[0], 3, *shape)
+
+
+class CorrUNet(nn.Module):
+    """Content path and modulated decoder: L plus target features plus the prior -> ab / 110.
+
+    ``widths`` are the five encoder widths; the fusions at strides 8 and 16 join the target's
+    ImageNet features (and at 8 the prior and confidence) to the UNet's own.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (16, 32, 64, 128, 128),
+        up_kernels: Sequence[int] = (3, 3, 5, 5),
+        embed_dim: int = 128,
+        skip_stride: int = 4,
+        feature_channels: Sequence[int] = FEATURE_CHANNELS,
+    ):
+        super().__init__()
+        w0, w1, w2, w3, w4 = widths
+        c8, c16 = feature_channels
+        self.inc = DoubleConv(1, w0)
+        self.down1 = Down(w0, w1)
+        self.down2 = Down(w1, w2)
+        self.down3 = Down(w2, w3)
+        self.fuse8 = ResBlock(w3 + c8 + 3, w3)
+        self.down4 = Down(w3, w4)
+        self.fuse16 = ResBlock(w4 + c16, w4)
+        k1, k2, k3, k4 = up_kernels
+        self.up1 = UpBlock(w4, w3, w2, k1, embed_dim, skip_stride)
+        self.up2 = UpBlock(w2, w2, w1, k2, embed_dim, skip_stride)
+        self.up3 = UpBlock(w1, w1, w0, k3, embed_dim, skip_stride)
+        self.up4 = UpBlock(w0, w0, w0, k4, embed_dim, skip_stride)
+        self.outc = nn.Sequential(
+            nn.Conv2d(w0 + 2, w0, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(w0, 2, 3, padding=1),
+        )
+        self.zero_init_()
+
+    @torch.no_grad()
+    def zero_init_(self) -> None:
+        """Start as the identity of the prior: the correction's last convolution is zero."""
+        nn.init.zeros_(self.outc[-1].weight)
+        nn.init.zeros_(self.outc[-1].bias)
+
+    def forward(
+        self, l_norm: Tensor, f8: Tensor, f16: Tensor, prior8: Tensor, z: Tensor
+    ) -> Tensor:
+        x1 = self.inc(l_norm)
+        x2 = self.down1(x1)
+        x3 = self.down2(x2)
+        x4 = self.fuse8(torch.cat((self.down3(x3), f8, prior8), dim=1))
+        x5 = self.fuse16(torch.cat((self.down4(x4), f16), dim=1))
+        x = self.up1(x5, x4, z)
+        x = self.up2(x, x3, z)
+        x = self.up3(x, x2, z)
+        x = self.up4(x, x1, z)
+        prior = F.interpolate(prior8[:, :2], size=l_norm.shape[-2:], mode="bilinear",
+                              align_corners=False)  # fmt: skip
+        return (prior + self.outc(torch.cat((x, prior), dim=1))).clamp(-1.0, 1.0)
+
+
+class CorrColor2Embed(nn.Module):
+    """Color2Embed plus target semantics and a reference correspondence (see the module doc).
+
+    Interface of every registered architecture: ``embed(reference_rgb) -> code``,
+    ``predict_ab(l_norm, code) -> ab / 110``, ``blend_embeddings(codes, weights)``.
+    """
+
+    size_multiple = 16
+
+    def __init__(
+        self,
+        features: EffNetLite0Backbone,
+        correspondence: Correspondence,
+        colour_head: nn.Module,
+        unet: CorrUNet,
+        embed_dim: int = 128,
+        freeze_features: bool = True,
+    ):
+        super().__init__()
+        self.features = features
+        self.correspondence = correspondence
+        self.colour_head = colour_head
+        self.unet = unet
+        self.embed_dim = embed_dim
+        self.freeze_features = freeze_features
+        if freeze_features:
+            self.features.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> CorrColor2Embed:
+        super().train(mode)
+        if self.freeze_features:
+            self.features.eval()  # frozen ImageNet statistics
+        return self
+
+    def _taps(self, gray_rgb: Tensor) -> tuple[Tensor, Tensor]:
+        f8, f16 = self.features.taps(gray_rgb, FEATURE_TAPS)
+        return f8, f16
+
+    def _keys(self, f8: Tensor, f16: Tensor) -> Tensor:
+        up = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.cat((_centred_unit(f8), _centred_unit(up)), dim=1)
+
+    def embed(self, reference_rgb: Tensor) -> ReferenceCode:
+        lab = rgb_to_lab(reference_rgb.clamp(0, 1))
+        l_norm, ab = (lab[:, :1] - 50.0) / 50.0, lab[:, 1:] / AB_SCALE
+        f8, f16 = self._taps(gray_from_lightness(l_norm))
+        ab16 = F.adaptive_avg_pool2d(ab, f16.shape[-2:])
+        z = self.colour_head(torch.cat((f16, ab16), dim=1))
+        keys = self.correspondence.keys(self._keys(f8, f16))
+        ab8 = F.adaptive_avg_pool2d(ab, f8.shape[-2:])
+        # black fill (a rotated reference's corners, an empty canvas) offers no colour
+        lit = F.adaptive_avg_pool2d((reference_rgb.amax(dim=1, keepdim=True) > 0).float(),
+                                    f8.shape[-2:])  # fmt: skip
+        bias = torch.where(lit > 0.5, 0.0, EMPTY_BIAS).flatten(1)
+        return ReferenceCode(z, keys, ab8.flatten(2).transpose(1, 2), bias)
+
+    def predict_ab(self, l_norm: Tensor, code: ReferenceCode) -> Tensor:
+        f8, f16 = self._taps(gray_from_lightness(l_norm))
+        keys = self.correspondence.keys(self._keys(f8, f16))
+        prior8 = self.correspondence(keys, code, f8.shape[-2:])
+        return self.unet(l_norm, f8, f16, prior8, code.z)
+
+    @staticmethod
+    def blend_embeddings(codes: Sequence[ReferenceCode], weights: Sequence[float]) -> ReferenceCode:
+        return blend_reference_codes(codes, weights)
+
+    def forward(self, l_norm: Tensor, reference_rgb: Tensor) -> Tensor:
+        return self.predict_ab(l_norm, self.embed(reference_rgb))
+
+
+def build_colour_head(embed_dim: int, hidden: int, mlp_hidden: int) -> nn.Module:
+    """The paper's ``feature2vector`` over the reference's stride-16 features and its ab."""
+    return feature_to_vector(FEATURE_CHANNELS[1] + 2, hidden, mlp_hidden, embed_dim)
