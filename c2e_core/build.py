@@ -178,8 +178,8 @@ def build_color2embed(config: ModelConfig | dict[str, Any] | None = None) -> Col
 def build_color2embed_corr(config: CorrConfig | dict[str, Any] | None = None) -> nn.Module:
     """Build the correspondence extension (random weights, eval mode); ``None``: ``corr-small``."""
     from c2e_core.modeling.correspondence import (
-        Correspondence,
         CorrColor2Embed,
+        Correspondence,
         CorrUNet,
         build_colour_head,
     )

@@ -64,7 +64,9 @@ class ReferenceCode(NamedTuple):
         return self.to(torch.float32)
 
 
-def blend_reference_codes(codes: Sequence[ReferenceCode], weights: Sequence[float]) -> ReferenceCode:
+def blend_reference_codes(
+    codes: Sequence[ReferenceCode], weights: Sequence[float]
+) -> ReferenceCode:
     """Several references as one: their tokens side by side (each token's attention logit
     raised by the log of its reference's share) and the weighted mean of their ``z``."""
     total = float(sum(weights))
@@ -82,7 +84,8 @@ def gray_from_lightness(l_norm: Tensor) -> Tensor:
     fy = (l_norm * 50.0 + 66.0) / 116.0
     y = torch.where(fy > 0.2068966, fy.clamp_min(0) ** 3, (fy - 16.0 / 116.0) / 7.787)
     y = y.clamp(0.0, 1.0)
-    srgb = torch.where(y > 0.0031308, 1.055 * y.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, 12.92 * y)
+    curve = 1.055 * y.clamp_min(0.0031308) ** (1 / 2.4) - 0.055
+    srgb = torch.where(y > 0.0031308, curve, 12.92 * y)
     return srgb.expand(-1, 3, -1, -1)
 
 

@@ -1,0 +1,123 @@
+"""The project's extension of Color2Embed: target features, the attention prior, blending."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from c2e_core.build import (
+    COLOR2EMBED_CORR,
+    CorrConfig,
+    build_color2embed_corr,
+    build_model,
+    init_for_training,
+    load_state_strictly,
+)
+from c2e_core.colour import rgb_to_lab
+from c2e_core.modeling.correspondence import (
+    EMPTY_BIAS,
+    ReferenceCode,
+    blend_reference_codes,
+    gray_from_lightness,
+)
+from c2e_core.pipeline import Colorizer
+from c2e_core.weights import read_weights, save_weights
+
+TINY = {"unet_widths": [8, 8, 16, 16, 16], "embed_dim": 16, "encoder_hidden": 16,
+        "encoder_mlp_hidden": 16}  # fmt: skip
+
+
+def tiny(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return init_for_training(build_model(COLOR2EMBED_CORR, TINY))
+
+
+def test_gray_from_lightness_has_that_lightness():
+    l_norm = torch.linspace(-1, 1, 101).view(1, 1, 1, 101)
+    gray = gray_from_lightness(l_norm)
+    assert gray.shape == (1, 3, 1, 101)
+    lab = rgb_to_lab(gray)
+    torch.testing.assert_close(lab[:, :1], l_norm * 50 + 50, atol=2e-3, rtol=0)
+    assert lab[:, 1:].abs().max() < 0.01  # neutral (skimage's matrix leaves ~0.005)
+
+
+def test_forward_backward_trains_all_but_the_frozen_features():
+    model = tiny().train()
+    assert not model.features.training  # frozen ImageNet statistics stay in eval mode
+    ab = model(torch.rand(2, 1, 64, 48) * 2 - 1, torch.rand(2, 3, 64, 64))
+    ab.square().mean().backward()
+    assert ab.shape == (2, 2, 64, 48) and ab.abs().max() <= 1
+    assert all(p.grad is None for p in model.features.parameters())
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert trainable and all(p.grad is not None for p in trainable)
+
+
+def test_starts_as_the_warped_reference_prior():
+    """Zero-initialised correction: at the start the output is the attention prior itself, so
+    a self-reference reproduces the target's colours roughly (blocky at stride 8)."""
+    model = tiny().eval()
+    rgb = torch.zeros(1, 3, 64, 64)
+    rgb[:, 0, :, :32] = 0.9  # red left half, blue right half
+    rgb[:, 2, :, 32:] = 0.9
+    lab = rgb_to_lab(rgb)
+    with torch.no_grad():
+        ab = model(lab[:, :1] / 50 - 1, rgb) * 110
+    assert ab[0, 0, 32, 4] > 30 and ab[0, 1, 32, 60] < -30  # red stays red, blue stays blue
+
+
+def test_empty_reference_tokens_are_ignored():
+    model = tiny().eval()
+    reference = torch.rand(1, 3, 64, 64)
+    reference[..., :32, :] = 0  # black fill of a rotated reference holds no colour
+    with torch.no_grad():
+        code = model.embed(reference)
+    assert code.keys.shape[:2] == code.values.shape[:2] == code.bias.shape == (1, 64)
+    assert (code.bias[0, :32] == EMPTY_BIAS).all() and (code.bias[0, 32:] == 0).all()
+
+
+def test_blend_concatenates_tokens_with_log_shares():
+    a = ReferenceCode(torch.ones(1, 4, 1, 1), torch.ones(1, 3, 5), torch.zeros(1, 3, 2),
+                      torch.zeros(1, 3))  # fmt: skip
+    b = ReferenceCode(torch.zeros(1, 4, 1, 1), torch.ones(1, 2, 5), torch.ones(1, 2, 2),
+                      torch.zeros(1, 2))  # fmt: skip
+    blend = blend_reference_codes([a, b], [3.0, 1.0])
+    torch.testing.assert_close(blend.z, torch.full((1, 4, 1, 1), 0.75))
+    assert blend.keys.shape == (1, 5, 5) and blend.values.shape == (1, 5, 2)
+    torch.testing.assert_close(blend.bias[0], torch.tensor([np.log(0.75)] * 3 + [np.log(0.25)] * 2,
+                                                           dtype=torch.float32))  # fmt: skip
+
+
+def test_weights_round_trip(tmp_path):
+    model = tiny(1)
+    path = tmp_path / "corr.c2e.pt"
+    save_weights(path, architecture=COLOR2EMBED_CORR, config=CorrConfig.from_dict(TINY).to_dict(),
+                 state_dict=model.state_dict(), metadata={})  # fmt: skip
+    weights = read_weights(path)
+    rebuilt = build_model(weights.architecture, weights.config)
+    again = load_state_strictly(rebuilt, weights.state_dict)
+    l_norm, reference = torch.rand(1, 1, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(again(l_norm, reference), model.eval()(l_norm, reference))
+
+
+def test_colorizer_blends_several_references_and_keeps_lightness():
+    colorizer = Colorizer(tiny(2), device="cpu", size=64)
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 256, (70, 50, 3), dtype=np.uint8)
+    refs = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(2)]
+    code = colorizer.embed(refs, weights=[2, 1])
+    assert isinstance(code, ReferenceCode) and code.keys.shape[1] == 2 * code.keys.shape[1] // 2
+    out = colorizer.colorize(target, embedding=code)
+    lum = rgb_to_lab(torch.from_numpy(target).permute(2, 0, 1).float() / 255)[0]
+    out_lum = rgb_to_lab(torch.from_numpy(out.to_array(np.float32)).permute(2, 0, 1))[0]
+    assert (out_lum - lum).abs().max() < 1.0
+
+
+def test_config_is_checked():
+    with pytest.raises(ValueError, match="unet_widths"):
+        CorrConfig(unet_widths=(8, 8))
+    with pytest.raises(ValueError, match="temperature"):
+        build_color2embed_corr({"temperature": 0})
+    with pytest.raises(ValueError, match="unknown model config keys"):
+        CorrConfig.from_dict({"encoder_backbone": "vgg19"})
