@@ -73,17 +73,18 @@ def test_empty_reference_tokens_are_ignored():
     with torch.no_grad():
         code = model.embed(reference)
     assert code.keys.shape[:2] == code.values.shape[:2] == code.bias.shape == (1, 64)
+    assert code.values.shape[2] == 6
     assert (code.bias[0, :32] == EMPTY_BIAS).all() and (code.bias[0, 32:] == 0).all()
 
 
 def test_blend_concatenates_tokens_with_log_shares():
-    a = ReferenceCode(torch.ones(1, 4, 1, 1), torch.ones(1, 3, 5), torch.zeros(1, 3, 2),
+    a = ReferenceCode(torch.ones(1, 4, 1, 1), torch.ones(1, 3, 5), torch.zeros(1, 3, 6),
                       torch.zeros(1, 3))  # fmt: skip
-    b = ReferenceCode(torch.zeros(1, 4, 1, 1), torch.ones(1, 2, 5), torch.ones(1, 2, 2),
+    b = ReferenceCode(torch.zeros(1, 4, 1, 1), torch.ones(1, 2, 5), torch.ones(1, 2, 6),
                       torch.zeros(1, 2))  # fmt: skip
     blend = blend_reference_codes([a, b], [3.0, 1.0])
     torch.testing.assert_close(blend.z, torch.full((1, 4, 1, 1), 0.75))
-    assert blend.keys.shape == (1, 5, 5) and blend.values.shape == (1, 5, 2)
+    assert blend.keys.shape == (1, 5, 5) and blend.values.shape == (1, 5, 6)
     torch.testing.assert_close(blend.bias[0], torch.tensor([np.log(0.75)] * 3 + [np.log(0.25)] * 2,
                                                            dtype=torch.float32))  # fmt: skip
 

@@ -7,8 +7,10 @@ belongs where. This variant adds, cheaply:
 - **ImageNet features of the gray target** (a frozen EfficientNet-lite0 to block 10) feeding the
   content path at strides 8 and 16;
 - **a correspondence** between those features and the same features of the gray reference:
-  softmax attention at stride 8 warps the reference's ab onto the target (a *prior*) and says how
-  well each target position matched (a *confidence*);
+  softmax attention at stride 8 warps the reference's colours onto the target and says how well
+  each target position matched (a *confidence*). Each reference cell carries its mean ab and a
+  local linear model ``ab = alpha * L + beta`` (a guided filter's, fitted on the reference), so the
+  warped *prior* ``alpha * L + beta`` follows the target's own full-resolution lightness;
 - the paper's **global colour embedding** ``z`` (from the reference's features and colours)
   modulating the decoder as in Color2Embed, which fills what the reference cannot match.
 
@@ -41,13 +43,18 @@ FEATURE_CHANNELS = (40, 112)
 CORRESPONDENCE_STRIDE = 8
 #: Attention logit bias of reference tokens that hold no colour.
 EMPTY_BIAS = -1e4
+#: Regulariser of the cells' linear models, in ``((L - 50) / 50)²`` units (4 in L units²).
+LINEAR_EPS = 4.0 / 2500.0
+#: Channels a reference token carries: mean ab, alpha (2) and beta (2), all of ab / 110.
+VALUE_CHANNELS = 6
 
 
 class ReferenceCode(NamedTuple):
     """What :meth:`CorrColor2Embed.embed` returns for a batch of references.
 
     ``z`` ``[B, E, 1, 1]``: the global colour embedding; ``keys`` ``[B, N, K]``: unit-length
-    features of the gray reference at stride 8; ``values`` ``[B, N, 2]``: its ab / 110 there;
+    features of the gray reference at stride 8; ``values`` ``[B, N, 6]``: each cell's mean ab and
+    its linear model of ab on lightness (alpha, beta; ab / 110 against ``(L - 50) / 50``);
     ``bias`` ``[B, N]``: added to the attention logits (very negative where the reference is
     empty, the log of its share when several references are blended).
     """
@@ -89,6 +96,31 @@ def gray_from_lightness(l_norm: Tensor) -> Tensor:
     return srgb.expand(-1, 3, -1, -1)
 
 
+def cell_colour_models(
+    l_norm: Tensor, ab: Tensor, valid: Tensor, size: tuple[int, int]
+) -> tuple[Tensor, Tensor]:
+    """Per cell of a ``size`` grid, over the ``valid`` pixels: mean ab and the least-squares
+    line ``ab = alpha * l + beta`` (regularised by :data:`LINEAR_EPS`, as a guided filter's);
+    returns ``([B, 6, h, w]`` mean ab, alpha, beta``, [B, 1, h, w]`` valid share``)``."""
+    lit = F.adaptive_avg_pool2d(valid, size)
+
+    def mean(t: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(t * valid, size) / lit.clamp_min(1e-6)
+
+    mean_l, mean_ab = mean(l_norm), mean(ab)
+    var_l = (mean(l_norm * l_norm) - mean_l * mean_l).clamp_min(0)
+    alpha = (mean(l_norm * ab) - mean_l * mean_ab) / (var_l + LINEAR_EPS)
+    return torch.cat((mean_ab, alpha, mean_ab - alpha * mean_l), dim=1), lit
+
+
+def linear_prior(prior8: Tensor, l_norm: Tensor) -> Tensor:
+    """The warped cells' lines applied to the full-size lightness: ``alpha * l + beta``."""
+    coefficients = F.interpolate(prior8[:, 2:6], size=l_norm.shape[-2:], mode="bilinear",
+                                 align_corners=False)  # fmt: skip
+    alpha, beta = coefficients.split(2, dim=1)
+    return alpha * l_norm + beta
+
+
 def _centred_unit(features: Tensor) -> Tensor:
     """Features minus their per-image mean, L2-normalised over channels."""
     return F.normalize(features - features.mean(dim=(2, 3), keepdim=True), dim=1)
@@ -117,16 +149,17 @@ class Correspondence(nn.Module):
         return keys.flatten(2).transpose(1, 2)
 
     def forward(self, target_keys: Tensor, code: ReferenceCode, shape: tuple[int, int]) -> Tensor:
-        """``[B|1, N, K]`` reference tokens seen from ``[B, hw, K]`` target keys -> prior ab
-        (2 channels, ab / 110) and confidence (the best cosine similarity), ``[B, 3, h, w]``."""
+        """``[B|1, N, K]`` reference tokens seen from ``[B, hw, K]`` target keys -> the warped
+        values (mean ab, alpha, beta) and the confidence (best cosine similarity),
+        ``[B, 7, h, w]``."""
         sim = target_keys @ code.keys.transpose(1, 2)  # [B, hw, N]
         logits = sim / self.log_temperature.exp() + code.bias[:, None, :]
         attention = torch.softmax(logits, dim=-1)
-        prior = attention @ code.values  # [B, hw, 2]
+        prior = attention @ code.values  # [B, hw, 6]
         empty = code.bias[:, None, :] < EMPTY_BIAS / 2
         confidence = sim.masked_fill(empty, -1.0).amax(dim=-1, keepdim=True)
         out = torch.cat((prior, confidence), dim=-1).transpose(1, 2)
-        return out.reshape(out.shape[0], 3, *shape)
+        return out.reshape(out.shape[0], VALUE_CHANNELS + 1, *shape)
 
 
 class CorrUNet(nn.Module):
@@ -151,7 +184,7 @@ class CorrUNet(nn.Module):
         self.down1 = Down(w0, w1)
         self.down2 = Down(w1, w2)
         self.down3 = Down(w2, w3)
-        self.fuse8 = ResBlock(w3 + c8 + 3, w3)
+        self.fuse8 = ResBlock(w3 + c8 + VALUE_CHANNELS + 1, w3)
         self.down4 = Down(w3, w4)
         self.fuse16 = ResBlock(w4 + c16, w4)
         k1, k2, k3, k4 = up_kernels
@@ -173,8 +206,10 @@ class CorrUNet(nn.Module):
         nn.init.zeros_(self.outc[-1].bias)
 
     def forward(
-        self, l_norm: Tensor, f8: Tensor, f16: Tensor, prior8: Tensor, z: Tensor
+        self, l_norm: Tensor, f8: Tensor, f16: Tensor, prior8: Tensor, prior: Tensor, z: Tensor
     ) -> Tensor:
+        """``prior8``: the warped values and confidence at stride 8; ``prior``: the full-size
+        prior ab / 110 that the output corrects."""
         x1 = self.inc(l_norm)
         x2 = self.down1(x1)
         x3 = self.down2(x2)
@@ -184,8 +219,6 @@ class CorrUNet(nn.Module):
         x = self.up2(x, x3, z)
         x = self.up3(x, x2, z)
         x = self.up4(x, x1, z)
-        prior = F.interpolate(prior8[:, :2], size=l_norm.shape[-2:], mode="bilinear",
-                              align_corners=False)  # fmt: skip
         return (prior + self.outc(torch.cat((x, prior), dim=1))).clamp(-1.0, 1.0)
 
 
@@ -238,18 +271,17 @@ class CorrColor2Embed(nn.Module):
         ab16 = F.adaptive_avg_pool2d(ab, f16.shape[-2:])
         z = self.colour_head(torch.cat((f16, ab16), dim=1))
         keys = self.correspondence.keys(self._keys(f8, f16))
-        ab8 = F.adaptive_avg_pool2d(ab, f8.shape[-2:])
         # black fill (a rotated reference's corners, an empty canvas) offers no colour
-        lit = F.adaptive_avg_pool2d((reference_rgb.amax(dim=1, keepdim=True) > 0).float(),
-                                    f8.shape[-2:])  # fmt: skip
+        valid = (reference_rgb.amax(dim=1, keepdim=True) > 0).float()
+        values, lit = cell_colour_models(l_norm, ab, valid, f8.shape[-2:])
         bias = torch.where(lit > 0.5, 0.0, EMPTY_BIAS).flatten(1)
-        return ReferenceCode(z, keys, ab8.flatten(2).transpose(1, 2), bias)
+        return ReferenceCode(z, keys, values.flatten(2).transpose(1, 2), bias)
 
     def predict_ab(self, l_norm: Tensor, code: ReferenceCode) -> Tensor:
         f8, f16 = self._taps(gray_from_lightness(l_norm))
         keys = self.correspondence.keys(self._keys(f8, f16))
         prior8 = self.correspondence(keys, code, f8.shape[-2:])
-        return self.unet(l_norm, f8, f16, prior8, code.z)
+        return self.unet(l_norm, f8, f16, prior8, linear_prior(prior8, l_norm), code.z)
 
     @staticmethod
     def blend_embeddings(codes: Sequence[ReferenceCode], weights: Sequence[float]) -> ReferenceCode:
