@@ -17,9 +17,12 @@ from c2e_core.build import (
 from c2e_core.colour import rgb_to_lab
 from c2e_core.modeling.correspondence import (
     EMPTY_BIAS,
+    LINEAR_EPS,
     ReferenceCode,
     blend_reference_codes,
+    cell_colour_models,
     gray_from_lightness,
+    linear_prior,
 )
 from c2e_core.pipeline import Colorizer
 from c2e_core.weights import read_weights, save_weights
@@ -122,3 +125,22 @@ def test_config_is_checked():
         build_color2embed_corr({"temperature": 0})
     with pytest.raises(ValueError, match="unknown model config keys"):
         CorrConfig.from_dict({"encoder_backbone": "vgg19"})
+
+
+def test_cell_models_fit_ab_as_a_line_of_lightness_over_valid_pixels():
+    l_norm = torch.linspace(-0.5, 0.5, 64).view(1, 1, 1, 64).expand(1, 1, 8, 64).contiguous()
+    ab = torch.cat((0.4 * l_norm + 0.1, -0.2 * l_norm), dim=1)
+    valid = torch.ones(1, 1, 8, 64)
+    valid[..., 32:] = 0  # right half is black fill: ignored
+    ab = ab * valid + (1 - valid) * 0.9
+    values, lit = cell_colour_models(l_norm, ab, valid, (1, 2))
+    assert lit.flatten().tolist() == [1.0, 0.0]
+    mean_ab, alpha, beta = values[..., 0, 0].split(2, dim=1)
+    var = l_norm[..., :32].var(unbiased=False)
+    shrink = var / (var + LINEAR_EPS)  # the regulariser pulls alpha towards 0
+    torch.testing.assert_close(alpha[0], torch.tensor([0.4, -0.2]) * shrink, atol=1e-5, rtol=0)
+    torch.testing.assert_close(mean_ab + 0, beta + alpha * l_norm[..., :32].mean())
+    prior8 = torch.cat((values[..., :1], torch.ones(1, 1, 1, 1)), dim=1)  # + a confidence
+    prior = linear_prior(prior8, l_norm[..., :32])
+    expected = alpha.view(1, 2, 1, 1) * l_norm[..., :32] + beta.view(1, 2, 1, 1)
+    torch.testing.assert_close(prior, expected)
