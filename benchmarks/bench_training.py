@@ -70,7 +70,7 @@ def main() -> None:
 
     def step() -> None:
         with torch.no_grad():
-            l_norm, ab_gt = batch_to_lab(rgb)
+            l_norm, ab_gt = batch_to_lab(rgb, model)
             reference = synthesize_references(rgb, recipe, generator)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             pred = model(
@@ -79,7 +79,9 @@ def main() -> None:
         pred = pred.float()
         loss = reconstruction_loss(pred, ab_gt)
         if perceptual is not None:
-            lab = torch.cat((l_norm * 50 + 50, pred * 110), dim=1)
+            lab = torch.cat(
+                (model.lightness_from_normalized(l_norm), model.ab_from_output(pred)), dim=1
+            )
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 loss = loss + perceptual(lab_to_rgb(lab), rgb).float()
         optimizer.zero_grad(set_to_none=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -91,6 +91,7 @@ BACKBONES: dict[str, Callable[[ModelConfig], Backbone]] = {
     "effnet-lite0": _effnet_lite0,
 }
 
+
 @dataclass(frozen=True)
 class CorrConfig:
     """Shape of a :class:`~c2e_core.modeling.correspondence.CorrColor2Embed` network: the
@@ -124,6 +125,7 @@ class CorrConfig:
 
 #: Named configurations: ``paper`` (the authors', 48 M parameters) and ``small`` (2.8 M: an
 #: EfficientNet-lite0 colour encoder and a quarter-width UNet; the bundled default weights).
+#: The built-in plugin registers them; look presets up in the one registry, :func:`preset_config`.
 PRESETS: dict[str, ModelConfig] = {
     "paper": ModelConfig(),
     "small": ModelConfig(
@@ -136,18 +138,17 @@ PRESETS: dict[str, ModelConfig] = {
 }
 
 
-#: Named configurations of the project's extension: ``corr-small`` (the bundled default weights).
+#: Named configurations of the project's extension (registered likewise): ``corr-small`` (the
+#: bundled default weights).
 CORR_PRESETS: dict[str, CorrConfig] = {"corr-small": CorrConfig()}
 
 
-def preset_config(preset: str) -> ModelConfig | CorrConfig:
-    """The configuration object of a preset name (``ValueError`` for an unknown name)."""
-    if preset in PRESETS:
-        return PRESETS[preset]
-    if preset in CORR_PRESETS:
-        return CORR_PRESETS[preset]
-    known = ", ".join([*PRESETS, *CORR_PRESETS])
-    raise ValueError(f"unknown model preset {preset!r} (known: {known})")
+def preset_config(preset: str, host: Any = None) -> Any:
+    """The configuration object of a registered preset name (``ValueError`` for an unknown one)."""
+    presets = _host(host).presets()
+    if preset not in presets:
+        raise ValueError(f"unknown model preset {preset!r} (known: {', '.join(presets)})")
+    return presets[preset].config
 
 
 def build_backbone(config: ModelConfig) -> Backbone:
@@ -201,16 +202,17 @@ def build_color2embed_corr(config: CorrConfig | dict[str, Any] | None = None) ->
     return model.eval()
 
 
-def build_from_config(config: ModelConfig | CorrConfig) -> nn.Module:
-    """Build the architecture a configuration object belongs to."""
-    if isinstance(config, CorrConfig):
-        return build_color2embed_corr(config)
-    return build_color2embed(config)
+def build_from_config(config: Any, host: Any = None) -> nn.Module:
+    """Build the registered architecture a configuration object belongs to (eval mode)."""
+    return build_model(architecture_of(config, host), config, host)
 
 
-def architecture_of(config: ModelConfig | CorrConfig) -> str:
-    """The registered architecture name of a configuration object."""
-    return COLOR2EMBED_CORR if isinstance(config, CorrConfig) else COLOR2EMBED
+def architecture_of(config: Any, host: Any = None) -> str:
+    """The registered architecture whose ``config_class`` ``config`` is an instance of."""
+    for architecture in _host(host).architectures().values():
+        if architecture.config_class is not None and type(config) is architecture.config_class:
+            return architecture.name
+    raise ValueError(f"no registered architecture takes a {type(config).__name__}")
 
 
 def init_for_training(model: nn.Module) -> nn.Module:
@@ -236,15 +238,26 @@ def init_for_training(model: nn.Module) -> nn.Module:
     return model
 
 
-def build_model(architecture: str, config: dict[str, Any] | None = None, host=None) -> nn.Module:
-    """Build any registered architecture by name (built-in or from a plugin), in eval mode."""
-    from c2e_core.plugins import get_plugin_host
+def build_model(architecture: str, config: Any = None, host: Any = None) -> nn.Module:
+    """Build any registered architecture by name (built-in or from a plugin), in eval mode.
 
-    architectures = (host or get_plugin_host()).architectures()
+    ``config``: a dict (the form stored in weights files), an instance of the architecture's
+    ``config_class``, or ``None`` for the builder's default."""
+    architectures = _host(host).architectures()
     if architecture not in architectures:
         known = ", ".join(sorted(architectures)) or "none"
         raise ValueError(f"unknown architecture {architecture!r} (registered: {known})")
-    return architectures[architecture].builder(dict(config or {})).eval()
+    config = dict(config or {}) if config is None or isinstance(config, Mapping) else config
+    return architectures[architecture].builder(config).eval()
+
+
+def _host(host: Any) -> Any:
+    """``host``, or the process-wide plugin host: the registry of architectures and presets."""
+    if host is not None:
+        return host
+    from c2e_core.plugins import get_plugin_host
+
+    return get_plugin_host()
 
 
 class StateDictError(ValueError):

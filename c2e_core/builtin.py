@@ -14,24 +14,37 @@ from c2e_core.hookspecs import hookimpl
 BUNDLED_WEIGHTS_PACKAGE = "c2e_core.bundled"
 
 
-@hookimpl
+# The built-in collectors run first (``tryfirst``), so built-ins are listed before plugins'.
+@hookimpl(tryfirst=True)
 def c2e_register_architectures(register):
     from c2e_core.build import (
         COLOR2EMBED,
         COLOR2EMBED_CORR,
+        CORR_PRESETS,
+        PRESETS,
+        CorrConfig,
+        ModelConfig,
         build_color2embed,
         build_color2embed_corr,
     )
 
-    register(COLOR2EMBED, build_color2embed, "Color2Embed (Zhao et al. 2021), configurable widths")
+    register(
+        COLOR2EMBED,
+        build_color2embed,
+        "Color2Embed (Zhao et al. 2021), configurable widths",
+        config_class=ModelConfig,
+        presets=PRESETS,
+    )
     register(
         COLOR2EMBED_CORR,
         build_color2embed_corr,
         "Color2Embed + target ImageNet features and a reference correspondence (this project's)",
+        config_class=CorrConfig,
+        presets=CORR_PRESETS,
     )
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def c2e_register_weights(register):
     """Weights shipped inside the package, listed in ``c2e_core/bundled/manifest.json``."""
     try:
@@ -45,7 +58,7 @@ def c2e_register_weights(register):
         )
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def c2e_register_processors(register):
     from c2e_core import processing
 

@@ -331,9 +331,9 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
 def _colorize_with_baseline(args: argparse.Namespace, outputs: list[Path]) -> int:
     """``--method lookup|reinhard|gray``: classical colour transfer, no weights needed."""
+    from c2e_core.baselines import colorize_with_baseline
     from c2e_core.imageio import read_image
     from c2e_core.pipeline import Colorized
-    from c2e_core.training.evaluation import colorize_with_baseline
 
     if len(args.reference) != 1:
         raise UserError(f"--method {args.method} takes exactly one --reference")

@@ -22,7 +22,6 @@ __all__ = [
     "srgb_to_linear",
     "linear_to_srgb",
     "split_l_ab",
-    "normalize_l",
 ]
 
 # skimage.color.colorconv.xyz_from_rgb (sRGB specification).
@@ -196,8 +195,3 @@ def split_l_ab(lab: Tensor) -> tuple[Tensor, Tensor]:
     if lab.dim() < 3 or lab.shape[-3] != 3:
         raise ValueError(f"lab must have shape [..., 3, H, W], got {tuple(lab.shape)}")
     return lab[..., :1, :, :], lab[..., 1:, :, :]
-
-
-def normalize_l(lum: Tensor) -> Tensor:
-    """Map L in [0, 100] to the network input range [-1, 1]: ``(L - 50) / 50``."""
-    return (lum - 50.0) / 50.0

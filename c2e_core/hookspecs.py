@@ -29,9 +29,15 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def c2e_register_architectures(register: Callable[..., None]) -> None:
     """Register model architectures.
 
-    Call ``register(name, builder, description="")`` where ``builder(config: dict) -> nn.Module``
-    returns a module with the :class:`c2e_core.modeling.Color2Embed` interface
-    (``embed(ref_rgb) -> [B,512,1,1]`` and ``predict_ab(l_norm, embedding) -> [B,2,H,W]``).
+    Call ``register(name, builder, description="", *, config_class=None, presets=None)`` where
+    ``builder(config: dict) -> nn.Module`` returns a module with the
+    :class:`c2e_core.modeling.Color2Embed` interface (``embed(ref_rgb) -> embedding`` and
+    ``predict_ab(l_norm, embedding) -> [B,2,H,W]``; the input and output scaling is the
+    module's ``normalize_lightness`` and ``ab_from_output`` where it has them, else the paper's,
+    :class:`c2e_core.modeling.color2embed.LabScaling`). ``config_class`` (with ``to_dict`` and
+    ``from_dict``), whose instances the builder also accepts, and ``presets``
+    (``{name: config_class instance}``) add the architecture's named configurations to the
+    registry that training recipes and the tests use.
     """
 
 

@@ -1,9 +1,10 @@
 """The inference pipeline: :class:`Colorizer` loads a model once and colorizes many images.
 
-Default pipeline: antialiased downscaling to the working size (aspect ratio kept, sides multiples
-of 16), the network, edge-aware (guided-filter) upsampling of ab guided by the full-resolution L,
-recombination with the target's own L, and a chroma-only gamut fit so the output keeps the
-target's lightness. ``compat="official"`` reproduces the authors' test script instead.
+Default pipeline (:class:`DefaultPipeline`): antialiased downscaling to the working size (aspect
+ratio kept, sides multiples of 16), the network, edge-aware (guided-filter) upsampling of ab
+guided by the full-resolution L, recombination with the target's own L, and a chroma-only gamut
+fit so the output keeps the target's lightness. ``compat="official"``
+(:class:`OfficialPipeline`) reproduces the authors' test script instead.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch import nn
 from c2e_core.colour import lab_to_rgb, lab_to_rgb_in_gamut, rgb_to_lab, rgb_to_lightness
 from c2e_core.device import select_device
 from c2e_core.imageio import ImageData, from_array, read_image, to_array, write_image
-from c2e_core.modeling.color2embed import AB_SCALE
+from c2e_core.modeling.color2embed import LabScaling, lab_scaling
 from c2e_core.progress import Progress, ProgressCallback
 from c2e_core.upsampling import guided_upsample, resize
 
@@ -35,7 +36,6 @@ class OptionError(ValueError):
 
 
 ImageInput = Union[str, Path, np.ndarray, Image.Image, ImageData]  # noqa: UP007 (runtime alias)
-COMPAT_MODES = (None, "official")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 NATIVE = "native"
 
@@ -92,10 +92,15 @@ class Step:
 
 def resolve_steps(steps: Sequence[Any], stage: str, host: Any) -> list[Step]:
     """``"name"`` or ``(name, {options})`` items -> :class:`Step` s, all checked up front:
-    unknown names and options the step does not take are an :class:`OptionError`."""
-    registered = host.processors()
+    unknown names and options the step does not take are an :class:`OptionError`. Items that
+    are already :class:`Step` s of ``stage`` are kept as they are."""
+    registered: dict[str, Any] | None = None  # looked up only if a step needs it
     resolved = []
     for step in steps:
+        if isinstance(step, Step) and step.stage == stage:
+            resolved.append(step)
+            continue
+        registered = host.processors() if registered is None else registered
         if isinstance(step, str):
             name, options = step, {}
         elif isinstance(step, (list, tuple)) and len(step) == 2 and isinstance(step[1], dict):
@@ -118,24 +123,112 @@ def resolve_steps(steps: Sequence[Any], stage: str, host: Any) -> list[Step]:
     return resolved
 
 
+class DefaultPipeline:
+    """How the :class:`Colorizer` fits images to the network and back (this project's way).
+
+    Working shape about ``size``² with the aspect ratio kept, antialiased resizing, ab upsampled
+    guided by the full-resolution L, a chroma-only gamut fit and rounding to output levels.
+    """
+
+    #: The ``compat`` name that selects this pipeline.
+    compat: str | None = None
+    #: Resize the network's inputs with antialiasing.
+    antialias = True
+    #: Quantise output levels by truncation (the authors') instead of rounding.
+    truncate = False
+
+    def working_shape(
+        self, height: int, width: int, size: int | str, multiple: int = 16
+    ) -> tuple[int, int]:
+        """The network's input shape for a ``height x width`` image: about ``size``² pixels,
+        the aspect ratio kept; ``"native"``: the image's own size rounded up to a multiple
+        (the input is padded)."""
+        if size == NATIVE:
+            return (-(-height // multiple) * multiple, -(-width // multiple) * multiple)
+        scale = int(size) / (height * width) ** 0.5
+        return (
+            max(multiple, round(height * scale / multiple) * multiple),
+            max(multiple, round(width * scale / multiple) * multiple),
+        )
+
+    def network_l(
+        self, l_full: torch.Tensor, shape: tuple[int, int], size: int | str, scaling: LabScaling
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's L input at ``shape`` (padded for native) and the unpadded small L."""
+        if size == NATIVE:
+            pad_h, pad_w = shape[0] - l_full.shape[-2], shape[1] - l_full.shape[-1]
+            l_in = scaling.normalize_lightness(l_full)
+            return torch.nn.functional.pad(l_in, (0, pad_w, 0, pad_h), mode="replicate"), l_full
+        l_small = resize(l_full, shape, antialias=True)
+        return scaling.normalize_lightness(l_small), l_small
+
+    def upsample_ab(
+        self, ab_low: torch.Tensor, l_small: torch.Tensor, lum: torch.Tensor
+    ) -> torch.Tensor:
+        """ab at the network's resolution -> at ``lum``'s (the target's full L)."""
+        full = tuple(lum.shape[-2:])
+        if tuple(ab_low.shape[-2:]) == full:
+            return resize(ab_low, full, antialias=False)
+        return guided_upsample(ab_low, l_small / 100, lum / 100)
+
+    def to_rgb(self, lab: torch.Tensor) -> torch.Tensor:
+        """Lab -> sRGB, out-of-gamut colours losing chroma, never lightness."""
+        return lab_to_rgb_in_gamut(lab)
+
+
+class OfficialPipeline(DefaultPipeline):
+    """The authors' test script: ``size`` x ``size`` inputs (aspect ratio not kept), resizing
+    without antialiasing (L normalised first), plain bilinear upsampling of ab, clipped RGB
+    and truncated output levels."""
+
+    compat = "official"
+    antialias = False
+    truncate = True
+
+    def working_shape(
+        self, height: int, width: int, size: int | str, multiple: int = 16
+    ) -> tuple[int, int]:
+        if size == NATIVE:
+            return super().working_shape(height, width, size, multiple)
+        return (int(size), int(size))
+
+    def network_l(
+        self, l_full: torch.Tensor, shape: tuple[int, int], size: int | str, scaling: LabScaling
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if size == NATIVE:
+            return super().network_l(l_full, shape, size, scaling)
+        l_in = resize(scaling.normalize_lightness(l_full), shape, antialias=False)
+        return l_in, scaling.lightness_from_normalized(l_in)
+
+    def upsample_ab(
+        self, ab_low: torch.Tensor, l_small: torch.Tensor, lum: torch.Tensor
+    ) -> torch.Tensor:
+        return resize(ab_low, tuple(lum.shape[-2:]), antialias=False)
+
+    def to_rgb(self, lab: torch.Tensor) -> torch.Tensor:
+        return lab_to_rgb(lab, clip=True)
+
+
+#: The pipelines by ``compat`` name.
+PIPELINES: dict[str | None, DefaultPipeline] = {
+    pipeline.compat: pipeline for pipeline in (DefaultPipeline(), OfficialPipeline())
+}
+COMPAT_MODES = tuple(PIPELINES)
+
+
+def pipeline_for(compat: str | None) -> DefaultPipeline:
+    """The pipeline of a ``compat`` mode (``None`` or ``"official"``); else :class:`OptionError`."""
+    if compat not in PIPELINES:
+        raise OptionError(f"compat must be 'official' or None, not {compat!r}")
+    return PIPELINES[compat]
+
+
 def working_shape(
     height: int, width: int, size: int | str, compat: str | None, multiple: int = 16
 ) -> tuple[int, int]:
-    """The network's input shape for a ``height x width`` image.
-
-    ``size`` N: about N² pixels with the aspect ratio kept (``official``: exactly N x N);
-    ``"native"``: the image's own size rounded up to a multiple (the input is padded).
-    """
-    if size == NATIVE:
-        return (-(-height // multiple) * multiple, -(-width // multiple) * multiple)
-    size = int(size)
-    if compat == "official":
-        return (size, size)
-    scale = size / (height * width) ** 0.5
-    return (
-        max(multiple, round(height * scale / multiple) * multiple),
-        max(multiple, round(width * scale / multiple) * multiple),
-    )
+    """The network's input shape for a ``height x width`` image in a ``compat`` mode
+    (:meth:`DefaultPipeline.working_shape`; ``official``: exactly ``size`` x ``size``)."""
+    return pipeline_for(compat).working_shape(height, width, size, multiple)
 
 
 @dataclass
@@ -205,13 +298,14 @@ class Colorizer:
         if precision == "int8" and self.device.type != "cpu":
             raise OptionError("int8 runs on the CPU only; on a GPU use fp16 or bf16")
         self.size = parse_size(size)
-        self.compat = self._check_compat(compat)
+        self.pipeline = pipeline_for(compat)
         self.precision = precision
         self.model = prepare_for_inference(model, self.device)
         if precision == "int8":
             from c2e_core.quantization import quantize_static_parts
 
             self.model = quantize_static_parts(self.model)
+        self.scaling = lab_scaling(self.model)
         self.reference_size = int(reference_size)
         self.batch_size = max(1, int(batch_size))
         self.info = dict(info or {})
@@ -237,11 +331,10 @@ class Colorizer:
             self._host = get_plugin_host()
         return self._host
 
-    @staticmethod
-    def _check_compat(compat: str | None) -> str | None:
-        if compat not in COMPAT_MODES:
-            raise OptionError(f"compat must be 'official' or None, not {compat!r}")
-        return compat
+    @property
+    def compat(self) -> str | None:
+        """The ``compat`` mode of the pipeline chosen at construction."""
+        return self.pipeline.compat
 
     def _autocast(self):
         if self.precision in ("fp32", "int8"):
@@ -264,7 +357,7 @@ class Colorizer:
         self,
         reference: ImageInput | Sequence[ImageInput],
         weights: Sequence[float] | None = None,
-        pre: Sequence[str | tuple] = (),
+        pre: Sequence[str | tuple | Step] = (),
     ) -> torch.Tensor:
         """Colour embedding ``[1, E, 1, 1]`` of one reference, or the weighted mean of several
         (the architecture's own reference code and blend where it has ``blend_embeddings``).
@@ -304,12 +397,10 @@ class Colorizer:
             self._embeddings.move_to_end(key)
             return self._embeddings[key]
         rgb = self._run_pre(self._to_tensor(image.rgb), "reference", pre)
-        shape = working_shape(
-            image.height, image.width, self.reference_size, self.compat, self._multiple
+        shape = self.pipeline.working_shape(
+            image.height, image.width, self.reference_size, self._multiple
         )
-        if self.compat == "official":
-            shape = (self.reference_size, self.reference_size)
-        rgb = resize(rgb, shape, antialias=self.compat != "official")
+        rgb = resize(rgb, shape, antialias=self.pipeline.antialias)
         rgb = rgb.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             embedding = self.model.embed(rgb).float()
@@ -364,7 +455,7 @@ class Colorizer:
         tracker = Progress("colorize", len(targets) + 1, progress, self.host)
         tracker.check("embedding the reference")
         if embedding is None:
-            embedding = self.embed(reference, reference_weights, pre=pre)
+            embedding = self.embed(reference, reference_weights, pre=pre_steps)
         embedding = embedding.to(self.device, torch.float32)
         tracker.step("reference ready")
         results: list[Colorized] = []
@@ -387,17 +478,19 @@ class Colorizer:
             rgb = self._to_tensor(image.rgb)
             lum = rgb_to_lightness(rgb)
             net_l = rgb_to_lightness(self._run_pre(rgb, "target", pre)) if pre else lum
-            shape = working_shape(image.height, image.width, size, self.compat, self._multiple)
+            shape = self.pipeline.working_shape(image.height, image.width, size, self._multiple)
             prepared.append((image, lum, net_l, shape))
         groups: dict[tuple[int, int], list[int]] = {}
         for index, (_, _, _, shape) in enumerate(prepared):
             groups.setdefault(shape, []).append(index)
         ab_low: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         for shape, indices in groups.items():
-            small = [self._network_l(prepared[i][2], shape, size) for i in indices]
+            small = [
+                self.pipeline.network_l(prepared[i][2], shape, size, self.scaling) for i in indices
+            ]
             l_in = torch.cat([s[0] for s in small]).contiguous(memory_format=torch.channels_last)
             with self._autocast():
-                ab = self.model.predict_ab(l_in, embedding).float() * AB_SCALE
+                ab = self.scaling.ab_from_output(self.model.predict_ab(l_in, embedding).float())
             for j, i in enumerate(indices):
                 height, width = small[j][1].shape[-2:]
                 ab_low[i] = (ab[j : j + 1, :, :height, :width], small[j][1])
@@ -407,29 +500,12 @@ class Colorizer:
             results.append(self._finish(image, lum, ab, l_small, *finish))
         return results
 
-    def _network_l(self, l_full: torch.Tensor, shape: tuple[int, int], size) -> tuple:
-        """Network input ``(L-50)/50`` at ``shape`` (padded for native) and the unpadded small L."""
-        if size == NATIVE:
-            l_small = l_full
-            pad_h, pad_w = shape[0] - l_full.shape[-2], shape[1] - l_full.shape[-1]
-            l_in = torch.nn.functional.pad(l_full / 50 - 1, (0, pad_w, 0, pad_h), mode="replicate")
-            return l_in, l_small
-        if self.compat == "official":
-            l_in = resize(l_full / 50 - 1, shape, antialias=False)
-            return l_in, (l_in + 1) * 50
-        l_small = resize(l_full, shape, antialias=True)
-        return l_small / 50 - 1, l_small
-
     def _finish(self, image, lum, ab_low, l_small, post_steps, strength, mask) -> Colorized:
         """Upsample ab, run the post steps, blend by strength and mask, convert to RGB.
 
         ``lum``: the target's full-resolution L; its full Lab is computed only when the post
         steps or the blending need the original colours."""
-        full = tuple(lum.shape[-2:])
-        if self.compat == "official" or tuple(ab_low.shape[-2:]) == full:
-            ab = resize(ab_low, full, antialias=False)
-        else:
-            ab = guided_upsample(ab_low, l_small / 100, lum / 100)
+        ab = self.pipeline.upsample_ab(ab_low, l_small, lum)
         out = torch.cat([lum, ab], dim=1)
         blend = mask is not None or strength != 1.0
         if post_steps or blend:
@@ -442,9 +518,6 @@ class Colorizer:
                 mask_tensor = torch.as_tensor(np.asarray(mask, np.float32), device=self.device)
                 weight = weight * torch.nan_to_num(mask_tensor).clamp(0, 1)[None, None]
             out = lab + weight * (out - lab)
-        if self.compat == "official":
-            rgb = lab_to_rgb(out, clip=True)
-        else:
-            rgb = lab_to_rgb_in_gamut(out)
+        rgb = self.pipeline.to_rgb(out)
         array = np.ascontiguousarray(rgb[0].permute(1, 2, 0).float().cpu().numpy())
-        return Colorized(array, image.alpha, image.bit_depth, truncate=self.compat == "official")
+        return Colorized(array, image.alpha, image.bit_depth, truncate=self.pipeline.truncate)

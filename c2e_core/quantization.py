@@ -119,7 +119,7 @@ def quantize_static_parts(
             _set(quantized, path, part)
         for rgb in calibration:  # observe activations on real photos (the static parts only)
             quantized.embed(rgb)
-            x = rgb_to_lab(rgb)[:, :1] / 50 - 1  # the UNet's input, (L - 50) / 50
+            x = quantized.normalize_lightness(rgb_to_lab(rgb)[:, :1])  # the UNet's input
             for path in STATIC_PARTS[1:]:
                 x = prepared[path](x)
         for path, part in prepared.items():

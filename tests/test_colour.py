@@ -8,7 +8,7 @@ import torch
 from skimage import color
 from skimage.color import colorconv
 
-from c2e_core.colour import lab_to_rgb, normalize_l, rgb_to_lab, split_l_ab
+from c2e_core.colour import lab_to_rgb, rgb_to_lab, split_l_ab
 
 
 def _cube_chunks(n_chunks: int = 16):
@@ -107,14 +107,11 @@ def test_rejects_non_channel_first_input():
         lab_to_rgb(torch.rand(2, 4, 4))
 
 
-def test_split_and_normalize_l():
+def test_split_l_ab():
     lab = rgb_to_lab(torch.rand(2, 3, 4, 5))
     lum, ab = split_l_ab(lab)
     assert lum.shape == (2, 1, 4, 5) and ab.shape == (2, 2, 4, 5)
     torch.testing.assert_close(torch.cat([lum, ab], dim=1), lab)
-    torch.testing.assert_close(
-        normalize_l(torch.tensor([0.0, 50.0, 100.0])), torch.tensor([-1.0, 0.0, 1.0])
-    )
 
 
 def test_gamut_fit_keeps_lightness_and_hue():

@@ -139,11 +139,26 @@ def test_colorize_with_baseline_works_at_full_resolution(photos):
     import skimage.data
 
     target = skimage.data.chelsea()  # 300 x 451 uint8, not square
-    out = ev.colorize_with_baseline("lookup", target, skimage.data.coffee())
+    from c2e_core.baselines import colorize_with_baseline
+    from c2e_core.pipeline import OptionError
+
+    out = colorize_with_baseline("lookup", target, skimage.data.coffee())
     assert out.shape == (300, 451, 3) and out.dtype == np.float32
     assert np.abs(_lab(out)[..., 0] - _lab(target / 255.0)[..., 0]).max() < 1e-3
-    with pytest.raises(ev.EvalError, match="unknown method 'nope'"):
-        ev.colorize_with_baseline("nope", target, target)
+    with pytest.raises(OptionError, match="unknown method 'nope'"):
+        colorize_with_baseline("nope", target, target)
+
+
+def test_the_baselines_import_no_training_code():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, c2e_core.baselines; "
+        "print([m for m in sys.modules if m.startswith('c2e_core.training')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 # --------------------------------------------------------------------------- references

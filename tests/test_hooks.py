@@ -248,3 +248,130 @@ def test_a_broken_plugin_is_reported_not_fatal(tmp_path, kind):
     result = run_c2e(["info"], site, tmp_path / "home")
     assert "saturation" in result.stdout  # the built-ins still work
     assert "bad" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_hooks_run_through_pluggy_in_its_order_with_wrappers():
+    from c2e_core import hookimpl
+
+    calls: list[str] = []
+
+    def step(rgb, role):
+        return rgb
+
+    class Late:
+        @hookimpl(trylast=True)
+        def c2e_register_processors(self, register):
+            calls.append("late")
+            register("late", "pre", step)
+
+    class Early:
+        @hookimpl(tryfirst=True)
+        def c2e_register_processors(self, register):
+            calls.append("early")
+            register("early", "pre", step)
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def c2e_register_processors(self, register):
+            calls.append("wrapper before")
+            result = yield
+            calls.append("wrapper after")
+            register("wrapped-after", "pre", step)
+            return result
+
+    class OldWrapper:
+        @hookimpl(hookwrapper=True)
+        def c2e_register_processors(self, register):
+            calls.append("old wrapper before")
+            yield
+            calls.append("old wrapper after")
+
+    host = create_plugin_host(load_entry_points=False)
+    for name, plugin in {
+        "late": Late(),
+        "early": Early(),
+        "w": Wrapper(),
+        "o": OldWrapper(),
+    }.items():
+        host.register(plugin, name=name)
+    processors = host.processors()
+    assert calls == [
+        "old wrapper before", "wrapper before", "early", "late", "wrapper after",
+        "old wrapper after",
+    ]  # fmt: skip
+    names = list(processors)
+    assert names[0] == "early" and names[-2:] == ["late", "wrapped-after"]
+    assert names.index("saturation") < names.index("late")  # built-ins before plain plugins
+    assert processors["wrapped-after"].plugin == "w" and processors["early"].plugin == "early"
+
+
+def test_collection_runs_once_until_the_plugin_set_changes():
+    from c2e_core import hookimpl
+    from tests.conftest import tiny_model
+
+    calls = {"processors": 0, "architectures": 0}
+
+    class Counter:
+        @hookimpl
+        def c2e_register_processors(self, register):
+            calls["processors"] += 1
+
+        @hookimpl
+        def c2e_register_architectures(self, register):
+            calls["architectures"] += 1
+
+    host = create_plugin_host(load_entry_points=False)
+    host.register(Counter(), name="counter")
+    colorizer = Colorizer(tiny_model(), device="cpu", size=32, host=host)
+    image = np.zeros((16, 16, 3), np.uint8)
+    for _ in range(3):
+        colorizer.colorize(image, reference=red_reference(), pre=["auto-contrast"],
+                           post=[("saturation", {"factor": 1.5})])  # fmt: skip
+        host.architectures()
+    assert calls == {"processors": 1, "architectures": 1}
+
+    class Extra:
+        @hookimpl
+        def c2e_register_processors(self, register):
+            register("extra", "post", lambda lab, target_lab: lab)
+
+    host.register(Extra(), name="extra")
+    assert "extra" in host.processors() and calls["processors"] == 2
+    host.unregister(name="extra")
+    assert "extra" not in host.processors() and calls["processors"] == 3
+
+
+def test_a_raising_hook_is_isolated_and_reported_once():
+    from c2e_core import hookimpl
+
+    class Raising:
+        @hookimpl
+        def c2e_register_processors(self, register):
+            register("half-done", "post", lambda lab, target_lab: lab)
+            raise RuntimeError("boom")
+
+    host = create_plugin_host(load_entry_points=False)
+    host.register(Raising(), name="raising")
+    with pytest.warns(RuntimeWarning, match="'raising' failed in c2e_register_processors: .*boom"):
+        processors = host.processors()
+    assert "saturation" in processors and "half-done" not in processors
+    assert host.failed == {"raising": "RuntimeError: boom"}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert host.processors() == processors  # cached: not called (nor warned) again
+
+
+def test_colorize_resolves_each_stage_once():
+    from tests.conftest import tiny_model
+
+    host = create_plugin_host(load_entry_points=False)
+    lookups: list[int] = []
+    processors = host.processors
+    host.processors = lambda: lookups.append(1) or processors()
+    colorizer = Colorizer(tiny_model(), device="cpu", size=32, host=host)
+    image = np.zeros((16, 16, 3), np.uint8)
+    post = [("saturation", {"factor": 1.2})]
+    colorizer.colorize(image, reference=red_reference(), pre=["auto-contrast"], post=post)
+    assert len(lookups) == 2  # pre and post; embed() reuses the resolved pre steps

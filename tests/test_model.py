@@ -80,3 +80,22 @@ def test_batched_embeddings_equal_one_by_one():
     torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-5)
     shared = conv(x, z[:1])  # one reference for the whole batch
     torch.testing.assert_close(shared[1:2], conv(x[1:2], z[:1]))
+
+
+def test_the_model_owns_its_scaling():
+    from c2e_core.build import build_color2embed_corr
+    from c2e_core.modeling.color2embed import PAPER_SCALING, lab_scaling
+
+    model = build_model("color2embed", TINY_CONFIG)
+    lum = torch.tensor([0.0, 25.0, 50.0, 100.0])
+    torch.testing.assert_close(model.normalize_lightness(lum), torch.tensor([-1.0, -0.5, 0, 1]))
+    torch.testing.assert_close(model.lightness_from_normalized(model.normalize_lightness(lum)), lum)
+    assert model.ab_scale == 110.0
+    torch.testing.assert_close(
+        model.ab_from_output(torch.tensor([-1.0, 0.5])), torch.tensor([-110, 55.0])
+    )
+    torch.testing.assert_close(
+        model.output_from_ab(torch.tensor([-110, 55.0])), torch.tensor([-1, 0.5])
+    )
+    assert lab_scaling(model) is model and lab_scaling(build_color2embed_corr()).ab_scale == 110.0
+    assert lab_scaling(torch.nn.Identity()) is PAPER_SCALING  # a plugin's module without one

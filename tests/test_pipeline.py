@@ -212,9 +212,13 @@ def test_post_steps_and_strength_never_touch_pixels_outside_the_mask():
     mask = np.zeros((48, 64), np.float32)
     mask[:, 40:] = 0.7
     colorizer = Colorizer(tiny_model(), device="cpu", size=32)
-    out = colorizer.colorize(
-        target, reference=target, mask=mask, strength=0.8, post=[("saturation", {"factor": 0})]
-    ).to_array(np.uint8).astype(int)
+    out = (
+        colorizer.colorize(
+            target, reference=target, mask=mask, strength=0.8, post=[("saturation", {"factor": 0})]
+        )
+        .to_array(np.uint8)
+        .astype(int)
+    )
     assert np.abs(out[:, :40] - target[:, :40]).max() <= 1
     assert np.abs(out[:, 40:] - target[:, 40:]).max() > 1
 
@@ -235,3 +239,15 @@ def test_step_options_are_checked_before_running():
         colorizer.colorize(image, reference=image, post=[("saturation", {"bogus": 1})])
     with pytest.raises(OptionError, match="saturation"):
         colorizer.colorize(image, reference=image, post=[("saturation", {"factor": "abc"})])
+
+
+def test_the_compat_mode_chooses_one_pipeline_object():
+    from c2e_core.pipeline import PIPELINES, OfficialPipeline
+
+    model = tiny_model()
+    official = Colorizer(model, device="cpu", compat="official")
+    assert isinstance(official.pipeline, OfficialPipeline) and official.compat == "official"
+    assert official.pipeline.truncate and not official.pipeline.antialias
+    assert Colorizer(model, device="cpu").pipeline is PIPELINES[None]
+    with pytest.raises(OptionError, match="compat must be 'official' or None"):
+        Colorizer(model, device="cpu", compat="authors")

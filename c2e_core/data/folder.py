@@ -29,9 +29,9 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from c2e_core.colour import normalize_l, rgb_to_lab
+from c2e_core.colour import rgb_to_lab
 from c2e_core.imageio import ImageReadError, read_image
-from c2e_core.modeling.color2embed import AB_SCALE  # the authors' ab normalisation
+from c2e_core.modeling.color2embed import PAPER_SCALING, LabScaling
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -276,13 +276,14 @@ class ImageFolderDataset(Dataset):
         raise DatasetError(f"none of the {n} image files {where} could be read")
 
 
-def batch_to_lab(rgb: Tensor) -> tuple[Tensor, Tensor]:
-    """sRGB ``[B, 3, H, W]`` in [0, 1] -> (``(L - 50) / 50`` ``[B, 1, H, W]``, ab / 110
-    ``[B, 2, H, W]``), float32 on ``rgb``'s device."""
+def batch_to_lab(rgb: Tensor, scaling: LabScaling = PAPER_SCALING) -> tuple[Tensor, Tensor]:
+    """sRGB ``[B, 3, H, W]`` in [0, 1] -> the network's input L ``[B, 1, H, W]`` and its target
+    ab ``[B, 2, H, W]`` in the model's ``scaling`` (the paper's: ``(L - 50) / 50``, ab / 110),
+    float32 on ``rgb``'s device."""
     if rgb.dim() != 4 or rgb.shape[1] != 3:
         raise ValueError(f"rgb must have shape [B, 3, H, W], got {tuple(rgb.shape)}")
     lab = rgb_to_lab(rgb)
-    return normalize_l(lab[:, :1]), lab[:, 1:] / AB_SCALE
+    return scaling.normalize_lightness(lab[:, :1]), scaling.output_from_ab(lab[:, 1:])
 
 
 # --------------------------------------------------------------------------- loader

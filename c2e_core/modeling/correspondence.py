@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from c2e_core.colour import rgb_to_lab
-from c2e_core.modeling.color2embed import AB_SCALE
+from c2e_core.modeling.color2embed import LabScaling
 from c2e_core.modeling.color_encoder import feature_to_vector
 from c2e_core.modeling.efficientnet_lite import EffNetLite0Backbone
 from c2e_core.modeling.unet import DoubleConv, Down, ResBlock, UpBlock
@@ -222,7 +222,7 @@ class CorrUNet(nn.Module):
         return (prior + self.outc(torch.cat((x, prior), dim=1))).clamp(-1.0, 1.0)
 
 
-class CorrColor2Embed(nn.Module):
+class CorrColor2Embed(LabScaling, nn.Module):
     """Color2Embed plus target semantics and a reference correspondence (see the module doc).
 
     Interface of every registered architecture: ``embed(reference_rgb) -> code``,
@@ -266,7 +266,7 @@ class CorrColor2Embed(nn.Module):
 
     def embed(self, reference_rgb: Tensor) -> ReferenceCode:
         lab = rgb_to_lab(reference_rgb.clamp(0, 1))
-        l_norm, ab = (lab[:, :1] - 50.0) / 50.0, lab[:, 1:] / AB_SCALE
+        l_norm, ab = self.normalize_lightness(lab[:, :1]), self.output_from_ab(lab[:, 1:])
         f8, f16 = self._taps(gray_from_lightness(l_norm))
         ab16 = F.adaptive_avg_pool2d(ab, f16.shape[-2:])
         z = self.colour_head(torch.cat((f16, ab16), dim=1))

@@ -83,7 +83,7 @@ def _path(value: Any, name: str, base: Path | None) -> Path | None:
 
 @dataclass(frozen=True)
 class ModelSection:
-    """``preset`` (a name in :data:`c2e_core.build.PRESETS` or ``CORR_PRESETS``) plus
+    """``preset`` (a registered preset name, see :func:`c2e_core.build.preset_config`) plus
     overrides of that preset's configuration fields."""
 
     preset: str = "paper"

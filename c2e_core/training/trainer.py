@@ -49,6 +49,7 @@ from c2e_core.data.folder import (
     set_loader_epoch,
 )
 from c2e_core.data.reference import synthesize_references
+from c2e_core.modeling.color2embed import lab_scaling
 from c2e_core.training.losses import (
     chroma_loss,
     histogram_loss,
@@ -432,6 +433,7 @@ def _train(
             _set_rng_states(rng, device)
 
     net: nn.Module = model
+    scaling = lab_scaling(model)  # the model's own input and output scaling
     if dist_info.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -493,7 +495,7 @@ def _train(
         for rgb, skipped in _epoch_batches(loader, epoch, skip, local_batch, workers):
             rgb = rgb.to(device, non_blocking=True)
             with torch.no_grad():
-                l_norm, ab_gt = batch_to_lab(rgb)
+                l_norm, ab_gt = batch_to_lab(rgb, scaling)
                 ref_gen.manual_seed(_step_seed(seed, rank, step))
                 reference = synthesize_references(rgb, recipe.reference, ref_gen)
             if w_cross > 0:
@@ -513,7 +515,8 @@ def _train(
             loss_rec = reconstruction_loss(pred, ab_gt)
             loss = w_rec * loss_rec
             if use_perc:
-                lab = torch.cat((l_norm * 50.0 + 50.0, pred * 110.0), dim=1)
+                lum = scaling.lightness_from_normalized(l_norm)
+                lab = torch.cat((lum, scaling.ab_from_output(pred)), dim=1)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     loss_perc = perceptual(lab_to_rgb(lab), rgb).float()
                 loss = loss + w_perc * loss_perc
@@ -659,8 +662,14 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 _SERIES = tuple(
     zip(
         LOSS_TERMS,
-        ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-         (140, 86, 75)),
+        (
+            (31, 119, 180),
+            (255, 127, 14),
+            (44, 160, 44),
+            (214, 39, 40),
+            (148, 103, 189),
+            (140, 86, 75),
+        ),
         strict=True,
     )
 )
