@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from c2e_core.errors import C2EError, Cancelled, InputError
 from c2e_core.plugins import get_plugin_host
 
 #: Exit status for user mistakes (bad option, missing file, unreadable image, bad weights).
@@ -17,7 +18,18 @@ CANCELLED = 130
 OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 
-class UserError(Exception):
+#: OS errors about the user's own files: reported in one line, like a :class:`C2EError`.
+FILE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+#: (module, class) of user errors not yet derived from :class:`C2EError`. Looked up only in
+#: modules already imported (an error of a module never imported cannot have been raised).
+NOT_YET_C2E_ERRORS = (
+    ("c2e_core.training.recipe", "RecipeError"),
+    ("c2e_core.training.trainer", "TrainingError"),
+    ("c2e_core.build", "StateDictError"),
+)
+
+
+class UserError(InputError):
     """A mistake the user can fix; printed as one line, exit status 2."""
 
 
@@ -193,13 +205,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_install(args: argparse.Namespace) -> int:
-    from c2e_core.host_plugins import HostPluginError, get_host
+    from c2e_core.host_plugins import get_host
 
-    try:
-        host = get_host(args.host)
-        report = host.install(args.folder, weights=args.weights, config=args.config)
-    except HostPluginError as exc:
-        raise UserError(str(exc)) from None
+    host = get_host(args.host)
+    report = host.install(args.folder, weights=args.weights, config=args.config)
     for path in report.files:
         print(f"wrote {path}")
     for note in report.notes:
@@ -209,13 +218,10 @@ def cmd_plugins_install(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_uninstall(args: argparse.Namespace) -> int:
-    from c2e_core.host_plugins import HostPluginError, get_host
+    from c2e_core.host_plugins import get_host
 
-    try:
-        host = get_host(args.host)
-        report = host.uninstall(args.folder, config=args.config)
-    except HostPluginError as exc:
-        raise UserError(str(exc)) from None
+    host = get_host(args.host)
+    report = host.uninstall(args.folder, config=args.config)
     for path in report.files:
         print(f"removed {path}")
     if not report.files:
@@ -224,13 +230,10 @@ def cmd_plugins_uninstall(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_package(args: argparse.Namespace) -> int:
-    from c2e_core.host_plugins import HostPluginError, get_host
+    from c2e_core.host_plugins import get_host
 
-    try:
-        host = get_host(args.host)
-        path = host.package(args.output, weights=args.weights, overwrite=args.overwrite)
-    except HostPluginError as exc:
-        raise UserError(str(exc)) from None
+    host = get_host(args.host)
+    path = host.package(args.output, weights=args.weights, overwrite=args.overwrite)
     print(f"wrote {path}: {host.package_use}")
     return 0
 
@@ -490,8 +493,6 @@ def cmd_weights_remove(args: argparse.Namespace) -> int:
 
 # -- entry point ------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    from c2e_core.progress import Cancelled
-
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         host = get_plugin_host()
@@ -506,49 +507,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return USAGE_ERROR
         return int(args.handler(args) or 0)
-    except UserError as exc:
-        _fail(str(exc))
-    except _user_errors() as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except (Cancelled, KeyboardInterrupt):
         print("c2e: cancelled", file=sys.stderr)
         return CANCELLED
+    except C2EError as exc:
+        _fail(exc)
+    except (*FILE_ERRORS, *_not_yet_c2e_errors()) as exc:
+        _fail(exc)
     return USAGE_ERROR
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors caused by the user's input: reported in one line. Anything else is a bug."""
-    from c2e_core.build import StateDictError
-    from c2e_core.data.folder import DatasetError
-    from c2e_core.device import DeviceError
-    from c2e_core.imageio import ImageReadError, ImageWriteError
-    from c2e_core.official import CheckpointError
-    from c2e_core.pipeline import OptionError
-    from c2e_core.plugins import PluginError
-    from c2e_core.training.recipe import RecipeError
-    from c2e_core.training.trainer import TrainingError
-    from c2e_core.weights import WeightsError
-
-    return (
-        DatasetError,
-        RecipeError,
-        TrainingError,
-        ImageReadError,
-        ImageWriteError,
-        WeightsError,
-        CheckpointError,
-        DeviceError,
-        StateDictError,
-        OptionError,
-        PluginError,
-        FileNotFoundError,
-        PermissionError,
-        IsADirectoryError,
-        NotADirectoryError,
-    )
+def _not_yet_c2e_errors() -> tuple[type[BaseException], ...]:
+    """The classes of :data:`NOT_YET_C2E_ERRORS` whose modules are imported (imports nothing)."""
+    modules = ((sys.modules.get(module), name) for module, name in NOT_YET_C2E_ERRORS)
+    return tuple(getattr(module, name) for module, name in modules if module is not None)
 
 
-def _fail(message: str) -> None:
+def _fail(exc: BaseException) -> None:
+    """Print the first line of ``exc`` on stderr, as ``c2e: error: ...``."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     prefix = "" if message.startswith("c2e") else "c2e: error: "
     print(prefix + message, file=sys.stderr)
 

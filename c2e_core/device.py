@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 
-
-class DeviceError(ValueError):
-    """The requested device does not exist on this machine."""
+from c2e_core.errors import DeviceError
 
 
 def available_devices() -> list[str]:

@@ -24,15 +24,11 @@ from torch import nn
 
 from c2e_core.colour import lab_to_rgb, lab_to_rgb_in_gamut, rgb_to_lab, rgb_to_lightness
 from c2e_core.device import select_device
+from c2e_core.errors import OptionError
 from c2e_core.imageio import ImageData, from_array, read_image, to_array, write_image
 from c2e_core.modeling.color2embed import AB_SCALE
 from c2e_core.progress import Progress, ProgressCallback
 from c2e_core.upsampling import guided_upsample, resize
-
-
-class OptionError(ValueError):
-    """An invalid option or input combination given to the :class:`Colorizer`."""
-
 
 ImageInput = Union[str, Path, np.ndarray, Image.Image, ImageData]  # noqa: UP007 (runtime alias)
 COMPAT_MODES = (None, "official")

@@ -26,12 +26,13 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from c2e_core.errors import C2EError, Cancelled, InputError
+
 PROTOCOL_VERSION = 1
 #: The longest header line accepted (payloads are not limited).
 MAX_HEADER_BYTES = 1 << 20
 #: How many loaded models stay in memory, keyed by (weights, device).
 MODEL_CACHE_SIZE = 2
-ERROR_KINDS = ("bad-request", "weights", "device", "cancelled", "internal")
 
 #: channels -> (count, indices of R, G, B, index of alpha or None)
 CHANNEL_LAYOUTS: dict[str, tuple[int, tuple[int, int, int] | None, int | None]] = {
@@ -56,8 +57,8 @@ _INT_MAX = {"u8": 255.0, "u16": 65535.0}
 log = logging.getLogger("c2e_core.worker")
 
 
-class RequestError(Exception):
-    """A request cannot be served; ``kind`` is one of :data:`ERROR_KINDS`."""
+class RequestError(InputError):
+    """A request cannot be served; ``kind`` is one of :data:`c2e_core.errors.ERROR_KINDS`."""
 
     def __init__(self, message: str, kind: str = "bad-request"):
         super().__init__(message)
@@ -513,14 +514,8 @@ class Worker:
         return 0
 
     def run_job(self, job: Job) -> None:
-        """Serve one ``colorize`` request, answering ``result`` or ``error``."""
-        from c2e_core.device import DeviceError
-        from c2e_core.official import CheckpointError
-        from c2e_core.pipeline import OptionError
-        from c2e_core.progress import Cancelled
-        from c2e_core.quantization import QuantizationError
-        from c2e_core.weights import WeightsError
-
+        """Serve one ``colorize`` request, answering ``result`` or ``error`` (of the raised
+        :class:`~c2e_core.errors.C2EError`'s kind)."""
         started = time.perf_counter()
         try:
             if job.cancelled.is_set():
@@ -531,15 +526,11 @@ class Worker:
             header["seconds"] = round(time.perf_counter() - started, 3)
             self.send(header, [("result", data)])
         except Cancelled:
-            self.send_error(job.id, "cancelled", "cancelled")
-        except RequestError as exc:
+            self.send_error(job.id, Cancelled.kind, "cancelled")
+        except C2EError as exc:
+            if exc.kind == "internal":
+                log.error("colorize %s failed:\n%s", job.id, traceback.format_exc())
             self.send_error(job.id, exc.kind, str(exc))
-        except (WeightsError, CheckpointError) as exc:
-            self.send_error(job.id, "weights", str(exc))
-        except (DeviceError, QuantizationError) as exc:
-            self.send_error(job.id, "device", str(exc))
-        except OptionError as exc:
-            self.send_error(job.id, "bad-request", str(exc))
         except MemoryError:
             self.send_error(job.id, "device", "out of memory; try a smaller size")
         except Exception as exc:
@@ -706,8 +697,6 @@ class Worker:
         # run
         colorizer = self.colorizer(spec, device, compat, job)
         if job.cancelled.is_set():
-            from c2e_core.progress import Cancelled
-
             raise Cancelled("cancelled")
         colorized = colorizer.colorize(
             image_to_srgb(target, layout),
