@@ -10,6 +10,15 @@ from pathlib import Path
 from typing import NoReturn
 
 from c2e_core.errors import C2EError, Cancelled, InputError
+from c2e_core.options import (
+    COMPAT_MODES,
+    DEFAULT_SIZE,
+    DEFAULT_STRENGTH,
+    MAX_SIZE,
+    METHODS,
+    PRECISIONS,
+    ColorizeRequest,
+)
 from c2e_core.plugins import get_plugin_host
 
 #: Exit status for user mistakes (bad option, missing file, unreadable image, bad weights).
@@ -36,15 +45,6 @@ class UserError(InputError):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UserError(f"{self.prog}: {message}")
-
-
-def _size(value: str) -> int | str:
-    from c2e_core.pipeline import OptionError, parse_size
-
-    try:
-        return parse_size(value)
-    except OptionError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _step(value: str) -> str | tuple[str, dict]:
@@ -90,30 +90,36 @@ def build_parser(host=None) -> argparse.ArgumentParser:
     out.add_argument("-o", "--output", type=Path, help="output file (one target)")
     out.add_argument("--output-dir", type=Path, help="folder for outputs (TARGET stem + .png)")
     colorize.add_argument("--weights", help="weights name, c2e weights file or authors' checkpoint")
-    colorize.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps")
+    colorize.add_argument(
+        "--device", default=ColorizeRequest.device, help="auto (default), cpu, cuda, cuda:N, mps"
+    )
     colorize.add_argument(
         "--size",
-        type=_size,
-        default=256,
-        help="network working size: N (multiple of 16, default 256) or native",
+        default=DEFAULT_SIZE,
+        help=f"network working size: N (multiple of 16 up to {MAX_SIZE}, default "
+        f"{DEFAULT_SIZE}) or native",
     )
-    colorize.add_argument("--compat", choices=["official"], help="the authors' exact test pipeline")
+    colorize.add_argument(
+        "--compat",
+        choices=[mode for mode in COMPAT_MODES if mode],
+        help="the authors' exact test pipeline",
+    )
     colorize.add_argument(
         "--method",
-        choices=["c2e", "lookup", "reinhard", "gray"],
-        default="c2e",
+        choices=METHODS,
+        default=ColorizeRequest.method,
         help="c2e (default: the network); or a classical baseline that needs no weights",
     )
     colorize.add_argument(
         "--precision",
-        choices=["fp32", "int8", "bf16", "fp16"],
-        default="fp32",
+        choices=PRECISIONS,
+        default=ColorizeRequest.precision,
         help="fp32 (default); int8 is faster on CPUs (see BENCHMARKS.md); bf16/fp16 for GPUs",
     )
     colorize.add_argument(
         "--strength",
         type=float,
-        default=1.0,
+        default=DEFAULT_STRENGTH,
         help="0 keeps the original colours, 1 (default) the prediction",
     )
     colorize.add_argument(
@@ -292,38 +298,38 @@ def _output_depth(path: Path, bit_depth: int) -> int:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    host = get_plugin_host()
-    from c2e_core.loader import default_weights_spec
-    from c2e_core.pipeline import Colorizer
-
+    request = ColorizeRequest.from_cli_args(args)
     for path in [*args.targets, *args.reference]:
         _check_input(path)
-    if args.ref_weight is not None and len(args.ref_weight) != len(args.reference):
-        raise UserError(f"{len(args.ref_weight)} --ref-weight for {len(args.reference)} references")
-    if not 0.0 <= args.strength <= 1.0:
-        raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
     if args.output_dir is not None and args.output_dir.exists() and not args.output_dir.is_dir():
         raise UserError(f"--output-dir {args.output_dir}: exists and is not a folder")
     outputs = _output_paths(args)
     for target, output in zip(args.targets, outputs, strict=True):
         _check_readable(target, output)
-    if args.method != "c2e":
+    if request.method != "c2e":
         return _colorize_with_baseline(args, outputs)
-    spec = args.weights or default_weights_spec()
+    host = get_plugin_host()
+    from c2e_core.loader import default_weights_spec
+    from c2e_core.pipeline import Colorizer
+
     colorizer = Colorizer.from_weights(
-        spec,
-        device=args.device,
-        size=args.size,
-        compat=args.compat,
-        precision=args.precision,
+        request.weights or default_weights_spec(),
+        device=request.device,
+        size=request.size,
+        compat=request.compat,
+        precision=request.precision,
         host=host,
     )
-    embedding = colorizer.embed(args.reference, args.ref_weight, pre=args.pre)
+    embedding = colorizer.embed(args.reference, request.reference_weights, pre=request.pre)
     _make_output_dir(args)
     bar = ProgressBar(len(args.targets)) if len(args.targets) > 1 else None
     for index, (target, output) in enumerate(zip(args.targets, outputs, strict=True)):
         result = colorizer.colorize(
-            target, embedding=embedding, pre=args.pre, post=args.post, strength=args.strength
+            target,
+            embedding=embedding,
+            pre=request.pre,
+            post=request.post,
+            strength=request.strength,
         )
         result.save(output, bit_depth=_output_depth(output, result.bit_depth))
         _report(bar, index, target, output)

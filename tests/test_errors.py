@@ -89,6 +89,10 @@ def test_importing_the_cli_imports_no_torch():
         ["--help"],
         ["--version"],
         ["weights", "list"],
+        ["colorize", "t.png", "-r", "r.png", "-o", "o.png", "--size", "100"],
+        ["colorize", "t.png", "-r", "r.png", "-o", "o.png", "--strength", "2"],
+        ["colorize", "t.png", "-r", "r.png", "-o", "o.png", "--device", "tpu"],
+        ["colorize", "missing.png", "-r", "r.png", "-o", "o.png"],
     ],
 )
 def test_light_commands_and_option_errors_import_no_torch(tmp_path, argv):

@@ -210,6 +210,9 @@ def test_entry_point_plugin_in_the_worker(tmp_path):
         options = {"weights": str(weights), "size": 32, "device": "cpu"}
         plain = worker.colorize(target, reference, options=options)
         inverted = worker.colorize(target, reference, options={**options, "post": ["invert-ab"]})
+        with pytest.raises(client_module.WorkerError) as info:
+            worker.colorize(target, reference, options={**options, "precision": "int8"})
+        assert info.value.kind == "device" and "Color2Embed" in str(info.value)
     plain_rgb = np.frombuffer(plain.data, np.uint8).reshape(24, 40, 3).astype(int)
     inverted_rgb = np.frombuffer(inverted.data, np.uint8).reshape(24, 40, 3).astype(int)
     assert plain_rgb[..., 0].mean() > plain_rgb[..., 1].mean() + 5  # the plugin's architecture
