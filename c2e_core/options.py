@@ -123,7 +123,8 @@ def check_reference_weights(weights: Any, count: int | None = None) -> tuple[flo
     ):
         raise _error("reference_weights", f"must be finite, non-negative and not all 0: {weights}")
     if count is not None and len(values) != count:
-        raise _error("reference_weights", f"must be one per reference: {len(values)} for {count}")
+        given = f"{len(values)} for {count} reference{'s' if count != 1 else ''}"
+        raise _error("reference_weights", f"must be given once per reference, not {given}")
     return values
 
 
