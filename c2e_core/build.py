@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from c2e_core.errors import StateDictError
 from c2e_core.modeling import Color2Embed, ColorEncoder, ColorUNet, VGGBackbone
 from c2e_core.modeling.color_encoder import IMAGENET_MEAN, IMAGENET_STD
 
@@ -260,8 +261,6 @@ def _host(host: Any) -> Any:
     return get_plugin_host()
 
 
-class StateDictError(ValueError):
-    """A state dict does not fit the model: names the first offending key."""
 
 
 def load_state_strictly(model: nn.Module, state_dict: dict[str, Any]) -> nn.Module:

@@ -9,6 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from c2e_core.errors import C2EError, Cancelled, InputError
+from c2e_core.options import (
+    COMPAT_MODES,
+    DEFAULT_SIZE,
+    DEFAULT_STRENGTH,
+    MAX_SIZE,
+    METHODS,
+    PRECISIONS,
+    ColorizeRequest,
+)
 from c2e_core.plugins import get_plugin_host
 
 #: Exit status for user mistakes (bad option, missing file, unreadable image, bad weights).
@@ -17,22 +27,15 @@ CANCELLED = 130
 OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 
-class UserError(Exception):
+#: OS errors about the user's own files: reported in one line, like a :class:`C2EError`.
+FILE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+class UserError(InputError):
     """A mistake the user can fix; printed as one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UserError(f"{self.prog}: {message}")
-
-
-def _size(value: str) -> int | str:
-    from c2e_core.pipeline import OptionError, parse_size
-
-    try:
-        return parse_size(value)
-    except OptionError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _step(value: str) -> str | tuple[str, dict]:
@@ -78,30 +81,36 @@ def build_parser(host=None) -> argparse.ArgumentParser:
     out.add_argument("-o", "--output", type=Path, help="output file (one target)")
     out.add_argument("--output-dir", type=Path, help="folder for outputs (TARGET stem + .png)")
     colorize.add_argument("--weights", help="weights name, c2e weights file or authors' checkpoint")
-    colorize.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps")
+    colorize.add_argument(
+        "--device", default=ColorizeRequest.device, help="auto (default), cpu, cuda, cuda:N, mps"
+    )
     colorize.add_argument(
         "--size",
-        type=_size,
-        default=256,
-        help="network working size: N (multiple of 16, default 256) or native",
+        default=DEFAULT_SIZE,
+        help=f"network working size: N (multiple of 16 up to {MAX_SIZE}, default "
+        f"{DEFAULT_SIZE}) or native",
     )
-    colorize.add_argument("--compat", choices=["official"], help="the authors' exact test pipeline")
+    colorize.add_argument(
+        "--compat",
+        choices=[mode for mode in COMPAT_MODES if mode],
+        help="the authors' exact test pipeline",
+    )
     colorize.add_argument(
         "--method",
-        choices=["c2e", "lookup", "reinhard", "gray"],
-        default="c2e",
+        choices=METHODS,
+        default=ColorizeRequest.method,
         help="c2e (default: the network); or a classical baseline that needs no weights",
     )
     colorize.add_argument(
         "--precision",
-        choices=["fp32", "int8", "bf16", "fp16"],
-        default="fp32",
+        choices=PRECISIONS,
+        default=ColorizeRequest.precision,
         help="fp32 (default); int8 is faster on CPUs (see BENCHMARKS.md); bf16/fp16 for GPUs",
     )
     colorize.add_argument(
         "--strength",
         type=float,
-        default=1.0,
+        default=DEFAULT_STRENGTH,
         help="0 keeps the original colours, 1 (default) the prediction",
     )
     colorize.add_argument(
@@ -193,13 +202,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_install(args: argparse.Namespace) -> int:
-    from c2e_core.host_plugins import HostPluginError, get_host
+    from c2e_core.host_plugins import get_host
 
-    try:
-        host = get_host(args.host)
-        report = host.install(args.folder, weights=args.weights, config=args.config)
-    except HostPluginError as exc:
-        raise UserError(str(exc)) from None
+    host = get_host(args.host)
+    report = host.install(args.folder, weights=args.weights, config=args.config)
     for path in report.files:
         print(f"wrote {path}")
     for note in report.notes:
@@ -209,13 +215,10 @@ def cmd_plugins_install(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_uninstall(args: argparse.Namespace) -> int:
-    from c2e_core.host_plugins import HostPluginError, get_host
+    from c2e_core.host_plugins import get_host
 
-    try:
-        host = get_host(args.host)
-        report = host.uninstall(args.folder, config=args.config)
-    except HostPluginError as exc:
-        raise UserError(str(exc)) from None
+    host = get_host(args.host)
+    report = host.uninstall(args.folder, config=args.config)
     for path in report.files:
         print(f"removed {path}")
     if not report.files:
@@ -224,13 +227,10 @@ def cmd_plugins_uninstall(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_package(args: argparse.Namespace) -> int:
-    from c2e_core.host_plugins import HostPluginError, get_host
+    from c2e_core.host_plugins import get_host
 
-    try:
-        host = get_host(args.host)
-        path = host.package(args.output, weights=args.weights, overwrite=args.overwrite)
-    except HostPluginError as exc:
-        raise UserError(str(exc)) from None
+    host = get_host(args.host)
+    path = host.package(args.output, weights=args.weights, overwrite=args.overwrite)
     print(f"wrote {path}: {host.package_use}")
     return 0
 
@@ -289,38 +289,38 @@ def _output_depth(path: Path, bit_depth: int) -> int:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    host = get_plugin_host()
-    from c2e_core.loader import default_weights_spec
-    from c2e_core.pipeline import Colorizer
-
+    request = ColorizeRequest.from_cli_args(args)
     for path in [*args.targets, *args.reference]:
         _check_input(path)
-    if args.ref_weight is not None and len(args.ref_weight) != len(args.reference):
-        raise UserError(f"{len(args.ref_weight)} --ref-weight for {len(args.reference)} references")
-    if not 0.0 <= args.strength <= 1.0:
-        raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
     if args.output_dir is not None and args.output_dir.exists() and not args.output_dir.is_dir():
         raise UserError(f"--output-dir {args.output_dir}: exists and is not a folder")
     outputs = _output_paths(args)
     for target, output in zip(args.targets, outputs, strict=True):
         _check_readable(target, output)
-    if args.method != "c2e":
+    if request.method != "c2e":
         return _colorize_with_baseline(args, outputs)
-    spec = args.weights or default_weights_spec()
+    host = get_plugin_host()
+    from c2e_core.loader import default_weights_spec
+    from c2e_core.pipeline import Colorizer
+
     colorizer = Colorizer.from_weights(
-        spec,
-        device=args.device,
-        size=args.size,
-        compat=args.compat,
-        precision=args.precision,
+        request.weights or default_weights_spec(),
+        device=request.device,
+        size=request.size,
+        compat=request.compat,
+        precision=request.precision,
         host=host,
     )
-    embedding = colorizer.embed(args.reference, args.ref_weight, pre=args.pre)
+    embedding = colorizer.embed(args.reference, request.reference_weights, pre=request.pre)
     _make_output_dir(args)
     bar = ProgressBar(len(args.targets)) if len(args.targets) > 1 else None
     for index, (target, output) in enumerate(zip(args.targets, outputs, strict=True)):
         result = colorizer.colorize(
-            target, embedding=embedding, pre=args.pre, post=args.post, strength=args.strength
+            target,
+            embedding=embedding,
+            pre=request.pre,
+            post=request.post,
+            strength=request.strength,
         )
         result.save(output, bit_depth=_output_depth(output, result.bit_depth))
         _report(bar, index, target, output)
@@ -490,8 +490,6 @@ def cmd_weights_remove(args: argparse.Namespace) -> int:
 
 # -- entry point ------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    from c2e_core.progress import Cancelled
-
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         host = get_plugin_host()
@@ -506,49 +504,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return USAGE_ERROR
         return int(args.handler(args) or 0)
-    except UserError as exc:
-        _fail(str(exc))
-    except _user_errors() as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except (Cancelled, KeyboardInterrupt):
         print("c2e: cancelled", file=sys.stderr)
         return CANCELLED
+    except (C2EError, *FILE_ERRORS) as exc:
+        _fail(exc)
     return USAGE_ERROR
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors caused by the user's input: reported in one line. Anything else is a bug."""
-    from c2e_core.build import StateDictError
-    from c2e_core.data.folder import DatasetError
-    from c2e_core.device import DeviceError
-    from c2e_core.imageio import ImageReadError, ImageWriteError
-    from c2e_core.official import CheckpointError
-    from c2e_core.pipeline import OptionError
-    from c2e_core.plugins import PluginError
-    from c2e_core.training.recipe import RecipeError
-    from c2e_core.training.trainer import TrainingError
-    from c2e_core.weights import WeightsError
-
-    return (
-        DatasetError,
-        RecipeError,
-        TrainingError,
-        ImageReadError,
-        ImageWriteError,
-        WeightsError,
-        CheckpointError,
-        DeviceError,
-        StateDictError,
-        OptionError,
-        PluginError,
-        FileNotFoundError,
-        PermissionError,
-        IsADirectoryError,
-        NotADirectoryError,
-    )
-
-
-def _fail(message: str) -> None:
+def _fail(exc: BaseException) -> None:
+    """Print the first line of ``exc`` on stderr, as ``c2e: error: ...``."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     prefix = "" if message.startswith("c2e") else "c2e: error: "
     print(prefix + message, file=sys.stderr)
 

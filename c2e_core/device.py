@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-
-class DeviceError(ValueError):
-    """The requested device does not exist on this machine."""
+from c2e_core.errors import DeviceError
+from c2e_core.options import check_device
 
 
 def available_devices() -> list[str]:
@@ -23,7 +22,7 @@ def select_device(name: str | torch.device = "auto") -> torch.device:
     """Resolve ``auto``/``cpu``/``cuda``/``cuda:N``/``mps``; a clear error when absent."""
     if isinstance(name, torch.device):
         name = str(name)
-    name = name.strip().lower()
+    name = check_device(name).strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -31,12 +30,7 @@ def select_device(name: str | torch.device = "auto") -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name == "gpu":
-        name = "cuda"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    device = torch.device("cuda" if name == "gpu" else name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceError(
@@ -50,6 +44,4 @@ def select_device(name: str | torch.device = "auto") -> torch.device:
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
             raise DeviceError("MPS was requested but is not available on this machine")
-    elif device.type != "cpu":
-        raise DeviceError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     return device

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from c2e_core.atomic import atomic_write
+from c2e_core.errors import HostPluginError
 
 #: The plugin sources: ``<repository>/plugins`` (next to the ``c2e_core`` package).
 PLUGINS_ROOT = Path(__file__).resolve().parents[1] / "plugins"
@@ -31,10 +32,6 @@ CLIENT_FILE = "c2e_client.py"
 #: The file, inside an installed plugin's package, that the plugin reads its settings from.
 SETTINGS_FILE = "settings.json"
 _SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", SETTINGS_FILE, "ruff.toml")
-
-
-class HostPluginError(Exception):
-    """A problem the user can fix (unknown host, missing folder, existing output)."""
 
 
 @dataclass

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from c2e_core.errors import ImageReadError, ImageWriteError
+
 __all__ = [
     "ImageData",
     "ImageReadError",
@@ -48,14 +50,6 @@ _WRITE_FORMATS = {
     ".webp": "WEBP",
 }
 _FORMAT_DEPTHS = {"PNG": (8, 16), "JPEG": (8,), "TIFF": (8, 16, 32), "WEBP": (8,)}
-
-
-class ImageReadError(ValueError):
-    """An image file is missing, unreadable, corrupt or of an unsupported kind."""
-
-
-class ImageWriteError(ValueError):
-    """An image cannot be written (unknown format, bad data, or an I/O failure)."""
 
 
 @dataclass

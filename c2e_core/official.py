@@ -25,6 +25,7 @@ from c2e_core.build import (
     build_color2embed,
     load_state_strictly,
 )
+from c2e_core.errors import CheckpointError, NotAnOfficialCheckpoint
 from c2e_core.weights import WeightsFile, sha256_file
 
 ENCODER_KEY = "colorEncoder"
@@ -36,14 +37,6 @@ _IGNORED_ENCODER = (
     re.compile(r"^vgg\.vgg_feature\."),  # aliases of vgg.vgg_model.features
     re.compile(r"^vgg\.vgg_model\.classifier\."),  # the ImageNet classifier, never run
 )
-
-
-class CheckpointError(ValueError):
-    """The file is not a usable checkpoint in the authors' format."""
-
-
-class NotAnOfficialCheckpoint(CheckpointError):
-    """The file is not in the authors' format at all (as opposed to a damaged one)."""
 
 
 def read_official_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,19 +24,14 @@ from torch import nn
 
 from c2e_core.colour import lab_to_rgb, lab_to_rgb_in_gamut, rgb_to_lab, rgb_to_lightness
 from c2e_core.device import select_device
+from c2e_core.errors import OptionError
 from c2e_core.imageio import ImageData, from_array, read_image, to_array, write_image
 from c2e_core.modeling.color2embed import LabScaling, lab_scaling
+from c2e_core.options import NATIVE, ColorizeRequest, check_reference_weights, check_steps
 from c2e_core.progress import Progress, ProgressCallback
 from c2e_core.upsampling import guided_upsample, resize
 
-
-class OptionError(ValueError):
-    """An invalid option or input combination given to the :class:`Colorizer`."""
-
-
 ImageInput = Union[str, Path, np.ndarray, Image.Image, ImageData]  # noqa: UP007 (runtime alias)
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
-NATIVE = "native"
 
 
 def as_image(value: ImageInput) -> ImageData:
@@ -57,21 +51,6 @@ def as_image(value: ImageInput) -> ImageData:
     if isinstance(value, np.ndarray):
         return from_array(value)
     raise TypeError(f"cannot colorize a {type(value).__name__}; give a path, array or PIL image")
-
-
-def parse_size(size: int | str) -> int | str:
-    """A working size: ``"native"`` or a multiple of 16 (at least 16); else :class:`OptionError`."""
-    if size == NATIVE:
-        return size
-    if isinstance(size, bool) or not isinstance(size, (int, str)):
-        raise OptionError(f"size must be a multiple of 16 or 'native', not {size!r}")
-    try:
-        value = int(size)
-    except ValueError:
-        raise OptionError(f"size must be a multiple of 16 or 'native', not {size!r}") from None
-    if value < 16 or value % 16:
-        raise OptionError(f"size must be a multiple of 16 and at least 16, not {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -100,13 +79,9 @@ def resolve_steps(steps: Sequence[Any], stage: str, host: Any) -> list[Step]:
         if isinstance(step, Step) and step.stage == stage:
             resolved.append(step)
             continue
+        (spec,) = check_steps([step], stage)
+        name, options = (spec, {}) if isinstance(spec, str) else (spec[0], dict(spec[1]))
         registered = host.processors() if registered is None else registered
-        if isinstance(step, str):
-            name, options = step, {}
-        elif isinstance(step, (list, tuple)) and len(step) == 2 and isinstance(step[1], dict):
-            name, options = step[0], dict(step[1])
-        else:
-            raise OptionError(f"a {stage}-processing step is a name or (name, {{options}})")
         processor = registered.get(name)
         if processor is None or processor.stage != stage:
             known = sorted(n for n, p in registered.items() if p.stage == stage)
@@ -270,11 +245,12 @@ def prepare_for_inference(model: nn.Module, device: torch.device) -> nn.Module:
 class Colorizer:
     """Load once, colorize many: ``embed()`` a reference (cached), ``colorize()`` targets.
 
-    ``size``: the network's working size (256 like the authors, any multiple of 16, or
-    ``"native"``). ``compat="official"`` reproduces the authors' test pipeline exactly.
+    ``size``: the network's working size (256 like the authors, a multiple of 16 up to 4096,
+    or ``"native"``). ``compat="official"`` reproduces the authors' test pipeline exactly.
     ``precision``: ``"fp32"`` (default, bit-faithful), ``"bf16"``/``"fp16"`` autocast (GPU;
     modulation and demodulation always stay fp32), or ``"int8"`` (CPU: the static convolution
-    stacks quantized, see :mod:`c2e_core.quantization`).
+    stacks quantized, see :mod:`c2e_core.quantization`). Options are checked by
+    :class:`~c2e_core.options.ColorizeRequest`.
     """
 
     def __init__(
@@ -291,15 +267,11 @@ class Colorizer:
         info: dict[str, Any] | None = None,
     ):
         self.device = select_device(device)
-        if precision not in PRECISIONS:
-            raise OptionError(
-                f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}"
-            )
+        request = ColorizeRequest(size=size, compat=compat, precision=precision)
         if precision == "int8" and self.device.type != "cpu":
             raise OptionError("int8 runs on the CPU only; on a GPU use fp16 or bf16")
-        self.size = parse_size(size)
-        self.pipeline = pipeline_for(compat)
-        self.precision = precision
+        self.size, self.precision = request.size, request.precision
+        self.pipeline = pipeline_for(request.compat)
         self.model = prepare_for_inference(model, self.device)
         if precision == "int8":
             from c2e_core.quantization import quantize_static_parts
@@ -369,11 +341,7 @@ class Colorizer:
             raise OptionError("at least one reference is needed")
         if weights is None:
             weights = [1.0] * len(references)
-        if len(weights) != len(references):
-            raise OptionError(f"{len(weights)} reference weights for {len(references)} references")
-        weights = [float(w) for w in weights]
-        if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
-            raise OptionError("reference weights must be finite, non-negative and not all zero")
+        weights = list(check_reference_weights(weights, len(references)))
         steps = resolve_steps(pre, "pre", self.host)
         embeddings = [self._embed_one(as_image(r), steps) for r in references]
         if len(embeddings) == 1:
@@ -440,11 +408,17 @@ class Colorizer:
             raise OptionError("give either a reference or an embedding")
         if mask is not None and len(targets) != 1:
             raise OptionError("a selection mask applies to a single target")
-        size = self.size if size is None else parse_size(size)
-        if not (isinstance(strength, (int, float)) and 0.0 <= strength <= 1.0):
-            raise OptionError(f"strength must be a number between 0 and 1, not {strength!r}")
-        pre_steps = resolve_steps(pre, "pre", self.host)
-        post_steps = resolve_steps(post, "post", self.host)
+        request = ColorizeRequest(
+            size=self.size if size is None else size,
+            strength=strength,
+            precision=self.precision,
+            compat=self.compat,
+            pre=pre,
+            post=post,
+        )
+        size = request.size
+        pre_steps = resolve_steps(request.pre, "pre", self.host)
+        post_steps = resolve_steps(request.post, "post", self.host)
         if mask is not None:
             targets[0] = as_image(targets[0])
             if np.shape(mask) != (targets[0].height, targets[0].width):
@@ -464,7 +438,7 @@ class Colorizer:
             for image, colorized in zip(
                 chunk,
                 self._colorize_chunk(
-                    chunk, embedding, size, pre_steps, (post_steps, float(strength), mask)
+                    chunk, embedding, size, pre_steps, (post_steps, request.strength, mask)
                 ),
                 strict=True,
             ):

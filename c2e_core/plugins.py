@@ -22,15 +22,12 @@ from typing import Any
 import pluggy
 
 from c2e_core import hookspecs
+from c2e_core.errors import PluginError
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 #: Set to ``1`` to skip entry-point discovery (tests, or to rule out a broken plugin).
 DISABLE_AUTOLOAD_ENV = "C2E_DISABLE_PLUGIN_AUTOLOAD"
 BUILTIN_PLUGINS = ("c2e_core.builtin",)
-
-
-class PluginError(ValueError):
-    """A plugin registered something invalid (a clash of names, an unknown stage)."""
 
 
 @dataclass(frozen=True)

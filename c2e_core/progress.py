@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from c2e_core.errors import Cancelled
+
 #: ``callback(done, total, message)``; return ``True`` to ask for cancellation.
 ProgressCallback = Callable[[int, int, str], "bool | None"]
-
-
-class Cancelled(Exception):
-    """A job stopped because a progress observer asked it to."""
 
 
 class Progress:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from c2e_core.colour import rgb_to_lab
+from c2e_core.errors import QuantizationError
 
 #: Sub-modules quantized, by attribute path; each takes and returns float tensors.
 STATIC_PARTS = (
@@ -30,10 +31,6 @@ STATIC_PARTS = (
 )
 #: scikit-image's bundled photos (no download needed) used to calibrate activation ranges.
 CALIBRATION_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
-
-
-class QuantizationError(ValueError):
-    """int8 is not available for this model or machine."""
 
 
 def quantized_engine() -> str:

@@ -24,11 +24,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from c2e_core.atomic import atomic_file
+from c2e_core.errors import WeightsError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch is imported where tensors are read or written: listing needs none
+    import torch
+
     from c2e_core.plugins import PluginHost
 
 FORMAT_NAME = "c2e-weights"
@@ -40,10 +41,6 @@ INDEX_NAME = "index.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _CHUNK = 1 << 20
 _REIMPORT_HINT = "re-import it with `c2e weights import`"
-
-
-class WeightsError(ValueError):
-    """A weights file or a named weights entry is missing, invalid or corrupted."""
 
 
 # -- the file format ----------------------------------------------------------------------------
@@ -93,6 +90,8 @@ def save_weights(
     metadata: Mapping[str, Any] | None = None,
 ) -> str:
     """Write a ``c2e-weights`` file atomically and return the sha256 of the written file."""
+    import torch
+
     path = Path(path)
     if not isinstance(architecture, str) or not architecture:
         raise WeightsError("architecture must be a non-empty string")
@@ -123,6 +122,8 @@ def save_weights(
 
 def _load_plain(path: Path, *, mmap: bool = False) -> Any:
     """``torch.load`` restricted to plain types, without torch's chatter about pickle protocols."""
+    import torch
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
@@ -143,6 +144,8 @@ def _load_failure(exc: BaseException) -> str:
 
 
 def _validate_payload(payload: Any, path: Path) -> WeightsFile:
+    import torch
+
     def bad(reason: str) -> WeightsError:
         return WeightsError(f"{path} is not a c2e weights file: {reason}")
 
@@ -266,7 +269,9 @@ def check_name(name: str) -> str:
     return name
 
 
-WeightsPieces = tuple[str, Mapping[str, Any], Mapping[str, torch.Tensor], Mapping[str, Any] | None]
+WeightsPieces = tuple[
+    str, Mapping[str, Any], Mapping[str, "torch.Tensor"], Mapping[str, Any] | None
+]
 
 
 class WeightsStore:

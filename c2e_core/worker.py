@@ -12,7 +12,6 @@ import argparse
 import io
 import json
 import logging
-import math
 import os
 import platform
 import queue
@@ -26,12 +25,14 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from c2e_core.errors import C2EError, Cancelled, InputError
+from c2e_core.options import STAGES, ColorizeRequest
+
 PROTOCOL_VERSION = 1
 #: The longest header line accepted (payloads are not limited).
 MAX_HEADER_BYTES = 1 << 20
 #: How many loaded models stay in memory, keyed by (weights, device).
 MODEL_CACHE_SIZE = 2
-ERROR_KINDS = ("bad-request", "weights", "device", "cancelled", "internal")
 
 #: channels -> (count, indices of R, G, B, index of alpha or None)
 CHANNEL_LAYOUTS: dict[str, tuple[int, tuple[int, int, int] | None, int | None]] = {
@@ -56,16 +57,12 @@ _INT_MAX = {"u8": 255.0, "u16": 65535.0}
 log = logging.getLogger("c2e_core.worker")
 
 
-class RequestError(Exception):
-    """A request cannot be served; ``kind`` is one of :data:`ERROR_KINDS`."""
+class RequestError(InputError):
+    """A request cannot be served; ``kind`` is one of :data:`c2e_core.errors.ERROR_KINDS`."""
 
     def __init__(self, message: str, kind: str = "bad-request"):
         super().__init__(message)
         self.kind = kind
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def one_line(text: str, limit: int = 600) -> str:
@@ -513,14 +510,8 @@ class Worker:
         return 0
 
     def run_job(self, job: Job) -> None:
-        """Serve one ``colorize`` request, answering ``result`` or ``error``."""
-        from c2e_core.device import DeviceError
-        from c2e_core.official import CheckpointError
-        from c2e_core.pipeline import OptionError
-        from c2e_core.progress import Cancelled
-        from c2e_core.quantization import QuantizationError
-        from c2e_core.weights import WeightsError
-
+        """Serve one ``colorize`` request, answering ``result`` or ``error`` (of the raised
+        :class:`~c2e_core.errors.C2EError`'s kind)."""
         started = time.perf_counter()
         try:
             if job.cancelled.is_set():
@@ -531,15 +522,11 @@ class Worker:
             header["seconds"] = round(time.perf_counter() - started, 3)
             self.send(header, [("result", data)])
         except Cancelled:
-            self.send_error(job.id, "cancelled", "cancelled")
-        except RequestError as exc:
+            self.send_error(job.id, Cancelled.kind, "cancelled")
+        except C2EError as exc:
+            if exc.kind == "internal":
+                log.error("colorize %s failed:\n%s", job.id, traceback.format_exc())
             self.send_error(job.id, exc.kind, str(exc))
-        except (WeightsError, CheckpointError) as exc:
-            self.send_error(job.id, "weights", str(exc))
-        except (DeviceError, QuantizationError) as exc:
-            self.send_error(job.id, "device", str(exc))
-        except OptionError as exc:
-            self.send_error(job.id, "bad-request", str(exc))
         except MemoryError:
             self.send_error(job.id, "device", "out of memory; try a smaller size")
         except Exception as exc:
@@ -573,36 +560,23 @@ class Worker:
             raise RequestError(f"{what}: needs a payload name or a file")
         return layout, decode_pixels(layout, data, what)
 
-    def _steps(self, value: Any, stage: str) -> list[Any]:
-        """Check ``options.pre``/``options.post`` up front (before any model loads)."""
-        from c2e_core.pipeline import OptionError, resolve_steps
-
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise RequestError(f"options.{stage} must be a list of steps")
-        try:
-            resolve_steps(value, stage, self.host)
-        except OptionError as exc:
-            raise RequestError(str(exc)) from None
-        return value
-
-    def colorizer(self, spec: str, device: str, compat: str | None, job: Job) -> Any:
-        """A cached :class:`Colorizer` for (weights, device); loads the model when needed."""
+    def colorizer(self, spec: str, request: ColorizeRequest, job: Job) -> Any:
+        """A cached :class:`Colorizer` for the request's weights, device, compat and precision;
+        loads the model when needed (one model per (weights, device))."""
         from c2e_core.device import select_device
         from c2e_core.pipeline import Colorizer
         from c2e_core.weights import resolve_weights
 
-        resolved = select_device(device)
+        resolved = select_device(request.device)
         path = resolve_weights(spec, host=self.host).path
         stat = path.stat()  # a re-imported name is a new file: a new model
         key = (str(path), stat.st_mtime_ns, stat.st_size, str(resolved))
         entry = self._models.get(key)
         if entry is None:
             self.send_progress(job, 0, 0, f"loading weights {spec} on {resolved}")
-            colorizer = Colorizer.from_weights(spec, device=resolved, compat=compat, host=self.host)
+            colorizer = Colorizer.from_weights(spec, device=resolved, host=self.host)
             self.model_loads += 1
-            entry = {compat: colorizer}
+            entry = {(None, "fp32"): colorizer}
             self._models[key] = entry
             while len(self._models) > MODEL_CACHE_SIZE:
                 self._models.popitem(last=False)
@@ -610,13 +584,19 @@ class Worker:
                     import torch
 
                     torch.cuda.empty_cache()
-        elif compat not in entry:
-            base = next(iter(entry.values()))
-            entry[compat] = Colorizer(
-                base.model, device=base.device, compat=compat, host=self.host, info=base.info
+        variant = (request.compat, request.precision)
+        if variant not in entry:
+            base = entry[(None, "fp32")]
+            entry[variant] = Colorizer(
+                base.model,
+                device=base.device,
+                compat=request.compat,
+                precision=request.precision,
+                host=self.host,
+                info=base.info,
             )
         self._models.move_to_end(key)
-        return entry[compat]
+        return entry[variant]
 
     def send_progress(self, job: Job, done: int, total: int, message: str) -> bool:
         """Report progress; True if the job was cancelled."""
@@ -628,34 +608,18 @@ class Worker:
     def colorize(self, job: Job) -> tuple[dict[str, Any], bytes]:
         """Decode, colorize and encode one request; the ``result`` header and its bytes."""
         from c2e_core.loader import default_weights_spec
-        from c2e_core.pipeline import OptionError, parse_size
+        from c2e_core.pipeline import resolve_steps
 
         message, payloads = job.message, job.payloads
-        options = message.get("options") or {}
-        if not isinstance(options, dict):
-            raise RequestError("options must be an object")
+        request = ColorizeRequest.from_message(message, weights=self.weights, device=self.device)
         layout, target = self._image(message.get("target"), payloads, "target")
         # references
         if "references" in message:
             specs = message["references"]
             if not isinstance(specs, list) or not specs:
                 raise RequestError("references must be a non-empty list of images")
-            weights_list = message.get("reference_weights")
-            if weights_list is None:
-                weights_list = [1.0] * len(specs)
-            if (
-                not isinstance(weights_list, list)
-                or len(weights_list) != len(specs)
-                or not all(_is_number(w) and math.isfinite(w) for w in weights_list)
-                or any(w < 0 for w in weights_list)
-                or sum(weights_list) <= 0
-            ):
-                raise RequestError(
-                    "reference_weights must be one finite, non-negative number per reference, "
-                    "not all 0"
-                )
         elif "reference" in message:
-            specs, weights_list = [message["reference"]], None
+            specs = [message["reference"]]
         else:
             raise RequestError("colorize needs a reference (or references)")
         references = []
@@ -674,50 +638,26 @@ class Worker:
                 )
             mask = to_unit(mask_samples[:, :, 0], mask_layout.dtype)
         # options
-        spec = options.get("weights") or self.weights
+        spec = request.weights
         if spec is None:
-            from c2e_core.weights import WeightsError, WeightsStore
+            from c2e_core.weights import WeightsStore
 
-            try:
-                spec = default_weights_spec(WeightsStore(host=self.host))
-            except WeightsError as exc:
-                raise RequestError(str(exc), "weights") from None
-        if not isinstance(spec, str):
-            raise RequestError("options.weights must be a name or a path")
-        device = options.get("device") or self.device
-        if not isinstance(device, str):
-            raise RequestError("options.device must be a string such as auto, cpu or cuda")
-        try:
-            size = parse_size(options.get("size", 256))
-        except OptionError as exc:
-            raise RequestError(f"options.{exc}") from None
-        compat = options.get("compat")
-        if compat not in (None, "official"):
-            raise RequestError(f"options.compat must be null or 'official', not {compat!r}")
-        pre = self._steps(options.get("pre"), "pre")
-        post = self._steps(options.get("post"), "post")
-        strength = options.get("strength", 1.0)
-        if (
-            not isinstance(strength, (int, float))
-            or isinstance(strength, bool)
-            or not (0.0 <= strength <= 1.0)
-        ):
-            raise RequestError(f"options.strength must be a number in [0, 1], not {strength!r}")
+            spec = default_weights_spec(WeightsStore(host=self.host))
+        for stage in STAGES:  # unknown steps and step options fail before any model loads
+            resolve_steps(getattr(request, stage), stage, self.host)
         # run
-        colorizer = self.colorizer(spec, device, compat, job)
+        colorizer = self.colorizer(spec, request, job)
         if job.cancelled.is_set():
-            from c2e_core.progress import Cancelled
-
             raise Cancelled("cancelled")
         colorized = colorizer.colorize(
             image_to_srgb(target, layout),
             reference=references,
-            reference_weights=weights_list,
-            size=size,
+            reference_weights=request.reference_weights,
+            size=request.size,
             mask=mask,
-            strength=float(strength),
-            pre=pre,
-            post=post,
+            strength=request.strength,
+            pre=request.pre,
+            post=request.post,
             progress=lambda done, total, text: self.send_progress(job, done, total, text),
         )
         keep = (mask <= 0.0) if mask is not None else None

@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,6 +21,17 @@ TINY_CONFIG = {
     "encoder_mlp_hidden": 16,
     "embed_dim": 32,
 }
+#: Half an 8-bit output level: what a batched and a one-by-one call must agree to. They take
+#: different CPU kernels (float32 sums in another order, ~1e-4 apart on some machines), which no
+#: saved image can show; a real mix-up (wrong embedding, wrong crop) moves values by far more.
+HALF_8BIT_LEVEL = 0.5 / 255
+
+
+def assert_same_image(actual, expected) -> None:
+    """``actual`` equals ``expected`` (floats in [0, 1]) to half an 8-bit level."""
+    np.testing.assert_allclose(
+        np.asarray(actual), np.asarray(expected), atol=HALF_8BIT_LEVEL, rtol=0
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -179,6 +179,15 @@ def test_entry_point_plugin_in_the_cli(tmp_path):
     )
     rgb = np.asarray(Image.open(out).convert("RGB")).astype(int)
     assert rgb[..., 1].mean() > rgb[..., 0].mean() + 5  # red reference, inverted a: greenish
+    # int8 exists for Color2Embed only: a QuantizationError, one line and status 2 (it used to
+    # escape as a traceback)
+    args = ["colorize", str(tmp_path / "gray.png"), "-r", str(tmp_path / "red.png"), "-o",
+            str(tmp_path / "int8.png"), "--weights", str(weights), "--precision", "int8"]
+    result = run_c2e(args, site, home, check=False)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("c2e: ")]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(errors) == 1 and "only available for the Color2Embed" in errors[0], result.stderr
+    assert not (tmp_path / "int8.png").exists()
 
 
 @pytest.mark.integration
@@ -201,6 +210,9 @@ def test_entry_point_plugin_in_the_worker(tmp_path):
         options = {"weights": str(weights), "size": 32, "device": "cpu"}
         plain = worker.colorize(target, reference, options=options)
         inverted = worker.colorize(target, reference, options={**options, "post": ["invert-ab"]})
+        with pytest.raises(client_module.WorkerError) as info:
+            worker.colorize(target, reference, options={**options, "precision": "int8"})
+        assert info.value.kind == "device" and "Color2Embed" in str(info.value)
     plain_rgb = np.frombuffer(plain.data, np.uint8).reshape(24, 40, 3).astype(int)
     inverted_rgb = np.frombuffer(inverted.data, np.uint8).reshape(24, 40, 3).astype(int)
     assert plain_rgb[..., 0].mean() > plain_rgb[..., 1].mean() + 5  # the plugin's architecture

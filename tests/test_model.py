@@ -77,9 +77,12 @@ def test_batched_embeddings_equal_one_by_one():
     x, z = torch.randn(3, 8, 10, 12), torch.randn(3, 16, 1, 1)
     batched = conv(x, z)
     single = torch.cat([conv(x[i : i + 1], z[i : i + 1]) for i in range(3)])
-    torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-5)
+    # batched and per-sample grouped convolutions take other CPU kernels (float32 sums in another
+    # order); a sample given another's modulated weights would be off by the output's own scale
+    close = {"atol": 1e-4 * float(single.detach().abs().max()), "rtol": 0.0}
+    torch.testing.assert_close(batched, single, **close)
     shared = conv(x, z[:1])  # one reference for the whole batch
-    torch.testing.assert_close(shared[1:2], conv(x[1:2], z[:1]))
+    torch.testing.assert_close(shared[1:2], conv(x[1:2], z[:1]), **close)
 
 
 def test_the_model_owns_its_scaling():

@@ -11,7 +11,7 @@ from c2e_core.colour import rgb_to_lab
 from c2e_core.official import convert_official_checkpoint
 from c2e_core.pipeline import Colorizer, OptionError, working_shape
 from c2e_core.upsampling import guided_upsample, resize
-from tests.conftest import tiny_model
+from tests.conftest import assert_same_image, tiny_model
 from tests.official_format import FIXTURE_DIR, write_official_checkpoint
 
 
@@ -103,7 +103,7 @@ def test_batch_equals_single_calls():
     assert len(batch) == 4
     for target, result in zip(targets, batch, strict=True):
         single = colorizer.colorize(target, reference=reference)
-        np.testing.assert_allclose(result.rgb, single.rgb, atol=1e-4)
+        assert_same_image(result.rgb, single.rgb)
 
 
 def test_embedding_cache_and_blend():

@@ -11,7 +11,6 @@ import platformdirs
 import pytest
 import torch
 
-from c2e_core import weights as W
 from c2e_core.hookspecs import hookimpl
 from c2e_core.plugins import PluginHost, create_plugin_host
 from c2e_core.weights import (
@@ -217,7 +216,7 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path, monkeypatch: pytest.M
         f.write(b"partial")  # type: ignore[attr-defined]
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(W.torch, "save", broken_save)
+    monkeypatch.setattr(torch, "save", broken_save)  # weights.py imports torch when it saves
     with pytest.raises(RuntimeError, match="disk full"):
         save_weights(path, architecture=arch, config=config, state_dict=state, metadata=meta)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.c2e.pt"]

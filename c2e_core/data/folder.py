@@ -30,6 +30,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from c2e_core.colour import rgb_to_lab
+from c2e_core.errors import DatasetError
 from c2e_core.imageio import ImageReadError, read_image
 from c2e_core.modeling.color2embed import PAPER_SCALING, LabScaling
 
@@ -49,10 +50,6 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".tif", "
 CROP_MODES = ("random", "center")
 
 logger = logging.getLogger("c2e_core.data")
-
-
-class DatasetError(ValueError):
-    """A dataset cannot be built or used: missing folder, no images, nothing readable."""
 
 
 # --------------------------------------------------------------------------- discovery

@@ -19,6 +19,7 @@ from typing import Any
 from c2e_core.build import CorrConfig, ModelConfig, preset_config
 from c2e_core.data.folder import CropRecipe
 from c2e_core.data.reference import ReferenceRecipe
+from c2e_core.errors import RecipeError
 from c2e_core.training.losses import PERCEPTUAL_BACKENDS
 
 if sys.version_info >= (3, 11):
@@ -42,10 +43,6 @@ __all__ = [
 PRECISIONS = ("bf16", "fp32")
 INIT_KINDS = ("scratch", "official", "weights")
 LR_SCHEDULES = ("constant", "cosine")
-
-
-class RecipeError(ValueError):
-    """A training recipe cannot be read or holds a bad value (one-line message)."""
 
 
 def _check_keys(table: Mapping[str, Any], known: set[str], where: str, source: str) -> None:

@@ -49,6 +49,7 @@ from c2e_core.data.folder import (
     set_loader_epoch,
 )
 from c2e_core.data.reference import synthesize_references
+from c2e_core.errors import TrainingError
 from c2e_core.modeling.color2embed import lab_scaling
 from c2e_core.training.losses import (
     chroma_loss,
@@ -78,10 +79,6 @@ CHECKPOINT_DIR = "checkpoints"
 #: The total loss and its terms (each unweighted), as ``metrics.jsonl`` logs them (window means).
 LOSS_TERMS = ("loss", "loss_rec", "loss_perc", "loss_hist", "loss_cross_hist", "loss_chroma")
 CHECKPOINT_FORMAT = "c2e-train-checkpoint"
-
-
-class TrainingError(ValueError):
-    """A user mistake that stops training before it starts (one-line message)."""
 
 
 # --------------------------------------------------------------------------- small helpers

@@ -32,6 +32,18 @@ DTYPE_SIZES = {"u8": 1, "u16": 2, "f16": 2, "f32": 4}
 #: Lines of the worker's stderr kept for error messages.
 STDERR_LINES = 200
 
+# The colorize options' limits: those of ``c2e_core.options.ColorizeRequest`` (a test checks
+# they are equal), for the plugins to check their dialogs' values before asking the worker.
+NATIVE_SIZE = "native"
+DEFAULT_SIZE = 256
+SIZE_MULTIPLE = 16
+MIN_SIZE = 16
+MAX_SIZE = 4096
+MIN_STRENGTH = 0.0
+MAX_STRENGTH = 1.0
+DEFAULT_STRENGTH = 1.0
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+
 ProgressCallback = Callable[[int, int, str], Optional[bool]]
 
 __all__ = [
@@ -40,7 +52,26 @@ __all__ = [
     "WorkerClient",
     "WorkerError",
     "WorkerCancelled",
+    "is_strength",
+    "is_working_size",
 ]
+
+
+def is_working_size(size: Any) -> bool:
+    """Whether ``size`` is a working size: ``"native"``, or a multiple of ``SIZE_MULTIPLE`` from
+    ``MIN_SIZE`` to ``MAX_SIZE``."""
+    if size == NATIVE_SIZE:
+        return True
+    if isinstance(size, bool) or not isinstance(size, int):
+        return False
+    return MIN_SIZE <= size <= MAX_SIZE and size % SIZE_MULTIPLE == 0
+
+
+def is_strength(strength: Any) -> bool:
+    """Whether ``strength`` is a number from ``MIN_STRENGTH`` to ``MAX_STRENGTH``."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
+        return False
+    return MIN_STRENGTH <= strength <= MAX_STRENGTH
 
 
 class WorkerError(Exception):

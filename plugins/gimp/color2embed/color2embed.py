@@ -4,7 +4,7 @@
 Registers the PDB procedure ``python-fu-c2e-colorize`` for RGB and grayscale images. Its
 arguments after ``run-mode``, ``image`` and ``drawables`` (one layer): ``reference`` (another
 open image whose visible pixels give the colours), ``size`` (the network's working size, a
-multiple of 16, or 0 for the layer's own size), ``device`` (auto, cpu, cuda, mps),
+multiple of 16 up to 4096, or 0 for the layer's own size), ``device`` (auto, cpu, cuda, mps),
 ``strength`` (0..1) and ``gray-to-rgb`` (convert a grayscale image instead of refusing it). It
 returns ``layer``, the new colorized layer. The c2e worker it starts is the one recorded in
 ``settings.json`` by ``c2e plugins install gimp``. This file is the thin PDB and dialog
@@ -19,12 +19,14 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
-from c2e_client import WorkerError  # noqa: E402
+from c2e_client import DEFAULT_STRENGTH, MAX_STRENGTH, MIN_STRENGTH, WorkerError  # noqa: E402
 from c2e_gimp.colorize import colorize_from_reference, gimp_progress  # noqa: E402
 from c2e_gimp.options import (  # noqa: E402
     DEFAULT_SIZE,
     DEVICES,
     MAX_SIZE,
+    NATIVE_SIZE,
+    SIZE_MULTIPLE,
     ColorizeError,
     ColorizeOptions,
 )
@@ -151,9 +153,9 @@ class Color2Embed(Gimp.PlugIn):
         )
         procedure.add_int_argument(
             "size", "Working si_ze",
-            "The network's working size in pixels: a multiple of 16, or 0 for the layer's own "
-            "size (slower, more detail)",
-            0, MAX_SIZE, DEFAULT_SIZE, flags,
+            f"The network's working size in pixels: a multiple of {SIZE_MULTIPLE} up to "
+            f"{MAX_SIZE}, or {NATIVE_SIZE} for the layer's own size (slower, more detail)",
+            NATIVE_SIZE, MAX_SIZE, DEFAULT_SIZE, flags,
         )
         devices = Gimp.Choice.new()
         for index, device in enumerate(DEVICES):
@@ -164,7 +166,7 @@ class Color2Embed(Gimp.PlugIn):
         procedure.add_double_argument(
             "strength", "S_trength",
             "How much of the new colour replaces the old: 0 keeps it, 1 replaces it",
-            0.0, 1.0, 1.0, flags,
+            MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH, flags,
         )
         procedure.add_boolean_argument(
             "gray-to-rgb", "Con_vert a grayscale image to RGB",

@@ -17,7 +17,18 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Optional
 
-from .c2e_client import Pixels, WorkerClient
+from .c2e_client import (
+    DEFAULT_SIZE,
+    DEFAULT_STRENGTH,
+    MAX_SIZE,
+    MIN_SIZE,
+    NATIVE_SIZE,
+    SIZE_MULTIPLE,
+    Pixels,
+    WorkerClient,
+    is_strength,
+    is_working_size,
+)
 from .pixels import (
     LINEAR_SRGB_PROFILE,
     RGBA_LAYOUTS,
@@ -27,7 +38,7 @@ from .pixels import (
     profile_encoding,
 )
 
-SIZES = (256, 384, 512, 768, 1024, "native")
+SIZES = (256, 384, 512, 768, 1024, NATIVE_SIZE)
 DEVICES = ("auto", "gpu", "cpu")
 SOURCES = ("layer", "visible")
 #: Node types that hold no pixels of their own to colorize.
@@ -50,8 +61,8 @@ class GrayscaleDocumentError(ColorizeError):
 class ColorizeOptions:
     """What the dialog asks: working size, device, strength, source, weights.
 
-    ``size``: a multiple of 16 or ``"native"``; ``device``: ``auto``, ``gpu`` or ``cpu``;
-    ``strength``: 0..1, how much of the predicted colour replaces the original colour;
+    ``size``: a multiple of 16 up to 4096 or ``"native"``; ``device``: ``auto``, ``gpu`` or
+    ``cpu``; ``strength``: 0..1, how much of the predicted colour replaces the original colour;
     ``source``: ``layer`` (the active layer) or ``visible`` (the merged image);
     ``weights``: a weights name or file for the worker, ``""`` for the worker's default.
     """
@@ -60,9 +71,9 @@ class ColorizeOptions:
 
     def __init__(
         self,
-        size: Any = 256,
+        size: Any = DEFAULT_SIZE,
         device: str = "auto",
-        strength: float = 1.0,
+        strength: float = DEFAULT_STRENGTH,
         source: str = "layer",
         weights: str = "",
     ):
@@ -75,23 +86,15 @@ class ColorizeOptions:
 
     def check(self) -> None:
         """Raise :class:`ColorizeError` unless every option is valid."""
-        size_ok = self.size == "native" or (
-            isinstance(self.size, int)
-            and not isinstance(self.size, bool)
-            and self.size >= 16
-            and self.size % 16 == 0
-        )
-        if not size_ok:
+        if not is_working_size(self.size):
             raise ColorizeError(
-                f"working size must be a multiple of 16 or 'native', not {self.size!r}"
+                f"working size must be a multiple of {SIZE_MULTIPLE} from {MIN_SIZE} to "
+                f"{MAX_SIZE} or {NATIVE_SIZE!r}, not {self.size!r}"
             )
         if self.device not in DEVICES:
             raise ColorizeError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
-        strength = self.strength
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not (
-            0.0 <= strength <= 1.0
-        ):
-            raise ColorizeError(f"strength must be a number from 0 to 1, not {strength!r}")
+        if not is_strength(self.strength):
+            raise ColorizeError(f"strength must be a number from 0 to 1, not {self.strength!r}")
         if self.source not in SOURCES:
             raise ColorizeError(f"source must be 'layer' or 'visible', not {self.source!r}")
         if not isinstance(self.weights, str):

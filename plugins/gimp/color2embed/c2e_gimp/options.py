@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from c2e_client import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, is_strength, is_working_size
+from c2e_client import NATIVE_SIZE as WORKER_NATIVE_SIZE
+
 #: Devices the worker understands (``cuda:N`` too).
 DEVICES = ("auto", "cpu", "cuda", "mps")
-#: ``size`` value meaning the layer's own size (padded to a multiple of 16 by the worker).
+#: ``size`` value meaning the layer's own size (the worker's ``"native"``: GIMP's integer
+#: arguments cannot hold a string).
 NATIVE_SIZE = 0
-DEFAULT_SIZE = 256
-MAX_SIZE = 4096
 
 
 class ColorizeError(Exception):
@@ -47,10 +49,10 @@ class ColorizeOptions:
         size = self.size
         if isinstance(size, bool) or not isinstance(size, int):
             raise ColorizeError(f"size must be a whole number, not {size!r}")
-        if size != NATIVE_SIZE and not (16 <= size <= MAX_SIZE and size % 16 == 0):
+        if size != NATIVE_SIZE and not is_working_size(size):
             raise ColorizeError(
-                f"size must be a multiple of 16 from 16 to {MAX_SIZE}, or 0 for the layer's "
-                f"own size, not {size}"
+                f"size must be a multiple of {SIZE_MULTIPLE} from {MIN_SIZE} to {MAX_SIZE}, or "
+                f"{NATIVE_SIZE} for the layer's own size, not {size}"
             )
         device = self.device
         if not isinstance(device, str) or not (
@@ -59,18 +61,15 @@ class ColorizeOptions:
             raise ColorizeError(
                 f"device must be one of {', '.join(DEVICES)} or cuda:N, not {device!r}"
             )
-        strength = self.strength
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not (
-            0.0 <= strength <= 1.0
-        ):
-            raise ColorizeError(f"strength must be a number from 0 to 1, not {strength!r}")
+        if not is_strength(self.strength):
+            raise ColorizeError(f"strength must be a number from 0 to 1, not {self.strength!r}")
         if not isinstance(self.weights, str):
             raise ColorizeError("weights must be a name or a file path")
 
     def worker_options(self) -> dict[str, Any]:
         """The ``options`` of the worker's ``colorize`` request."""
         return {
-            "size": "native" if self.size == NATIVE_SIZE else self.size,
+            "size": WORKER_NATIVE_SIZE if self.size == NATIVE_SIZE else self.size,
             "device": self.device,
             "strength": float(self.strength),
             "weights": self.weights or None,
