@@ -344,3 +344,19 @@ def test_runs_on_cuda_like_on_cpu():
     first = synthesize_references(image.to(cuda), generator=gen.manual_seed(4))
     again = synthesize_references(image.to(cuda), generator=gen.manual_seed(4))
     assert torch.equal(first, again) and torch.isfinite(first).all()
+
+
+def test_foreign_regions_come_from_the_next_reference():
+    from c2e_core.data.reference import paste_foreign_regions
+
+    refs = torch.stack([torch.full((3, 32, 40), float(i) / 4) for i in range(4)])
+    recipe = ReferenceRecipe(foreign_p=1.0, foreign_area=(0.25, 0.25))
+    out = paste_foreign_regions(refs, recipe, torch.Generator().manual_seed(0))
+    for i in range(4):
+        replaced = (out[i, 0] == refs[(i - 1) % 4, 0]).float().mean()
+        assert 0.18 < float(replaced) < 0.32  # a quarter of the image, as a whole rectangle
+        assert ((out[i] == refs[i]) | (out[i] == refs[(i - 1) % 4])).all()
+    off = paste_foreign_regions(refs, ReferenceRecipe(), torch.Generator().manual_seed(0))
+    assert off is refs
+    with pytest.raises(ValueError, match="foreign_area"):
+        ReferenceRecipe(foreign_area=(0.0, 0.5))

@@ -97,6 +97,11 @@ class ReferenceRecipe:
     control points when ``tps_fixed_corners``. Rotation angles are drawn uniformly in
     ``rotation_degrees``. ``fill`` is the value of pixels sampled from outside the image (0 =
     black).
+
+    ``foreign_p``: the share of references in which one rectangle (``foreign_area`` of the
+    image, aspect ratio 1:2 to 2:1) is replaced by the same region of the next photo's reference
+    in the batch (0: off, the authors' recipe). It teaches a model that matches reference content
+    what to do where the reference holds nothing like the target, as real references do.
     """
 
     noise: str = "uniform"
@@ -111,6 +116,8 @@ class ReferenceRecipe:
     rotation_degrees: tuple[float, float] = (0.0, 360.0)
     rotation_interpolation: str = "nearest"
     fill: float = 0.0
+    foreign_p: float = 0.0
+    foreign_area: tuple[float, float] = (0.2, 0.5)
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -142,6 +149,11 @@ class ReferenceRecipe:
             _choice(self.rotation_interpolation, "rotation_interpolation", INTERPOLATIONS),
         )
         put("fill", _number(self.fill, "fill", 0.0, 1.0))
+        put("foreign_p", _number(self.foreign_p, "foreign_p", 0.0, 1.0))
+        area = _pair(self.foreign_area, "foreign_area")
+        if not 0.0 < area[0] <= area[1] <= 1.0:
+            raise ValueError(f"foreign_area must lie within (0, 1], got {area}")
+        put("foreign_area", area)
 
     @property
     def num_control_points(self) -> int:
@@ -427,6 +439,38 @@ def synthesize_references(
     x = _sample(x, grid, recipe.warp_interpolation, recipe.fill).clamp_(0.0, 1.0)
     grid = rotation_flip_grid(params.angle, params.hflip, params.vflip, height, width)
     return _sample(x, grid.to(x.dtype), recipe.rotation_interpolation, recipe.fill)
+
+
+def paste_foreign_regions(
+    references: Tensor, recipe: ReferenceRecipe, generator: torch.Generator | None = None
+) -> Tensor:
+    """With probability ``recipe.foreign_p`` per reference, replace one random rectangle of
+    ``recipe.foreign_area`` of it by the same region of the next reference in the batch (a
+    different photo). Returns a new tensor; a batch of one, or ``foreign_p`` 0, is returned as is.
+    """
+    b, _, height, width = references.shape
+    if recipe.foreign_p <= 0 or b < 2:
+        return references
+    device = references.device
+
+    def uniform(low: float, high: float) -> Tensor:
+        return torch.rand(b, generator=generator, device=device) * (high - low) + low
+
+    chosen = torch.rand(b, generator=generator, device=device) < recipe.foreign_p
+    area = uniform(*recipe.foreign_area)
+    aspect = torch.exp(uniform(-math.log(2.0), math.log(2.0)))
+    rect_h = (area * aspect).sqrt().clamp(max=1.0) * height
+    rect_w = (area / aspect).sqrt().clamp(max=1.0) * width
+    top = uniform(0.0, 1.0) * (height - rect_h)
+    left = uniform(0.0, 1.0) * (width - rect_w)
+    rows = torch.arange(height, device=device).view(1, height, 1)
+    cols = torch.arange(width, device=device).view(1, 1, width)
+    inside = (
+        (rows >= top.view(b, 1, 1)) & (rows < (top + rect_h).view(b, 1, 1))
+        & (cols >= left.view(b, 1, 1)) & (cols < (left + rect_w).view(b, 1, 1))
+    )  # fmt: skip
+    mask = (inside & chosen.view(b, 1, 1)).unsqueeze(1)
+    return torch.where(mask, references.roll(1, dims=0), references)
 
 
 def warp_statistics(

@@ -48,7 +48,7 @@ from c2e_core.data.folder import (
     make_loader,
     set_loader_epoch,
 )
-from c2e_core.data.reference import synthesize_references
+from c2e_core.data.reference import paste_foreign_regions, synthesize_references
 from c2e_core.errors import TrainingError
 from c2e_core.modeling.color2embed import lab_scaling
 from c2e_core.training.losses import (
@@ -495,6 +495,7 @@ def _train(
                 l_norm, ab_gt = batch_to_lab(rgb, scaling)
                 ref_gen.manual_seed(_step_seed(seed, rank, step))
                 reference = synthesize_references(rgb, recipe.reference, ref_gen)
+                reference = paste_foreign_regions(reference, recipe.reference, ref_gen)
             if w_cross > 0:
                 # each target once more with the next photo's reference (one forward pass of
                 # the doubled batch, so DDP sees a single forward per backward)
