@@ -101,3 +101,33 @@ def test_parity_encoder_and_unet(parity_model, fixture):
         ab = parity_model.predict_ab(fixture["L_in"], fixture["color_vector"])
     assert (z - fixture["color_vector"]).abs().max().item() <= 1e-5
     assert (ab - fixture["ab_out"]).abs().max().item() <= 1e-5
+
+
+def test_an_authors_checkpoint_is_built_and_loaded_once(checkpoint, monkeypatch):
+    """Loading it by path builds the ``paper`` model once and loads its state strictly once."""
+    import c2e_core.build
+    import c2e_core.loader
+    import c2e_core.official
+    from c2e_core.loader import load_model
+
+    counts = {"build": 0, "load": 0}
+    build, load = c2e_core.build.build_color2embed, c2e_core.build.load_state_strictly
+
+    def counting_build(*args, **kwargs):
+        counts["build"] += 1
+        return build(*args, **kwargs)
+
+    def counting_load(*args, **kwargs):
+        counts["load"] += 1
+        return load(*args, **kwargs)
+
+    for module in (c2e_core.official, c2e_core.loader):
+        for name, function in (("build_color2embed", counting_build),
+                               ("build_model", lambda *a, **k: counting_build()),
+                               ("load_state_strictly", counting_load)):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, function)
+    loaded = load_model(checkpoint)
+    assert counts == {"build": 1, "load": 1}
+    assert loaded.architecture == "color2embed" and loaded.path == checkpoint
+    assert not loaded.model.training
