@@ -396,7 +396,7 @@ def test_stray_output_goes_to_stderr(worker_env):
     env, _ = worker_env
     code = (
         "import argparse, os, sys\n"
-        "import c2e_core.worker as w\n"
+        "import c2e_core.worker.server as w\n"
         "original = w.Worker.hello\n"
         "def hello(self):\n"
         "    print('STRAY print'); os.write(1, b'STRAY fd1\\n'); return original(self)\n"
