@@ -81,3 +81,16 @@ def load_client():
         sys.modules["c2e_client"] = module
         spec.loader.exec_module(module)
     return sys.modules["c2e_client"]
+
+
+def count_calls(monkeypatch, counts: dict, key: str, function, *places) -> None:
+    """Replace ``function`` by a wrapper counting its calls in ``counts[key]``, in each of
+    ``places`` (``(module, attribute name)``)."""
+    counts.setdefault(key, 0)
+
+    def counting(*args, **kwargs):
+        counts[key] += 1
+        return function(*args, **kwargs)
+
+    for module, name in places:
+        monkeypatch.setattr(module, name, counting)

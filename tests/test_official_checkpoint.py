@@ -9,6 +9,7 @@ import torch
 
 from c2e_core.build import build_color2embed
 from c2e_core.official import CheckpointError, convert_official_checkpoint
+from tests.conftest import count_calls
 from tests.official_format import FIXTURE_DIR, write_official_checkpoint
 
 
@@ -110,23 +111,14 @@ def test_an_authors_checkpoint_is_built_and_loaded_once(checkpoint, monkeypatch)
     import c2e_core.official
     from c2e_core.loader import load_model
 
-    counts = {"build": 0, "load": 0}
-    build, load = c2e_core.build.build_color2embed, c2e_core.build.load_state_strictly
-
-    def counting_build(*args, **kwargs):
-        counts["build"] += 1
-        return build(*args, **kwargs)
-
-    def counting_load(*args, **kwargs):
-        counts["load"] += 1
-        return load(*args, **kwargs)
-
-    for module in (c2e_core.official, c2e_core.loader):
-        for name, function in (("build_color2embed", counting_build),
-                               ("build_model", lambda *a, **k: counting_build()),
-                               ("load_state_strictly", counting_load)):
-            if hasattr(module, name):
-                monkeypatch.setattr(module, name, function)
+    counts: dict[str, int] = {}
+    build = c2e_core.build.build_color2embed
+    count_calls(monkeypatch, counts, "build", build, (c2e_core.official, "build_color2embed"))
+    count_calls(monkeypatch, counts, "build", lambda *a, **k: build(),
+                (c2e_core.loader, "build_model"))
+    count_calls(monkeypatch, counts, "load", c2e_core.build.load_state_strictly,
+                (c2e_core.official, "load_state_strictly"),
+                (c2e_core.loader, "load_state_strictly"))
     loaded = load_model(checkpoint)
     assert counts == {"build": 1, "load": 1}
     assert loaded.architecture == "color2embed" and loaded.path == checkpoint

@@ -27,6 +27,7 @@ from c2e_core.worker.pixels import (
 )
 from c2e_core.worker.protocol import MessageWriter, RequestError
 from c2e_core.worker.server import Worker
+from tests.conftest import count_calls
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -204,20 +205,11 @@ def test_colorize_resolves_weights_device_and_steps_once(tiny_weights, monkeypat
     import c2e_core.loader
     import c2e_core.weights
 
-    calls = {"resolve": 0, "device": 0}
-    resolve, select = c2e_core.weights.resolve_weights, c2e_core.device.select_device
-
-    def counting_resolve(*args, **kwargs):
-        calls["resolve"] += 1
-        return resolve(*args, **kwargs)
-
-    def counting_select(*args, **kwargs):
-        calls["device"] += 1
-        return select(*args, **kwargs)
-
-    monkeypatch.setattr(c2e_core.weights, "resolve_weights", counting_resolve)
-    monkeypatch.setattr(c2e_core.loader, "resolve_weights", counting_resolve)
-    monkeypatch.setattr(c2e_core.device, "select_device", counting_select)
+    calls: dict[str, int] = {}
+    count_calls(monkeypatch, calls, "resolve", c2e_core.weights.resolve_weights,
+                (c2e_core.weights, "resolve_weights"), (c2e_core.loader, "resolve_weights"))
+    count_calls(monkeypatch, calls, "device", c2e_core.device.select_device,
+                (c2e_core.device, "select_device"))
     sent = []
     handlers = Handlers(lambda message, payloads=(): sent.append((message, payloads)) or True,
                         weights=str(tiny_weights))
