@@ -2,8 +2,8 @@
 
 One table, :data:`HOSTS`, maps a host's name to a :class:`HostPlugin` that knows where that
 host keeps user plugins on Linux, Windows and macOS and how to put its plugin there. A host
-plugin is the folder ``plugins/<host>/`` of this repository plus the one worker client,
-``plugins/client/c2e_client.py``, copied (vendored) into it at install time, and a
+plugin is the folder ``plugins/<host>/`` of this repository plus the one shared client package,
+``plugins/client/c2e_client/``, copied (vendored) into it at install time, and a
 ``settings.json`` recording the interpreter the worker runs with (this one: the environment
 ``c2e`` runs in). Nothing happens at import.
 """
@@ -28,7 +28,9 @@ from c2e_core.errors import HostPluginError
 
 #: The plugin sources: ``<repository>/plugins`` (next to the ``c2e_core`` package).
 PLUGINS_ROOT = Path(__file__).resolve().parents[1] / "plugins"
-CLIENT_FILE = "c2e_client.py"
+#: The shared client package (worker protocol, option checks, worker start-up, settings).
+CLIENT_PACKAGE = "c2e_client"
+CLIENT_SOURCE = PLUGINS_ROOT / "client" / CLIENT_PACKAGE
 #: The file, inside an installed plugin's package, that the plugin reads its settings from.
 SETTINGS_FILE = "settings.json"
 _SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", SETTINGS_FILE, "ruff.toml")
@@ -119,7 +121,7 @@ class HostPlugin:
     def _copy_package(self, destination: Path, settings: dict) -> None:
         """The plugin package with the vendored client and ``settings``, at ``destination``."""
         shutil.copytree(self.source / self.plugin, destination, ignore=_SKIPPED)
-        shutil.copy2(PLUGINS_ROOT / "client" / CLIENT_FILE, destination / CLIENT_FILE)
+        shutil.copytree(CLIENT_SOURCE, destination / CLIENT_PACKAGE, ignore=_SKIPPED)
         text = json.dumps(settings, indent=2, sort_keys=True) + "\n"
         (destination / SETTINGS_FILE).write_text(text, encoding="utf-8")
 
@@ -198,7 +200,7 @@ class KritaPlugin(HostPlugin):
 
     def _check_sources(self) -> None:
         needed = [self.source / f"{self.plugin}.desktop", self.source / f"{self.plugin}.action",
-                  self.source / self.plugin / "__init__.py", PLUGINS_ROOT / "client" / CLIENT_FILE]
+                  self.source / self.plugin / "__init__.py", CLIENT_SOURCE / "__init__.py"]
         missing = [str(p) for p in needed if not p.is_file()]
         if missing:
             raise HostPluginError(
@@ -256,7 +258,7 @@ class GimpPlugin(HostPlugin):
 
     def _check_sources(self) -> None:
         needed = [self.source / self.plugin / f"{self.plugin}.py",
-                  PLUGINS_ROOT / "client" / CLIENT_FILE]
+                  CLIENT_SOURCE / "__init__.py"]
         missing = [str(p) for p in needed if not p.is_file()]
         if missing:
             raise HostPluginError(

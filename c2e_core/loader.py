@@ -9,8 +9,9 @@ from typing import Any
 from torch import nn
 
 from c2e_core.build import StateDictError, build_model, load_state_strictly
-from c2e_core.official import NotAnOfficialCheckpoint, convert_official_checkpoint
+from c2e_core.official import NotAnOfficialCheckpoint, load_official_checkpoint
 from c2e_core.weights import (
+    ResolvedWeights,
     WeightsError,
     WeightsFile,
     is_c2e_weights,
@@ -44,19 +45,19 @@ def read_weights_any(
 ) -> tuple[WeightsFile, nn.Module]:
     """Read c2e weights or an authors' checkpoint and check them against their architecture.
 
-    Returns the weights and the model built from them (eval mode, CPU). Every failure is a
+    Returns the weights and the model built from them (eval mode, CPU); an authors'
+    checkpoint's model is the one its conversion built and checked. Every failure is a
     one-line :class:`~c2e_core.weights.WeightsError` naming the file.
     """
     path = Path(path)
     if path.is_dir():
         raise WeightsError(f"{path}: is a folder, not a weights file")
-    if is_c2e_weights(path):
-        weights = read_weights(path, expected_sha256=expected_sha256)
-    else:
+    if not is_c2e_weights(path):
         try:
-            weights = convert_official_checkpoint(path)
+            return load_official_checkpoint(path)
         except NotAnOfficialCheckpoint as exc:
             raise WeightsError(f"{exc}; it is not c2e weights either") from None
+    weights = read_weights(path, expected_sha256=expected_sha256)
     try:
         model = build_model(weights.architecture, weights.config, host=host)
     except (TypeError, ValueError) as exc:
@@ -70,13 +71,17 @@ def read_weights_any(
     return weights, model
 
 
-def load_model(spec: str | Path, host=None, store=None) -> LoadedModel:
-    """Resolve ``spec`` and build its model (eval mode, CPU), verifying recorded hashes."""
+def load_model(spec: str | Path | ResolvedWeights, host=None, store=None) -> LoadedModel:
+    """Resolve ``spec`` (unless it is already :class:`ResolvedWeights`) and build its model
+    (eval mode, CPU), verifying recorded hashes."""
     if host is None:
         from c2e_core.plugins import get_plugin_host
 
         host = get_plugin_host()
-    resolved = resolve_weights(spec, store=store, host=host)
+    if isinstance(spec, ResolvedWeights):
+        resolved = spec
+    else:
+        resolved = resolve_weights(spec, store=store, host=host)
     weights, model = read_weights_any(resolved.path, resolved.expected_sha256, host=host)
     return LoadedModel(
         model, weights.architecture, dict(weights.config), resolved.name, resolved.path,

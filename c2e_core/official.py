@@ -101,6 +101,12 @@ def convert_official_checkpoint(path: str | Path) -> WeightsFile:
 
     Raises :class:`CheckpointError` naming the first missing, unexpected or mis-shaped tensor.
     """
+    return load_official_checkpoint(path)[0]
+
+
+def load_official_checkpoint(path: str | Path) -> tuple[WeightsFile, torch.nn.Module]:
+    """:func:`convert_official_checkpoint`, and the ``paper`` model it built and strictly
+    loaded to check them (eval mode, CPU): built and loaded once."""
     path = Path(path)
     data = read_official_checkpoint(path)
     encoder_state, unet_state = data[ENCODER_KEY], data[UNET_KEY]
@@ -125,4 +131,5 @@ def convert_official_checkpoint(path: str | Path) -> WeightsFile:
         "source_sha256": sha256_file(path),
         "training_args": _json_safe(vars(args)) if isinstance(args, argparse.Namespace) else None,
     }
-    return WeightsFile(COLOR2EMBED, config.to_dict(), compact, metadata, path=path)
+    weights = WeightsFile(COLOR2EMBED, config.to_dict(), compact, metadata, path=path)
+    return weights, model

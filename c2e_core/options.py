@@ -5,7 +5,7 @@ It is built from keyword arguments (``ColorizeRequest(size=512)``), from the CLI
 (:meth:`ColorizeRequest.from_message`); the CLI, the worker and
 :class:`~c2e_core.pipeline.Colorizer` check options only through it. Standard library only, so a
 bad option is reported without importing torch. The options table of ``docs/worker-protocol.md``
-and the plugins' client (``plugins/client/c2e_client.py``) are tested against it.
+and the plugins' client (``plugins/client/c2e_client/options.py``) are tested against it.
 """
 
 from __future__ import annotations
@@ -86,15 +86,33 @@ def check_device(device: Any) -> str:
     return device
 
 
-def check_steps(steps: Any, stage: str) -> tuple[StepSpec, ...]:
-    """Processing steps in their canonical form: names, or ``(name, read-only options)``."""
+@dataclass(frozen=True)
+class Step:
+    """A resolved processing step (:func:`c2e_core.pipeline.resolve_steps`): a registered
+    function and the options it is called with."""
+
+    name: str
+    stage: str
+    function: Any
+    options: dict[str, Any]
+
+    def __call__(self, *args: Any) -> Any:
+        try:
+            return self.function(*args, **self.options)
+        except (TypeError, ValueError) as exc:
+            raise OptionError(f"{self.stage}-processing step {self.name!r}: {exc}") from None
+
+
+def check_steps(steps: Any, stage: str) -> tuple[StepSpec | Step, ...]:
+    """Processing steps in their canonical form: names, or ``(name, read-only options)``;
+    steps already resolved for ``stage`` are kept as they are."""
     if steps is None:
         return ()
     if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence):
         raise _error(stage, "must be a list of steps")
-    checked: list[StepSpec] = []
+    checked: list[StepSpec | Step] = []
     for step in steps:
-        if isinstance(step, str):
+        if isinstance(step, str) or (isinstance(step, Step) and step.stage == stage):
             checked.append(step)
         elif (
             isinstance(step, Sequence)

@@ -27,7 +27,13 @@ from c2e_core.device import select_device
 from c2e_core.errors import OptionError
 from c2e_core.imageio import ImageData, from_array, read_image, to_array, write_image
 from c2e_core.modeling.color2embed import LabScaling, lab_scaling
-from c2e_core.options import NATIVE, ColorizeRequest, check_reference_weights, check_steps
+from c2e_core.options import (
+    NATIVE,
+    ColorizeRequest,
+    Step,
+    check_reference_weights,
+    check_steps,
+)
 from c2e_core.progress import Progress, ProgressCallback
 from c2e_core.upsampling import guided_upsample, resize
 
@@ -51,22 +57,6 @@ def as_image(value: ImageInput) -> ImageData:
     if isinstance(value, np.ndarray):
         return from_array(value)
     raise TypeError(f"cannot colorize a {type(value).__name__}; give a path, array or PIL image")
-
-
-@dataclass(frozen=True)
-class Step:
-    """A resolved processing step: a registered function and the options it is called with."""
-
-    name: str
-    stage: str
-    function: Any
-    options: dict[str, Any]
-
-    def __call__(self, *args: Any) -> Any:
-        try:
-            return self.function(*args, **self.options)
-        except (TypeError, ValueError) as exc:
-            raise OptionError(f"{self.stage}-processing step {self.name!r}: {exc}") from None
 
 
 def resolve_steps(steps: Sequence[Any], stage: str, host: Any) -> list[Step]:
@@ -287,8 +277,9 @@ class Colorizer:
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
-    def from_weights(cls, spec: str | Path, **kwargs: Any) -> Colorizer:
-        """Build from a weights name, a c2e weights file or an authors' checkpoint file."""
+    def from_weights(cls, spec: Any, **kwargs: Any) -> Colorizer:
+        """Build from a weights name, a c2e weights file, an authors' checkpoint file, or
+        :class:`~c2e_core.weights.ResolvedWeights` (not resolved again)."""
         from c2e_core.loader import load_model
 
         loaded = load_model(spec, host=kwargs.get("host"))

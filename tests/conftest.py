@@ -13,7 +13,7 @@ import torch
 from c2e_core.build import build_color2embed
 
 REPO = Path(__file__).resolve().parents[1]
-CLIENT_PATH = REPO / "plugins" / "client" / "c2e_client.py"
+CLIENT_DIR = REPO / "plugins" / "client" / "c2e_client"
 TINY_CONFIG = {
     "unet_widths": [8, 16, 16, 32, 32],
     "backbone_widths": [8, 8, 16, 16, 16],
@@ -74,10 +74,35 @@ def tiny_weights(tmp_path_factory):
 
 
 def load_client():
-    """The stdlib-only worker client, imported from its file like the host plugins do."""
+    """The stdlib-only client package, imported from its folder like the GIMP plug-in does."""
     if "c2e_client" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("c2e_client", CLIENT_PATH)
+        spec = importlib.util.spec_from_file_location(
+            "c2e_client", CLIENT_DIR / "__init__.py", submodule_search_locations=[str(CLIENT_DIR)]
+        )
         module = importlib.util.module_from_spec(spec)
         sys.modules["c2e_client"] = module
         spec.loader.exec_module(module)
     return sys.modules["c2e_client"]
+
+
+def client_files() -> dict[str, bytes]:
+    """The client package's files by name: what each plugin vendors."""
+    return {p.name: p.read_bytes() for p in sorted(CLIENT_DIR.glob("*.py"))}
+
+
+def vendored_files(folder: Path) -> dict[str, bytes]:
+    """The client files vendored into an installed plugin's ``folder``."""
+    return {p.name: p.read_bytes() for p in sorted((folder / "c2e_client").glob("*.py"))}
+
+
+def count_calls(monkeypatch, counts: dict, key: str, function, *places) -> None:
+    """Replace ``function`` by a wrapper counting its calls in ``counts[key]``, in each of
+    ``places`` (``(module, attribute name)``)."""
+    counts.setdefault(key, 0)
+
+    def counting(*args, **kwargs):
+        counts[key] += 1
+        return function(*args, **kwargs)
+
+    for module, name in places:
+        monkeypatch.setattr(module, name, counting)

@@ -19,7 +19,7 @@ def _subclasses(cls: type) -> list[type]:
 
 def test_every_error_has_a_protocol_kind():
     import c2e_core.cli
-    import c2e_core.worker  # noqa: F401 (their errors join the hierarchy)
+    import c2e_core.worker.protocol  # noqa: F401 (their errors join the hierarchy)
 
     classes = _subclasses(C2EError)
     assert len(classes) >= 19

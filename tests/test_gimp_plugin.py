@@ -7,7 +7,6 @@ from an installed copy, with its vendored client, as GIMP's Python would import 
 
 from __future__ import annotations
 
-import ast
 import importlib
 import json
 import os
@@ -21,12 +20,10 @@ from pathlib import Path
 import pytest
 
 from c2e_core.host_plugins import HOSTS, GimpPlugin, HostPluginError, get_host
+from tests.conftest import client_files, vendored_files
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "plugins" / "gimp" / "color2embed"
-CLIENT = REPO / "plugins" / "client" / "c2e_client.py"
-#: What the plug-in may import besides the standard library.
-HOST_MODULES = {"gi", "c2e_client", "c2e_gimp"}
 
 
 def c2e(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -44,38 +41,20 @@ def profile(tmp_path) -> Path:
 
 @pytest.fixture
 def plugin(profile, monkeypatch):
-    """The installed plug-in's GIMP-free modules: ``options``, ``layouts``, ``worker``."""
+    """The installed plug-in's GIMP-free modules: ``options``, ``layouts``, and its client."""
     folder = profile / "plug-ins" / "color2embed"
     monkeypatch.syspath_prepend(str(folder))
     for name in list(sys.modules):
-        if name in ("c2e_client", "c2e_gimp") or name.startswith("c2e_gimp."):
+        if name in ("c2e_client", "c2e_gimp") or name.startswith(("c2e_client.", "c2e_gimp.")):
             monkeypatch.delitem(sys.modules, name)
     modules = types.SimpleNamespace(folder=folder)
-    for name in ("options", "layouts", "worker"):
+    for name in ("options", "layouts"):
         setattr(modules, name, importlib.import_module(f"c2e_gimp.{name}"))
     modules.client = importlib.import_module("c2e_client")
     return modules
 
 
 # -- the plug-in's source -------------------------------------------------------------------------
-def plugin_sources() -> list[Path]:
-    return sorted(SOURCE.rglob("*.py"))
-
-
-@pytest.mark.parametrize("path", plugin_sources(), ids=lambda p: p.name)
-def test_plugin_is_python38_and_stdlib_only(path):
-    tree = ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 8))
-    modules = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            modules.add(node.module.split(".")[0])
-    foreign = modules - set(sys.stdlib_module_names) - HOST_MODULES - {"__future__"}
-    assert not foreign, f"{path.name} imports {sorted(foreign)}"
-    assert not any(isinstance(node, ast.Match) for node in ast.walk(tree))
-
-
 def test_the_procedure_file():
     main = SOURCE / "color2embed.py"
     text = main.read_text(encoding="utf-8")
@@ -98,7 +77,7 @@ def test_install_copies_vendors_and_records_the_worker(tmp_path, tiny_weights):
     assert "Colors > Colorize from Reference Image" in run.stdout
     main = folder / "color2embed.py"
     assert main.stat().st_mode & stat.S_IXUSR
-    assert (folder / "c2e_client.py").read_bytes() == CLIENT.read_bytes()
+    assert vendored_files(folder) == client_files()
     assert sorted(p.name for p in (folder / "c2e_gimp").glob("*.py")) == sorted(
         p.name for p in (SOURCE / "c2e_gimp").glob("*.py"))
     assert not list(folder.rglob("ruff.toml")) and not list(folder.rglob("__pycache__"))
@@ -130,7 +109,7 @@ def test_package_unpacks_into_plug_ins(tmp_path):
     with zipfile.ZipFile(zip_path) as archive:
         names = set(archive.namelist())
         info = archive.getinfo("color2embed/color2embed.py")
-    assert {"color2embed/", "color2embed/c2e_client.py", "color2embed/settings.json",
+    assert {"color2embed/", "color2embed/c2e_client/__init__.py", "color2embed/settings.json",
             "color2embed/c2e_gimp/colorize.py"} <= names
     assert (info.external_attr >> 16) & stat.S_IXUSR  # unzip keeps it executable
     with pytest.raises(HostPluginError, match="exists"):
@@ -168,16 +147,16 @@ def test_hosts_table_and_errors(tmp_path):
 def test_options(plugin):
     options = plugin.options.ColorizeOptions()
     options.check()
-    assert options.worker_options() == {"size": 256, "device": "auto", "strength": 1.0,
-                                        "weights": None}
+    assert options.worker_options() == {"size": 256, "device": "auto", "strength": 1.0}
     native = plugin.options.ColorizeOptions(size=0, device="cuda:1", strength=0.5, weights="w")
     assert native.worker_options() == {"size": "native", "device": "cuda:1", "strength": 0.5,
                                        "weights": "w"}
     for bad, message in [({"size": 40}, "multiple of 16"), ({"size": 8192}, "multiple of 16"),
-                         ({"size": True}, "whole number"), ({"device": "tpu"}, "device"),
+                         ({"size": True}, "multiple of 16"), ({"size": "native"}, "or 0 for"),
+                         ({"device": "tpu"}, "device"), ({"device": "gpu"}, "cuda:N"),
                          ({"strength": 1.5}, "strength"), ({"weights": None}, "weights")]:
         with pytest.raises(plugin.options.ColorizeError, match=message):
-            plugin.options.ColorizeOptions(**bad).check()
+            plugin.options.ColorizeOptions(**bad)
 
 
 @pytest.mark.parametrize("precision, alpha, expected", [
@@ -206,37 +185,33 @@ def test_mask_and_reference_layouts(plugin):
 
 
 def test_settings_and_what_to_do_without_a_worker(plugin, tmp_path):
-    worker = plugin.worker
-    settings = worker.load_settings()
-    assert settings.python == os.path.abspath(sys.executable) and settings.weights == ""
+    client, options = plugin.client, plugin.options
+    settings = client.load_settings(options.ColorizeOptions)
+    assert settings.python == os.path.abspath(sys.executable) and settings.options.weights == ""
     assert settings.path == str(plugin.folder / "settings.json")
     broken = tmp_path / "broken.json"
     broken.write_text("[1, 2", encoding="utf-8")
-    empty = worker.load_settings(str(broken))
-    assert (empty.python, empty.weights) == ("", "")
-    with pytest.raises(plugin.options.ColorizeError, match="c2e plugins install gimp"):
-        worker.check_python(empty)
-    missing = worker.Settings("/nowhere/bin/python", "", str(broken))
-    with pytest.raises(plugin.options.ColorizeError, match="'/nowhere/bin/python'.*does not exist"):
-        worker.start_worker(missing)
-
-
-def test_worker_environment_drops_gimps_python(plugin):
-    env = plugin.worker.worker_environment({"PATH": "/usr/bin", "PYTHONHOME": "/gimp/python",
-                                           "PYTHONPATH": "/gimp/lib", "HOME": "/home/u"})
-    assert env == {"PATH": "/usr/bin", "HOME": "/home/u"}
+    empty = client.load_settings(options.ColorizeOptions, str(broken))
+    assert (empty.python, empty.options.weights) == ("", "")
+    with pytest.raises(options.ColorizeError, match="c2e plugins install gimp"):
+        client.check_python(empty.python, options.GIMP, empty.path)
+    with pytest.raises(options.ColorizeError, match="'/nowhere/bin/python'.*does not exist"):
+        client.start_worker("/nowhere/bin/python", options.GIMP, recorded_in=str(broken))
 
 
 def test_worker_starts_lazily_and_explains_a_python_without_c2e(plugin, tmp_path):
     fake = tmp_path / "python"  # a Python that runs but has no c2e
     fake.write_text("#!/bin/sh\necho 'No module named c2e_core' >&2\nexit 1\n")
     fake.chmod(0o755)
-    lazy = plugin.worker.LazyWorker(plugin.worker.Settings(str(fake), "", "settings.json"))
+    client = plugin.client
+    lazy = client.LazyWorker(client.WorkerSession(plugin.options.GIMP, recorded_in="s.json"),
+                             str(fake))
     assert lazy.client is None
     lazy.close()  # nothing started, nothing to stop
     seen = []
-    with pytest.raises(plugin.client.WorkerError) as failure:
+    with pytest.raises(client.WorkerError) as failure:
         lazy.colorize(None, None, on_progress=lambda *update: seen.append(update))
     message = str(failure.value)
     assert "does not have c2e installed" in message and "c2e plugins install gimp" in message
+    assert "recorded in s.json" in message
     assert seen == [(0, 0, "Starting the c2e worker")]

@@ -25,7 +25,7 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from c2e_core.imageio import decode_png16, encode_png16
-from tests.conftest import load_client
+from tests.conftest import client_files, load_client, vendored_files
 
 pytestmark = pytest.mark.integration
 
@@ -287,8 +287,7 @@ def test_install_into_fresh_profile(session):
     main = plugin_dir / "color2embed.py"
     assert main.is_file() and os.access(main, os.X_OK)
     assert main.read_text(encoding="utf-8").startswith("#!/usr/bin/env python3\n")
-    vendored = (plugin_dir / "c2e_client.py").read_bytes()
-    assert vendored == (REPO / "plugins" / "client" / "c2e_client.py").read_bytes()
+    assert vendored_files(plugin_dir) == client_files()
     assert session["settings"] == {"python": os.path.abspath(sys.executable),
                                    "weights": str(Path(session["weights"]).resolve())}
     assert "Colors > Colorize from Reference Image" in session["install"].stdout

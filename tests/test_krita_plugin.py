@@ -7,9 +7,9 @@ plugin against stand-ins for ``krita`` and PyQt6, as Krita 6 would.
 
 from __future__ import annotations
 
-import ast
 import importlib
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -28,13 +28,11 @@ from c2e_core.host_plugins import (
     kconfig_value,
     set_kconfig_value,
 )
+from tests.conftest import client_files, vendored_files
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "plugins" / "krita"
-CLIENT = REPO / "plugins" / "client" / "c2e_client.py"
 KRITA_IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
-#: What the plugin may import besides the standard library.
-HOST_MODULES = {"krita", "PyQt5", "PyQt6"}
 
 
 def c2e(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -57,29 +55,11 @@ def plugin(installed, monkeypatch):
     package = types.ModuleType(name)
     package.__path__ = [str(installed / "pykrita" / "color2embed")]
     monkeypatch.setitem(sys.modules, name, package)
-    for module in ("c2e_client", "pixels", "colorize", "settings", "worker_session"):
-        monkeypatch.delitem(sys.modules, f"{name}.{module}", raising=False)
+    for module in [m for m in sys.modules if m.startswith(f"{name}.")]:
+        monkeypatch.delitem(sys.modules, module)
+    for module in ("c2e_client", "pixels", "colorize"):
         setattr(package, module, importlib.import_module(f"{name}.{module}"))
     return package
-
-
-# -- the plugin's source ------------------------------------------------------------------
-def plugin_sources() -> list[Path]:
-    return sorted((SOURCE / "color2embed").glob("*.py"))
-
-
-@pytest.mark.parametrize("path", plugin_sources(), ids=lambda p: p.name)
-def test_plugin_is_python38_and_stdlib_only(path):
-    tree = ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 8))
-    modules = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            modules.add(node.module.split(".")[0])
-    foreign = modules - set(sys.stdlib_module_names) - HOST_MODULES - {"__future__"}
-    assert not foreign, f"{path.name} imports {sorted(foreign)}"
-    assert not any(isinstance(node, ast.Match) for node in ast.walk(tree))
 
 
 def test_desktop_and_action_files():
@@ -109,8 +89,8 @@ def test_install_copies_vendors_records_and_enables(tmp_path, tiny_weights):
     assert (folder / "pykrita" / "color2embed.desktop").read_bytes() == (
         SOURCE / "color2embed.desktop").read_bytes()
     assert (folder / "actions" / "color2embed.action").is_file()
-    assert (package / "c2e_client.py").read_bytes() == CLIENT.read_bytes()  # vendored, not forked
-    for source in plugin_sources():
+    assert vendored_files(package) == client_files()  # vendored, not forked
+    for source in sorted((SOURCE / "color2embed").glob("*.py")):
         assert (package / source.name).read_bytes() == source.read_bytes()
     settings = json.loads((package / "settings.json").read_text(encoding="utf-8"))
     assert settings == {"python": str(Path(sys.executable).absolute()),
@@ -154,7 +134,7 @@ def test_package_is_what_kritas_importer_accepts(tmp_path):
         names = set(archive.namelist())
         settings = json.loads(archive.read("color2embed/settings.json"))
     assert {"color2embed.desktop", "color2embed.action", "color2embed/",
-            "color2embed/__init__.py", "color2embed/c2e_client.py"} <= names
+            "color2embed/__init__.py", "color2embed/c2e_client/__init__.py"} <= names
     assert not any("__pycache__" in n for n in names)
     assert settings["python"] == str(Path(sys.executable).absolute())
     again = c2e("plugins", "package", "krita", "-o", str(output))
@@ -171,7 +151,7 @@ def test_package_is_what_kritas_importer_accepts(tmp_path):
     resources.mkdir()
     imported = importer.PluginImporter(str(output), str(resources), lambda _: True).import_all()
     assert [p["name"] for p in imported] == ["color2embed"]
-    assert (resources / "pykrita" / "color2embed" / "c2e_client.py").is_file()
+    assert (resources / "pykrita" / "color2embed" / "c2e_client" / "launch.py").is_file()
     assert (resources / "pykrita" / "color2embed.desktop").is_file()
     assert (resources / "actions" / "color2embed.action").is_file()
 
@@ -271,26 +251,34 @@ def test_profiles_and_rectangles(plugin):
 def test_options_and_settings(plugin, tmp_path):
     options = plugin.colorize.ColorizeOptions
     error = plugin.colorize.ColorizeError
-    for bad in ({"size": 100}, {"size": True}, {"device": "tpu"}, {"strength": 1.5},
-                {"strength": "1"}, {"source": "all"}, {"weights": None}):
+    assert error is plugin.c2e_client.ColorizeError
+    for bad in ({"size": 100}, {"size": True}, {"size": 0}, {"device": "tpu"},
+                {"device": "cuda:1"}, {"strength": 1.5}, {"strength": "1"}, {"source": "all"},
+                {"weights": None}):
         with pytest.raises(error):
             options(**bad)
-    settings = plugin.settings
+    assert options(size="native", device="gpu").worker_options(
+        {"devices": ["cpu", "cuda:0"]}) == {"size": "native", "device": "cuda:0", "strength": 1.0}
+    client = plugin.c2e_client
     folder = tmp_path / "settings"
     folder.mkdir()
     path = str(folder / "settings.json")
-    assert settings.load_settings(path).options.size == 256  # missing file: defaults
+    assert client.load_settings(options, path).options.size == 256  # missing file: defaults
     (folder / "settings.json").write_text("{not json")
-    assert settings.load_settings(path).python == ""
+    assert client.load_settings(options, path).python == ""
     (folder / "settings.json").write_text(json.dumps(
         {"python": "/p", "size": 100, "device": "gpu", "strength": 0.25, "extra": 1}))
-    loaded = settings.load_settings(path)
+    loaded = client.load_settings(options, path)
     assert (loaded.python, loaded.options.size, loaded.options.device,
             loaded.options.strength) == ("/p", 256, "gpu", 0.25)
     loaded.options.size = "native"
-    settings.save_settings(loaded, path)
-    assert settings.load_settings(path).options.size == "native"
+    client.save_settings(loaded)
+    assert client.load_settings(options, path).options.size == "native"
     assert [p.name for p in folder.iterdir()] == ["settings.json"]  # no temporary left
+    # installed: the settings file is the plugin's own, next to the vendored client
+    installed = client.load_settings(options)
+    assert installed.path == str(Path(plugin.__path__[0]) / "settings.json")
+    assert installed.python == os.path.abspath(sys.executable)
 
 
 class FakeDocument:
@@ -313,25 +301,21 @@ def test_reference_candidates_and_device(plugin):
     assert colorize.reference_candidates([a, b, c], a, []) == [c, b]  # newest opened first
     assert colorize.reference_candidates([a, b, c], a, [a, b]) == [b, c]  # most recently used
     assert colorize.document_title(b) == "b.png"
-    assert colorize.worker_device("auto", {}) == "auto"
-    assert colorize.worker_device("gpu", {"devices": ["cpu", "cuda:0"]}) == "cuda:0"
+    worker_device = plugin.c2e_client.worker_device
+    assert worker_device("auto", {}) == "auto"
+    assert worker_device("gpu", {"devices": ["cpu", "cuda:0"]}) == "cuda:0"
     with pytest.raises(colorize.ColorizeError, match="no GPU"):
-        colorize.worker_device("gpu", {"devices": ["cpu"]})
+        worker_device("gpu", {"devices": ["cpu"]})
 
 
-def test_worker_environment_and_missing_python(plugin, tmp_path):
-    session = plugin.worker_session
-    env = session.worker_environment({
-        "PYTHONHOME": "/krita", "PYTHONPATH": "/krita/lib", "HOME": "/home/u",
-        "APPDIR": "/tmp/.mount_krita", "LD_LIBRARY_PATH": "/tmp/.mount_krita/usr/lib:/opt/cuda",
-    })
-    assert env == {"HOME": "/home/u", "APPDIR": "/tmp/.mount_krita",
-                   "LD_LIBRARY_PATH": "/opt/cuda"}
+def test_missing_python_says_what_to_do_in_krita(plugin, tmp_path):
+    session = plugin.c2e_client.WorkerSession(plugin.colorize.HOST)
     for python, message in (("", "does not know which Python"),
                             (str(tmp_path / "nope"), "does not exist")):
         with pytest.raises(plugin.colorize.ColorizeError, match=message) as caught:
-            session.WorkerSession().client(python)
+            session.client(python)
         assert "c2e plugins install krita" in str(caught.value)
+        assert "'Worker Python' in the Colorize from Reference dialog" in str(caught.value)
 
 
 def test_plugin_imports_under_krita6_pyqt6(installed, monkeypatch):

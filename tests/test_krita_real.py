@@ -115,7 +115,7 @@ def install_plugin(home: Path, weights: Path) -> Path:
                          timeout=120, cwd=str(REPO))
     assert run.returncode == 0, run.stderr
     pykrita = home / ".local" / "share" / "krita" / "pykrita"
-    assert (pykrita / PLUGIN / "c2e_client.py").is_file()
+    assert (pykrita / PLUGIN / "c2e_client" / "__init__.py").is_file()
     settings = json.loads((pykrita / PLUGIN / "settings.json").read_text(encoding="utf-8"))
     assert settings["python"] == os.path.abspath(sys.executable)
     assert "enable_color2embed=true" in (home / ".config" / "kritarc").read_text()

@@ -9,6 +9,7 @@ import torch
 
 from c2e_core.build import build_color2embed
 from c2e_core.official import CheckpointError, convert_official_checkpoint
+from tests.conftest import count_calls
 from tests.official_format import FIXTURE_DIR, write_official_checkpoint
 
 
@@ -101,3 +102,24 @@ def test_parity_encoder_and_unet(parity_model, fixture):
         ab = parity_model.predict_ab(fixture["L_in"], fixture["color_vector"])
     assert (z - fixture["color_vector"]).abs().max().item() <= 1e-5
     assert (ab - fixture["ab_out"]).abs().max().item() <= 1e-5
+
+
+def test_an_authors_checkpoint_is_built_and_loaded_once(checkpoint, monkeypatch):
+    """Loading it by path builds the ``paper`` model once and loads its state strictly once."""
+    import c2e_core.build
+    import c2e_core.loader
+    import c2e_core.official
+    from c2e_core.loader import load_model
+
+    counts: dict[str, int] = {}
+    build = c2e_core.build.build_color2embed
+    count_calls(monkeypatch, counts, "build", build, (c2e_core.official, "build_color2embed"))
+    count_calls(monkeypatch, counts, "build", lambda *a, **k: build(),
+                (c2e_core.loader, "build_model"))
+    count_calls(monkeypatch, counts, "load", c2e_core.build.load_state_strictly,
+                (c2e_core.official, "load_state_strictly"),
+                (c2e_core.loader, "load_state_strictly"))
+    loaded = load_model(checkpoint)
+    assert counts == {"build": 1, "load": 1}
+    assert loaded.architecture == "color2embed" and loaded.path == checkpoint
+    assert not loaded.model.training

@@ -186,7 +186,7 @@ CASES = [
 def crash_case(out, plugin, python) -> None:
     """A worker that dies during the job: its message, the document unchanged, a restart."""
     crashing = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crashing_worker.py")
-    session = plugin.worker_session.WorkerSession([crashing])
+    session = plugin.c2e_client.WorkerSession(plugin.colorize.HOST, [crashing])
     document = new_document("crash", 16, 16, "U8")
     reference = new_document("crash-reference", 8, 8, "U8")
     record = {"names_before": layer_names(document)}
@@ -228,15 +228,15 @@ def main(args) -> None:
     summary = {"cases": [], "errors": []}
     try:
         sys.path.insert(0, pykrita)
+        import color2embed.c2e_client
         import color2embed.colorize  # noqa: F401  (the installed plugin, with its client)
         import color2embed.pixels  # noqa: F401
-        import color2embed.worker_session
 
         plugin = sys.modules["color2embed"]
         summary["krita"] = Krita.instance().version()
         summary["python"] = sys.version.split()[0]
-        session = color2embed.worker_session.WorkerSession(
-            ["-m", "c2e_core", "worker", "--weights", weights])
+        session = color2embed.c2e_client.WorkerSession(
+            color2embed.colorize.HOST, ["-m", "c2e_core", "worker", "--weights", weights])
         client = session.client(python)
         summary["hello_loads"] = client.hello_info.get("model_loads")
         for case in CASES:

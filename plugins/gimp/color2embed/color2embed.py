@@ -19,18 +19,26 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
-from c2e_client import DEFAULT_STRENGTH, MAX_STRENGTH, MIN_STRENGTH, WorkerError  # noqa: E402
+from c2e_client import (  # noqa: E402
+    DEFAULT_SIZE,
+    DEFAULT_STRENGTH,
+    MAX_SIZE,
+    MAX_STRENGTH,
+    MIN_STRENGTH,
+    SIZE_MULTIPLE,
+    LazyWorker,
+    WorkerError,
+    WorkerSession,
+    load_settings,
+)
 from c2e_gimp.colorize import colorize_from_reference, gimp_progress  # noqa: E402
 from c2e_gimp.options import (  # noqa: E402
-    DEFAULT_SIZE,
     DEVICES,
-    MAX_SIZE,
+    GIMP,
     NATIVE_SIZE,
-    SIZE_MULTIPLE,
     ColorizeError,
     ColorizeOptions,
 )
-from c2e_gimp.worker import LazyWorker, load_settings  # noqa: E402
 from gi.repository import Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 
 PROCEDURE = "python-fu-c2e-colorize"
@@ -95,17 +103,17 @@ def run(procedure, run_mode, image, drawables, config, data):
             return failure(procedure, NO_REFERENCE)
         if not ask(procedure, image, config):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-    settings = load_settings()
-    options = ColorizeOptions(
-        size=config.get_property("size"),
-        device=config.get_property("device"),
-        strength=config.get_property("strength"),
-        weights=settings.weights,
-        gray_to_rgb=config.get_property("gray-to-rgb"),
-    )
-    worker = LazyWorker(settings)
+    settings = load_settings(ColorizeOptions)
+    worker = LazyWorker(WorkerSession(GIMP, recorded_in=settings.path), settings.python)
     Gimp.progress_init("Colorizing from the reference image")
     try:
+        options = ColorizeOptions(
+            size=config.get_property("size"),
+            device=config.get_property("device"),
+            strength=config.get_property("strength"),
+            weights=settings.options.weights,
+            gray_to_rgb=config.get_property("gray-to-rgb"),
+        )
         layer = colorize_from_reference(image, drawables[0], config.get_property("reference"),
                                         options, worker, gimp_progress)
     except (ColorizeError, WorkerError) as exc:

@@ -12,8 +12,8 @@ import threading
 from typing import Any, Callable, Optional
 
 from . import colorize
+from .c2e_client import WorkerSession
 from .qt import QtCore, QtWidgets
-from .worker_session import WorkerSession
 
 #: How often the UI thread looks at the background thread's messages (milliseconds).
 POLL_MS = 50

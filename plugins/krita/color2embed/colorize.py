@@ -17,17 +17,13 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Optional
 
+from . import c2e_client
 from .c2e_client import (
-    DEFAULT_SIZE,
-    DEFAULT_STRENGTH,
-    MAX_SIZE,
-    MIN_SIZE,
     NATIVE_SIZE,
-    SIZE_MULTIPLE,
+    ColorizeError,
+    Host,
     Pixels,
     WorkerClient,
-    is_strength,
-    is_working_size,
 )
 from .pixels import (
     LINEAR_SRGB_PROFILE,
@@ -50,62 +46,30 @@ LAYER_PREFIX = "Colorized from "
 ProgressCallback = Callable[[int, int, str], Optional[bool]]
 
 
-class ColorizeError(Exception):
-    """Something the user can fix, said in one line; the document was not changed."""
+#: How the plugin's messages name Krita, and the dialog's own way to set the worker's Python.
+HOST = Host("krita", "Krita", "or set 'Worker Python' in the Colorize from Reference dialog to "
+            "that environment's python (…/bin/python, or …\\Scripts\\python.exe on Windows)")
 
 
 class GrayscaleDocumentError(ColorizeError):
     """The document is grayscale (GRAYA): it cannot hold a colour layer until converted."""
 
 
-class ColorizeOptions:
+class ColorizeOptions(c2e_client.ColorizeOptions):
     """What the dialog asks: working size, device, strength, source, weights.
 
     ``size``: a multiple of 16 up to 4096 or ``"native"``; ``device``: ``auto``, ``gpu`` or
-    ``cpu``; ``strength``: 0..1, how much of the predicted colour replaces the original colour;
-    ``source``: ``layer`` (the active layer) or ``visible`` (the merged image);
-    ``weights``: a weights name or file for the worker, ``""`` for the worker's default.
+    ``cpu``; ``strength``: 0..1; ``source``: ``layer`` (the active layer) or ``visible`` (the
+    merged image); ``weights``: a weights name or file, ``""`` for the worker's default.
     """
 
-    __slots__ = ("size", "device", "strength", "source", "weights")
+    FIELDS = c2e_client.ColorizeOptions.FIELDS + (("source", "layer"),)
+    DEVICES = DEVICES
+    INDEXED_DEVICES = False
 
-    def __init__(
-        self,
-        size: Any = DEFAULT_SIZE,
-        device: str = "auto",
-        strength: float = DEFAULT_STRENGTH,
-        source: str = "layer",
-        weights: str = "",
-    ):
-        self.size = size
-        self.device = device
-        self.strength = strength
-        self.source = source
-        self.weights = weights
-        self.check()
-
-    def check(self) -> None:
-        """Raise :class:`ColorizeError` unless every option is valid."""
-        if not is_working_size(self.size):
-            raise ColorizeError(
-                f"working size must be a multiple of {SIZE_MULTIPLE} from {MIN_SIZE} to "
-                f"{MAX_SIZE} or {NATIVE_SIZE!r}, not {self.size!r}"
-            )
-        if self.device not in DEVICES:
-            raise ColorizeError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
-        if not is_strength(self.strength):
-            raise ColorizeError(f"strength must be a number from 0 to 1, not {self.strength!r}")
+    def check_host(self) -> None:
         if self.source not in SOURCES:
             raise ColorizeError(f"source must be 'layer' or 'visible', not {self.source!r}")
-        if not isinstance(self.weights, str):
-            raise ColorizeError("weights must be a name or a file path")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in self.as_dict().items())
-        return f"ColorizeOptions({fields})"
 
 
 class PreparedJob:
@@ -191,13 +155,7 @@ def run(
     request_id: str | None = None,
 ) -> Pixels:
     """Colorize on the worker (any thread); raises the client's ``WorkerError`` on failure."""
-    request: dict[str, Any] = {
-        "size": job.options.size,
-        "strength": float(job.options.strength),
-        "device": worker_device(job.options.device, client.hello_info or {}),
-    }
-    if job.options.weights:
-        request["weights"] = job.options.weights
+    request = job.options.worker_options(client.hello_info)
     return client.colorize(
         job.target,
         job.reference,
@@ -303,20 +261,6 @@ def reference_candidates(documents: list[Any], target: Any, recent: list[Any]) -
     ordered = [d for d in recent if any(d == o for o in others)]
     ordered += [d for d in reversed(others) if not any(d == o for o in ordered)]
     return ordered
-
-
-def worker_device(choice: str, hello: dict[str, Any]) -> str:
-    """The worker device for the dialog's choice: ``gpu`` picks the worker's first GPU."""
-    if choice != "gpu":
-        return choice
-    devices = [str(d) for d in hello.get("devices") or []]
-    for device in devices:
-        if device.startswith("cuda") or device == "mps":
-            return device
-    raise ColorizeError(
-        f"The c2e worker sees no GPU (devices: {', '.join(devices) or 'none'}): choose Auto or "
-        "CPU, or install a GPU build of PyTorch in the worker's environment."
-    )
 
 
 def _selection(document: Any, bounds: Rect):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .c2e_client import Settings, settings_path
 from .colorize import SIZES, ColorizeOptions
 from .qt import QtCore, QtWidgets
-from .settings import Settings
 
 TITLE = "Colorize from Reference"
 SIZE_LABELS = {256: "256 (fast)", "native": "Native (the image's own size, slow)"}
@@ -123,7 +123,7 @@ class ColorizeDialog(QtWidgets.QDialog):
             weights=self.weights.text().strip(),
         )
         reference = self._documents[self.reference.currentIndex()]
-        return reference, Settings(self.python.text().strip(), options)
+        return reference, Settings(self.python.text().strip(), options, settings_path())
 
     def _browse_python(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(

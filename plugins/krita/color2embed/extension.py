@@ -10,11 +10,10 @@ from krita import Extension, Krita
 
 from . import colorize
 from .background import BackgroundColorize
+from .c2e_client import WorkerSession, load_settings, save_settings
 from .dialog import TITLE, ColorizeDialog
 from .pixels import LINEAR_SRGB_PROFILE, SRGB_PROFILE, is_linear_profile
 from .qt import QtWidgets, exec_dialog
-from .settings import load_settings, save_settings
-from .worker_session import WorkerSession
 
 ACTION_ID = "color2embed_colorize"
 ACTION_TEXT = "Colorize from Reference…"
@@ -55,7 +54,7 @@ class ColorizeExtension(Extension):
 
     def __init__(self, parent: Any):
         super().__init__(parent)
-        self.session = WorkerSession()
+        self.session = WorkerSession(colorize.HOST)
         self.history = DocumentHistory()
         self.running: BackgroundColorize | None = None
 
@@ -95,7 +94,7 @@ class ColorizeExtension(Extension):
             return self._fail("Open a colour reference as a second document, then try again.")
         if document.colorModel() == "GRAYA" and not self._convert_to_rgb(document):
             return None
-        settings = load_settings()
+        settings = load_settings(colorize.ColorizeOptions)
         layer = document.activeNode()
         usable = layer is not None and layer.type() not in colorize.MASK_TYPES
         dialog = ColorizeDialog(

@@ -1,17 +1,7 @@
 # Python 3.8 compatible on purpose, so no pyupgrade rewrites:
 # ruff: noqa: UP004, UP006, UP031, UP035, UP045
-"""Client for the c2e worker protocol, version 1 (see ``docs/worker-protocol.md``).
-
-Standard library only and Python 3.8 compatible: the Krita and GIMP plugins vendor this one
-file and run it inside the host application's own Python. It starts ``python -m c2e_core
-worker`` in the environment where c2e is installed and talks to it over stdin/stdout::
-
-    with WorkerClient("/path/to/venv/bin/python") as client:
-        print(client.hello()["devices"])
-        result = client.colorize(target, reference, options={"weights": "paper"})
-
-``colorize`` may wait on one thread while a UI thread calls ``cancel``.
-"""
+"""The worker client: starts ``python -m c2e_core worker`` and speaks protocol version 1 to it
+over stdin/stdout (``docs/worker-protocol.md``). Standard library only."""
 
 from __future__ import annotations
 
@@ -26,148 +16,26 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
-PROTOCOL_VERSION = 1
-CHANNEL_COUNTS = {"RGBA": 4, "BGRA": 4, "RGB": 3, "BGR": 3, "GRAY": 1, "GRAYA": 2, "A": 1}
-DTYPE_SIZES = {"u8": 1, "u16": 2, "f16": 2, "f32": 4}
+from .protocol import PROTOCOL_VERSION, Pixels, WorkerCancelled, WorkerError, encode_message
+
 #: Lines of the worker's stderr kept for error messages.
 STDERR_LINES = 200
-
-# The colorize options' limits: those of ``c2e_core.options.ColorizeRequest`` (a test checks
-# they are equal), for the plugins to check their dialogs' values before asking the worker.
-NATIVE_SIZE = "native"
-DEFAULT_SIZE = 256
-SIZE_MULTIPLE = 16
-MIN_SIZE = 16
-MAX_SIZE = 4096
-MIN_STRENGTH = 0.0
-MAX_STRENGTH = 1.0
-DEFAULT_STRENGTH = 1.0
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+#: The worker's command line after the interpreter.
+WORKER_ARGS = ("-m", "c2e_core", "worker")
 
 ProgressCallback = Callable[[int, int, str], Optional[bool]]
 
-__all__ = [
-    "PROTOCOL_VERSION",
-    "Pixels",
-    "WorkerClient",
-    "WorkerError",
-    "WorkerCancelled",
-    "is_strength",
-    "is_working_size",
-]
 
-
-def is_working_size(size: Any) -> bool:
-    """Whether ``size`` is a working size: ``"native"``, or a multiple of ``SIZE_MULTIPLE`` from
-    ``MIN_SIZE`` to ``MAX_SIZE``."""
-    if size == NATIVE_SIZE:
-        return True
-    if isinstance(size, bool) or not isinstance(size, int):
-        return False
-    return MIN_SIZE <= size <= MAX_SIZE and size % SIZE_MULTIPLE == 0
-
-
-def is_strength(strength: Any) -> bool:
-    """Whether ``strength`` is a number from ``MIN_STRENGTH`` to ``MAX_STRENGTH``."""
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
-        return False
-    return MIN_STRENGTH <= strength <= MAX_STRENGTH
-
-
-class WorkerError(Exception):
-    """The worker could not be started, died, or answered a request with an error.
-
-    ``kind``: the protocol's error kind (``bad-request``, ``weights``, ``device``,
-    ``cancelled``, ``internal``) or ``worker`` when the process itself failed.
-    """
-
-    def __init__(self, message: str, kind: str = "worker", stderr: str = ""):
-        super().__init__(message)
-        self.kind = kind
-        self.stderr = stderr
-
-
-class WorkerCancelled(WorkerError):
-    """The request was cancelled."""
-
-    def __init__(self, message: str = "cancelled"):
-        super().__init__(message, "cancelled")
-
-
-class Pixels(object):
-    """Raw pixels: ``width`` x ``height`` samples of ``channels`` in ``dtype``, little-endian.
-
-    ``channels``: RGBA, BGRA, RGB, BGR, GRAY, GRAYA (or A for a mask); ``dtype``: u8, u16, f16
-    or f32; ``linear``: values are linear-light rather than sRGB-encoded. ``info``: the extra
-    fields the worker sent with a result (``device``, ``seconds``, ``model_loads``...).
-    """
-
-    __slots__ = ("width", "height", "channels", "dtype", "linear", "data", "info")
-
-    def __init__(
-        self,
-        width: int,
-        height: int,
-        channels: str,
-        dtype: str,
-        data: bytes,
-        linear: bool = False,
-        info: Optional[Dict[str, Any]] = None,
-    ):
-        self.width = int(width)
-        self.height = int(height)
-        self.channels = channels
-        self.dtype = dtype
-        self.data = data
-        self.linear = bool(linear)
-        self.info = dict(info or {})
-
-    @property
-    def expected_size(self) -> int:
-        """The byte count this layout needs."""
-        count = CHANNEL_COUNTS.get(self.channels, 0)
-        return self.width * self.height * count * DTYPE_SIZES.get(self.dtype, 0)
-
-    def check(self, what: str = "image") -> None:
-        """Raise ``ValueError`` unless the layout is known and ``data`` has the right size."""
-        if self.channels not in CHANNEL_COUNTS:
-            raise ValueError("%s: unknown channels %r" % (what, self.channels))
-        if self.dtype not in DTYPE_SIZES:
-            raise ValueError("%s: unknown dtype %r" % (what, self.dtype))
-        if len(self.data) != self.expected_size:
-            raise ValueError(
-                "%s: %dx%d %s %s needs %d bytes, got %d"
-                % (
-                    what,
-                    self.width,
-                    self.height,
-                    self.channels,
-                    self.dtype,
-                    self.expected_size,
-                    len(self.data),
-                )
-            )
-
-    def header(self, payload: str) -> Dict[str, Any]:
-        """The protocol's IMAGE object for this image, sent as payload ``payload``."""
-        return {
-            "width": self.width,
-            "height": self.height,
-            "channels": self.channels,
-            "dtype": self.dtype,
-            "linear": self.linear,
-            "payload": payload,
-        }
-
-    def __repr__(self) -> str:
-        return "Pixels(%dx%d %s %s%s, %d bytes)" % (
-            self.width,
-            self.height,
-            self.channels,
-            self.dtype,
-            " linear" if self.linear else "",
-            len(self.data),
+def missing_c2e_hint(stderr: str) -> str:
+    """An actionable hint for a worker that failed to start."""
+    if "No module named" in stderr and ("c2e_core" in stderr or "torch" in stderr):
+        return (
+            " The configured Python does not have c2e installed: point the plugin at the "
+            "Python interpreter of the environment where c2e is installed (for example "
+            "/path/to/venv/bin/python or venv\\Scripts\\python.exe)."
         )
+    return ""
+
 
 
 _DEAD = "__worker_dead__"
@@ -182,17 +50,6 @@ class _Request(object):
         self.cancel_requested = False
 
 
-def _hint(stderr: str) -> str:
-    """An actionable hint for a worker that failed to start."""
-    if "No module named" in stderr and ("c2e_core" in stderr or "torch" in stderr):
-        return (
-            " The configured Python does not have c2e installed: point the plugin at the "
-            "Python interpreter of the environment where c2e is installed (for example "
-            "/path/to/venv/bin/python or venv\\Scripts\\python.exe)."
-        )
-    return ""
-
-
 class WorkerClient(object):
     """Starts the c2e worker and speaks the protocol to it (thread-safe)."""
 
@@ -200,7 +57,7 @@ class WorkerClient(object):
         self,
         python_executable: str,
         *,
-        args: Sequence[str] = ("-m", "c2e_core", "worker"),
+        args: Sequence[str] = WORKER_ARGS,
         env: Optional[Dict[str, str]] = None,
         cwd: Optional[str] = None,
     ):
@@ -472,10 +329,7 @@ class WorkerClient(object):
         return message
 
     def _send(self, message: Dict[str, Any], payloads: Sequence[Tuple[str, bytes]] = ()) -> None:
-        if payloads:
-            message = dict(message)
-            message["payloads"] = [{"name": n, "bytes": len(d)} for n, d in payloads]
-        line = json.dumps(message, separators=(",", ":")).encode("utf-8") + b"\n"
+        line = encode_message(message, payloads)
         process = self.process
         if process is None:
             raise WorkerError("the c2e worker is not started")
@@ -586,4 +440,4 @@ class WorkerClient(object):
             text += " (exit status %d)" % status
         if tail.strip():
             text += ". Its last output:\n" + tail
-        return WorkerError(text + _hint(tail), "worker", tail)
+        return WorkerError(text + missing_c2e_hint(tail), "worker", tail)

@@ -1,0 +1,193 @@
+"""The pixel codec: raw IMAGE buffers (RGBA/BGRA/RGB/BGR/GRAY/GRAYA/A; u8/u16/f16/f32,
+little-endian; sRGB-encoded or linear) to and from the float sRGB arrays the pipeline takes.
+
+numpy only at import; the sRGB transfer functions and quantisation are ``c2e_core.colour``'s and
+``c2e_core.imageio``'s, imported when first used, so a file decodes exactly as the CLI reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from c2e_core.worker.protocol import RequestError
+
+#: channels -> (count, indices of R, G, B, index of alpha or None)
+CHANNEL_LAYOUTS: dict[str, tuple[int, tuple[int, int, int] | None, int | None]] = {
+    "RGBA": (4, (0, 1, 2), 3),
+    "BGRA": (4, (2, 1, 0), 3),
+    "RGB": (3, (0, 1, 2), None),
+    "BGR": (3, (2, 1, 0), None),
+    "GRAY": (1, (0, 0, 0), None),
+    "GRAYA": (2, (0, 0, 0), 1),
+    "A": (1, None, 0),
+}
+#: What a target's layout becomes in the result: grey layouts gain colour.
+RESULT_CHANNELS = {"GRAY": "RGB", "GRAYA": "RGBA"}
+DTYPES: dict[str, np.dtype] = {
+    "u8": np.dtype("<u1"),
+    "u16": np.dtype("<u2"),
+    "f16": np.dtype("<f2"),
+    "f32": np.dtype("<f4"),
+}
+_INT_MAX = {"u8": 255.0, "u16": 65535.0}
+
+
+def _transfer(x: np.ndarray, function_name: str) -> np.ndarray:
+    """Apply ``c2e_core.colour``'s exact sRGB transfer function to a numpy array."""
+    import torch
+
+    from c2e_core import colour
+
+    tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return getattr(colour, function_name)(tensor).numpy()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Width, height, channels, sample type and transfer of a raw pixel buffer."""
+
+    width: int
+    height: int
+    channels: str
+    dtype: str
+    linear: bool = False
+
+    @property
+    def channel_count(self) -> int:
+        return CHANNEL_LAYOUTS[self.channels][0]
+
+    @property
+    def nbytes(self) -> int:
+        return self.width * self.height * self.channel_count * DTYPES[self.dtype].itemsize
+
+    def describe(self) -> str:
+        transfer = " linear" if self.linear else ""
+        return f"{self.width}x{self.height} {self.channels} {self.dtype}{transfer}"
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "width": self.width,
+            "height": self.height,
+            "channels": self.channels,
+            "dtype": self.dtype,
+            "linear": self.linear,
+        }
+
+
+def parse_layout(spec: Any, what: str, *, mask: bool = False) -> Layout:
+    """Validate an IMAGE object's layout fields; :class:`RequestError` when wrong."""
+    if not isinstance(spec, dict):
+        raise RequestError(f"{what} must be an image object, not {type(spec).__name__}")
+    width, height = spec.get("width"), spec.get("height")
+    for name, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise RequestError(f"{what}: {name} must be a positive integer, not {value!r}")
+    channels = spec.get("channels", "A" if mask else None)
+    allowed = ("A", "GRAY") if mask else tuple(c for c in CHANNEL_LAYOUTS if c != "A")
+    if channels not in allowed:
+        names = ", ".join(allowed)
+        raise RequestError(f"{what}: channels must be one of {names}, not {channels!r}")
+    dtype = spec.get("dtype")
+    if dtype not in DTYPES:
+        raise RequestError(f"{what}: dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    linear = spec.get("linear", False)
+    if not isinstance(linear, bool):
+        raise RequestError(f"{what}: linear must be true or false, not {linear!r}")
+    return Layout(width, height, "A" if mask else channels, dtype, linear)
+
+
+def decode_pixels(layout: Layout, data: bytes | bytearray | memoryview, what: str) -> np.ndarray:
+    """Raw little-endian samples -> ``[H, W, C]`` array in the layout's dtype (native order)."""
+    if len(data) != layout.nbytes:
+        raise RequestError(
+            f"{what}: a {layout.describe()} image needs {layout.nbytes} bytes, got {len(data)}"
+        )
+    arr = np.frombuffer(data, dtype=DTYPES[layout.dtype])
+    return arr.reshape(layout.height, layout.width, layout.channel_count)
+
+
+def to_unit(samples: np.ndarray, dtype: str) -> np.ndarray:
+    """Samples -> float32 in [0, 1] (floats are clipped; NaN becomes 0)."""
+    if dtype in _INT_MAX:
+        return samples.astype(np.float32) / np.float32(_INT_MAX[dtype])
+    values = np.nan_to_num(samples.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(values, 0.0, 1.0)
+
+
+def from_unit(values: np.ndarray, dtype: str, truncate: bool = False) -> np.ndarray:
+    """Float in [0, 1] -> samples of ``dtype``, quantised exactly like files are written."""
+    from c2e_core.imageio import quantise
+
+    return quantise(values, DTYPES[dtype].newbyteorder("="), truncate)
+
+
+def image_to_srgb(samples: np.ndarray, layout: Layout) -> np.ndarray:
+    """Decoded samples -> float32 ``[H, W, 3]`` sRGB in [0, 1] (alpha dropped)."""
+    indices = CHANNEL_LAYOUTS[layout.channels][1]
+    assert indices is not None
+    rgb = to_unit(samples[:, :, list(indices)], layout.dtype)
+    if layout.linear:
+        rgb = _transfer(rgb, "linear_to_srgb")
+    return np.ascontiguousarray(rgb, dtype=np.float32)
+
+
+def encode_result(
+    rgb: np.ndarray,
+    target: np.ndarray,
+    layout: Layout,
+    *,
+    keep: np.ndarray | None = None,
+    truncate: bool = False,
+) -> tuple[Layout, bytes]:
+    """sRGB float ``[H, W, 3]`` -> raw bytes in the target's layout, alpha copied untouched.
+
+    ``keep`` (``[H, W]`` bool): pixels that take the target's own samples unchanged.
+    """
+    channels = RESULT_CHANNELS.get(layout.channels, layout.channels)
+    out_layout = Layout(layout.width, layout.height, channels, layout.dtype, layout.linear)
+    count, indices, alpha_index = CHANNEL_LAYOUTS[channels]
+    assert indices is not None
+    values = _transfer(rgb, "srgb_to_linear") if layout.linear else rgb
+    native = DTYPES[layout.dtype].newbyteorder("=")
+    out = np.empty((layout.height, layout.width, count), dtype=native)
+    out[:, :, list(indices)] = from_unit(values, layout.dtype, truncate)
+    source_alpha = CHANNEL_LAYOUTS[layout.channels][2]
+    if alpha_index is not None and source_alpha is not None:
+        out[:, :, alpha_index] = target[:, :, source_alpha]
+    if keep is not None and keep.any():
+        if layout.channels in RESULT_CHANNELS:  # grey target: replicate its samples
+            original = out.copy()
+            original[:, :, list(indices)] = target[:, :, :1]
+        else:
+            original = target
+        out[keep] = original[keep]
+    return out_layout, out.astype(DTYPES[layout.dtype], copy=False).tobytes()
+
+
+def request_image(
+    spec: Any, payloads: dict[str, bytes], what: str, *, mask: bool = False
+) -> tuple[Layout, np.ndarray]:
+    """An IMAGE object of a request and its samples, from a payload or a file."""
+    layout = parse_layout(spec, what, mask=mask)
+    if "payload" in spec and "file" in spec:
+        raise RequestError(f"{what}: give either payload or file, not both")
+    if "payload" in spec:
+        name = spec["payload"]
+        if not isinstance(name, str) or name not in payloads:
+            raise RequestError(f"{what}: payload {name!r} was not declared in payloads")
+        data = payloads[name]
+    elif "file" in spec:
+        path = spec["file"]
+        if not isinstance(path, str) or not path:
+            raise RequestError(f"{what}: file must be a path string")
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(layout.nbytes + 1)
+        except OSError as exc:
+            raise RequestError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+    else:
+        raise RequestError(f"{what}: needs a payload name or a file")
+    return layout, decode_pixels(layout, data, what)

@@ -1,0 +1,67 @@
+# Python 3.8 compatible on purpose, so no pyupgrade rewrites:
+# ruff: noqa: UP004, UP006, UP031, UP035, UP045
+"""Client for the c2e worker protocol, version 1 (see ``docs/worker-protocol.md``), and what the
+host plugins share: option checks, worker start-up, settings.
+
+Standard library only and Python 3.8 compatible: the Krita and GIMP plugins vendor this package
+and run it inside the host application's own Python (its modules import each other relatively,
+so it works as a top-level package or inside a plugin's). It starts ``python -m c2e_core
+worker`` in the environment where c2e is installed and talks to it over stdin/stdout::
+
+    with WorkerClient("/path/to/venv/bin/python") as client:
+        print(client.hello()["devices"])
+        result = client.colorize(target, reference, options={"weights": "paper"})
+
+``colorize`` may wait on one thread while a UI thread calls ``cancel``. The parts:
+:mod:`.protocol` (messages, :class:`Pixels`, errors), :mod:`.client` (:class:`WorkerClient`),
+:mod:`.options`, :mod:`.launch` (environment, Python, sessions) and :mod:`.settings`.
+"""
+
+from __future__ import annotations
+
+from .client import STDERR_LINES, WORKER_ARGS, ProgressCallback, WorkerClient
+from .launch import (
+    START_TIMEOUT,
+    Host,
+    LazyWorker,
+    WorkerSession,
+    check_python,
+    start_worker,
+    worker_environment,
+)
+from .options import (
+    DEFAULT_SIZE,
+    DEFAULT_STRENGTH,
+    DEVICES,
+    MAX_SIZE,
+    MAX_STRENGTH,
+    MIN_SIZE,
+    MIN_STRENGTH,
+    NATIVE_SIZE,
+    PRECISIONS,
+    SIZE_MULTIPLE,
+    ColorizeError,
+    ColorizeOptions,
+    is_strength,
+    is_working_size,
+    worker_device,
+)
+from .protocol import (
+    CHANNEL_COUNTS,
+    DTYPE_SIZES,
+    PROTOCOL_VERSION,
+    Pixels,
+    WorkerCancelled,
+    WorkerError,
+)
+from .settings import SETTINGS_FILE, Settings, load_settings, save_settings, settings_path
+
+__all__ = [
+    "CHANNEL_COUNTS", "DEFAULT_SIZE", "DEFAULT_STRENGTH", "DEVICES", "DTYPE_SIZES", "MAX_SIZE",
+    "MAX_STRENGTH", "MIN_SIZE", "MIN_STRENGTH", "NATIVE_SIZE", "PRECISIONS", "PROTOCOL_VERSION",
+    "SETTINGS_FILE", "SIZE_MULTIPLE", "START_TIMEOUT", "STDERR_LINES", "WORKER_ARGS",
+    "ColorizeError", "ColorizeOptions", "Host", "LazyWorker", "Pixels", "ProgressCallback",
+    "Settings", "WorkerCancelled", "WorkerClient", "WorkerError", "WorkerSession",
+    "check_python", "is_strength", "is_working_size", "load_settings", "save_settings",
+    "settings_path", "start_worker", "worker_device", "worker_environment",
+]

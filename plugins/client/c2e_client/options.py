@@ -1,0 +1,141 @@
+# Python 3.8 compatible on purpose, so no pyupgrade rewrites:
+# ruff: noqa: UP004, UP006, UP031, UP035, UP045
+"""The colorize options a plugin's dialog asks for, checked before the worker is asked.
+
+The limits are those of ``c2e_core.options.ColorizeRequest`` (a test checks they are equal).
+:class:`ColorizeOptions` holds what every plugin asks (size, device, strength, weights); a
+plugin's subclass adds its host's own fields and says how its host writes "native" and which
+devices its dialog offers. Standard library only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+NATIVE_SIZE = "native"
+DEFAULT_SIZE = 256
+SIZE_MULTIPLE = 16
+MIN_SIZE = 16
+MAX_SIZE = 4096
+MIN_STRENGTH = 0.0
+MAX_STRENGTH = 1.0
+DEFAULT_STRENGTH = 1.0
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+#: The devices the worker understands (``cuda:N`` too); ``gpu``: the worker's first GPU.
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class ColorizeError(Exception):
+    """Something the user can fix, said in one line; the image was not changed."""
+
+
+def is_working_size(size: Any) -> bool:
+    """Whether ``size`` is a working size: ``"native"``, or a multiple of ``SIZE_MULTIPLE`` from
+    ``MIN_SIZE`` to ``MAX_SIZE``."""
+    if size == NATIVE_SIZE:
+        return True
+    if isinstance(size, bool) or not isinstance(size, int):
+        return False
+    return MIN_SIZE <= size <= MAX_SIZE and size % SIZE_MULTIPLE == 0
+
+
+def is_strength(strength: Any) -> bool:
+    """Whether ``strength`` is a number from ``MIN_STRENGTH`` to ``MAX_STRENGTH``."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
+        return False
+    return MIN_STRENGTH <= strength <= MAX_STRENGTH
+
+
+def worker_device(choice: str, hello: Dict[str, Any]) -> str:
+    """The worker's device for a dialog's choice: ``gpu`` is the worker's first GPU."""
+    if choice != "gpu":
+        return choice
+    devices = [str(d) for d in hello.get("devices") or []]
+    for device in devices:
+        if device.startswith("cuda") or device == "mps":
+            return device
+    raise ColorizeError(
+        "The c2e worker sees no GPU (devices: %s): choose Auto or CPU, or install a GPU build "
+        "of PyTorch in the worker's environment." % (", ".join(devices) or "none")
+    )
+
+
+class ColorizeOptions(object):
+    """What a plugin's dialog asks, checked when made and by :meth:`check`.
+
+    ``size``: a multiple of 16 from 16 to 4096, or :attr:`NATIVE` for the image's own size;
+    ``device``: one of :attr:`DEVICES` (or ``cuda:N`` when :attr:`INDEXED_DEVICES`);
+    ``strength``: 0..1, how much of the predicted colour replaces the original;
+    ``weights``: a weights name or file for the worker, ``""`` for the worker's default.
+    Subclasses add fields to :attr:`FIELDS` and check them in :meth:`check_host`.
+    """
+
+    #: (name, default) of every option, in order.
+    FIELDS: Tuple[Tuple[str, Any], ...] = (
+        ("size", DEFAULT_SIZE),
+        ("device", "auto"),
+        ("strength", DEFAULT_STRENGTH),
+        ("weights", ""),
+    )
+    #: How the host writes "the image's own size" (``"native"`` for the worker).
+    NATIVE: Any = NATIVE_SIZE
+    #: The devices the host's dialog offers.
+    DEVICES: Tuple[str, ...] = DEVICES
+    #: Whether ``cuda:N`` is accepted too.
+    INDEXED_DEVICES = True
+
+    def __init__(self, **values: Any):
+        names = [name for name, _ in self.FIELDS]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise TypeError("unknown option %s (known: %s)" % (unknown[0], ", ".join(names)))
+        for name, default in self.FIELDS:
+            setattr(self, name, values.get(name, default))
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`ColorizeError` naming the first bad value."""
+        size = self.size
+        native = size == self.NATIVE and type(size) is type(self.NATIVE)
+        if not native and (isinstance(size, str) or not is_working_size(size)):
+            raise ColorizeError(
+                "working size must be a multiple of %d from %d to %d, or %r for the image's "
+                "own size, not %r" % (SIZE_MULTIPLE, MIN_SIZE, MAX_SIZE, self.NATIVE, size)
+            )
+        device = self.device
+        indexed = (
+            self.INDEXED_DEVICES
+            and isinstance(device, str)
+            and device.startswith("cuda:")
+            and device[5:].isdigit()
+        )
+        if not indexed and device not in self.DEVICES:
+            names = ", ".join(self.DEVICES) + (" or cuda:N" if self.INDEXED_DEVICES else "")
+            raise ColorizeError("device must be one of %s, not %r" % (names, device))
+        if not is_strength(self.strength):
+            raise ColorizeError("strength must be a number from 0 to 1, not %r" % (self.strength,))
+        if not isinstance(self.weights, str):
+            raise ColorizeError("weights must be a name or a file path")
+        self.check_host()
+
+    def check_host(self) -> None:
+        """Check the host's own fields (none here)."""
+
+    def worker_options(self, hello: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """The ``options`` of the worker's ``colorize`` request (``hello``: the worker's, to
+        choose its GPU for ``gpu``)."""
+        options: Dict[str, Any] = {
+            "size": NATIVE_SIZE if self.size == self.NATIVE else self.size,
+            "device": worker_device(self.device, hello or {}),
+            "strength": float(self.strength),
+        }
+        if self.weights:
+            options["weights"] = self.weights
+        return options
+
+    def as_dict(self) -> Dict[str, Any]:
+        return dict((name, getattr(self, name)) for name, _ in self.FIELDS)
+
+    def __repr__(self) -> str:
+        values = ", ".join("%s=%r" % item for item in self.as_dict().items())
+        return "%s(%s)" % (type(self).__name__, values)

@@ -1,0 +1,129 @@
+"""The plugins' shared client package (``plugins/client/c2e_client``) and what both plugins are
+made of once installed: standard library, their host's modules and their own files only."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+from c2e_core.host_plugins import GimpPlugin, KritaPlugin
+from tests.conftest import CLIENT_DIR, load_client
+
+client = load_client()
+
+#: Per host: how to install it into a scratch folder, where its package lands, what it may
+#: import besides the standard library (the host's own modules and the plugin's top level).
+HOSTS = {
+    "krita": (KritaPlugin, Path("pykrita") / "color2embed", {"krita", "PyQt5", "PyQt6"}),
+    "gimp": (GimpPlugin, Path("plug-ins") / "color2embed", {"gi", "c2e_client", "c2e_gimp"}),
+}
+
+
+def installed_files(host: str, root: Path) -> list[Path]:
+    plugin_class, package, _ = HOSTS[host]
+    if host == "krita":
+        plugin_class().install(root, config=root / "kritarc")
+    else:
+        plugin_class().install(root)
+    return sorted((root / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("host", sorted(HOSTS))
+def test_installed_plugin_is_python38_and_stdlib_only(host, tmp_path):
+    """Every file of the installed plugin, vendored client included, parses as Python 3.8 and
+    imports only the standard library, the host's modules and the plugin's own."""
+    files = installed_files(host, tmp_path)
+    assert any(p.parent.name == "c2e_client" for p in files)
+    allowed = set(sys.stdlib_module_names) | HOSTS[host][2] | {"__future__"}
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 8))
+        modules = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules.add(node.module.split(".")[0])
+        assert not modules - allowed, f"{path.name} imports {sorted(modules - allowed)}"
+        assert not any(isinstance(node, ast.Match) for node in ast.walk(tree)), path.name
+
+
+def test_the_client_imports_itself_relatively():
+    """Its modules import each other relatively: it works at the top level (GIMP) and inside
+    the plugin's package (Krita)."""
+    for path in CLIENT_DIR.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith("c2e_client"), path.name
+
+
+# -- launch --------------------------------------------------------------------------------------
+def test_worker_environment_drops_the_hosts_python_and_appimage_paths():
+    env = client.worker_environment({
+        "PYTHONHOME": "/krita", "PYTHONPATH": "/krita/lib", "PYTHONUSERBASE": "/gimp/user",
+        "HOME": "/home/u", "APPDIR": "/tmp/.mount_krita",
+        "LD_LIBRARY_PATH": "/tmp/.mount_krita/usr/lib:/opt/cuda",
+        "QT_PLUGIN_PATH": "/tmp/.mount_krita/plugins",
+    })
+    assert env == {"HOME": "/home/u", "APPDIR": "/tmp/.mount_krita",
+                   "LD_LIBRARY_PATH": "/opt/cuda"}
+    assert client.worker_environment({"PATH": "/usr/bin", "LD_LIBRARY_PATH": "/x"}) == {
+        "PATH": "/usr/bin", "LD_LIBRARY_PATH": "/x"}  # no AppImage: paths kept
+
+
+def test_set_up_hints_name_the_host():
+    gimp = client.Host("gimp", "GIMP")
+    assert gimp.setup_hint.endswith("'c2e plugins install gimp', then restart GIMP.")
+    krita = client.Host("krita", "Krita", "or set it in the dialog")
+    assert krita.setup_hint.endswith("then restart Krita; or set it in the dialog.")
+    with pytest.raises(client.ColorizeError, match=r"\(no 'python' in s.json\)\. In a terminal"):
+        client.check_python("", gimp, "s.json")
+    with pytest.raises(client.ColorizeError, match="Python '/no/python' does not exist"):
+        client.check_python("/no/python", gimp)
+
+
+def test_session_restarts_a_worker_for_another_python(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    session = client.WorkerSession(client.Host("x", "X"), args=["-c", "pass"])
+    with pytest.raises(client.WorkerError, match="exited before it was ready") as failure:
+        session.client(str(fake))
+    assert "'c2e plugins install x'" in str(failure.value)
+    assert session.started is None and not session.running and session.pid is None
+
+
+# -- options -------------------------------------------------------------------------------------
+def test_shared_options_check_and_translate():
+    options = client.ColorizeOptions(size="native", device="cuda:2", strength=0, weights="p")
+    assert options.worker_options() == {"size": "native", "device": "cuda:2", "strength": 0.0,
+                                        "weights": "p"}
+    assert options.as_dict() == {"size": "native", "device": "cuda:2", "strength": 0,
+                                 "weights": "p"}
+    assert repr(options).startswith("ColorizeOptions(size='native'")
+    with pytest.raises(TypeError, match="unknown option colour"):
+        client.ColorizeOptions(colour=1)
+    for bad, message in [({"size": 17}, "multiple of 16 from 16 to 4096, or 'native'"),
+                         ({"size": "256"}, "not '256'"), ({"device": "cuda:x"}, "cuda:N"),
+                         ({"strength": True}, "strength"), ({"weights": 3}, "weights")]:
+        with pytest.raises(client.ColorizeError, match=message):
+            client.ColorizeOptions(**bad)
+    assert client.worker_device("gpu", {"devices": ["cpu", "mps"]}) == "mps"
+    with pytest.raises(client.ColorizeError, match="sees no GPU"):
+        client.worker_device("gpu", {})
+
+
+def test_settings_keep_defaults_for_bad_values(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text('{"python": 3, "strength": 0.5, "size": "huge", "weights": "paper"}')
+    settings = client.load_settings(path=str(path))
+    assert (settings.python, settings.options.strength, settings.options.size,
+            settings.options.weights, settings.path) == ("", 0.5, 256, "paper", str(path))
+    settings.python = "/env/bin/python"
+    client.save_settings(settings)
+    assert client.load_settings(path=str(path)).as_dict() == {
+        "python": "/env/bin/python", "size": 256, "device": "auto", "strength": 0.5,
+        "weights": "paper"}
