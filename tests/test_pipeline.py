@@ -249,5 +249,5 @@ def test_the_compat_mode_chooses_one_pipeline_object():
     assert isinstance(official.pipeline, OfficialPipeline) and official.compat == "official"
     assert official.pipeline.truncate and not official.pipeline.antialias
     assert Colorizer(model, device="cpu").pipeline is PIPELINES[None]
-    with pytest.raises(OptionError, match="compat must be 'official' or None"):
+    with pytest.raises(OptionError, match="compat must be one of null, 'official', not 'authors'"):
         Colorizer(model, device="cpu", compat="authors")
