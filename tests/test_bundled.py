@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from c2e_core.build import PRESETS
+from c2e_core.build import COLOR2EMBED_CORR, CORR_PRESETS
 from c2e_core.loader import DEFAULT_WEIGHTS_NAME, default_weights_spec, load_model
 from c2e_core.weights import WeightsError, WeightsStore, read_weights, sha256_file
 
@@ -34,20 +34,21 @@ def test_bundled_default_weights_are_small_verified_and_documented():
     assert path.stat().st_size <= 25 * 1024 * 1024
     assert sha256_file(path) == entry["sha256"]
     weights = read_weights(path, expected_sha256=entry["sha256"])
-    assert weights.config == PRESETS["small"].to_dict()
+    assert weights.architecture == COLOR2EMBED_CORR  # the project's extension of the paper
+    assert weights.config == CORR_PRESETS["corr-small"].to_dict()
     meta = weights.metadata
     # provenance: recipe, data manifest, steps, images seen, hardware and wall time
-    assert meta["recipe"]["model"] == {"preset": "small"}
-    assert meta["recipe"]["init"]["from"].startswith("weights:")  # each stage continues the last
-    assert meta["recipe"]["loss"]["histogram"] > 0 and "cpu-small.toml" in meta["data_note"]
-    assert len(meta["data_manifest_sha256"]) == 64 and meta["data_files"] == 188
-    assert meta["steps"] >= 500
+    assert meta["recipe"]["model"] == {"preset": "corr-small"}
+    assert meta["recipe"]["init"]["from"].startswith("weights:")  # stage 2 continues stage 1
+    assert meta["recipe"]["reference"]["foreign_p"] > 0  # references that miss content
+    # trained on the train split only (training/splits.py): 153 of the 219 photos
+    assert len(meta["data_manifest_sha256"]) == 64 and meta["data_files"] == 153
+    assert meta["steps"] >= 300
     assert meta["images_seen"] == meta["steps"] * meta["recipe"]["optim"]["batch"]
-    assert meta["recipe"]["data"]["size"] == 256  # the last stage trains at the working size
+    assert meta["recipe"]["data"]["size"] == 256  # every stage trains at the working size
     assert meta["hardware"]["device"] == "cpu" and meta["wall_time_s"] > 0
-    assert "photos-train" in meta["data_note"]
-    for stage in ("cpu-small.toml", "cpu-small-colour.toml", "cpu-small-palette.toml",
-                  "cpu-small-settle.toml", "cpu-small-finish.toml", "cpu-small-256.toml"):
+    assert "photos-train" in meta["data_note"] and "splits.py" in meta["data_note"]
+    for stage in ("cpu-corr.toml", "cpu-corr-foreign.toml"):
         assert stage in meta["data_note"]
 
 
@@ -57,7 +58,7 @@ def test_default_weights_are_registered_and_load():
     assert entry.source == "plugin:c2e_core.builtin" and "photos" in entry.description
     assert default_weights_spec(store) == DEFAULT_WEIGHTS_NAME
     loaded = load_model(DEFAULT_WEIGHTS_NAME)
-    assert loaded.config == PRESETS["small"].to_dict()
+    assert loaded.config == CORR_PRESETS["corr-small"].to_dict()
 
 
 def test_environment_variable_switches_the_default(tmp_path, monkeypatch, tiny_weights):
