@@ -104,6 +104,19 @@ def test_shipped_recipes_parse():
     assert gpu.run.precision == "bf16" and gpu.run.channels_last
 
 
+def test_corr_recipes_parse_and_chain():
+    from c2e_core.build import CORR_PRESETS
+
+    stage1 = load_recipe(RECIPES / "cpu-corr.toml")
+    assert stage1.model.config() == CORR_PRESETS["corr-small"] and stage1.init.pretrained_backbone
+    assert stage1.data.crop.size == 256 and stage1.loss.perceptual == "none"
+    assert stage1.reference.foreign_p == 0
+    stage2 = load_recipe(RECIPES / "cpu-corr-foreign.toml")
+    assert stage2.model.config() == CORR_PRESETS["corr-small"] and stage2.init.kind == "weights"
+    assert stage2.init.path.parent.name == "cpu-corr"  # stage 2 continues stage 1
+    assert stage2.reference.foreign_p == 0.5 and stage2.data.crop.size == 256
+
+
 def test_recipe_errors(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[optim]\nlearning_rate = 1\n")
@@ -393,6 +406,28 @@ def test_small_variant_starts_from_a_pretrained_backbone(tmp_path, images):
     with pytest.raises(ValueError, match="scratch"):
         recipe_from_dict(_raw(images, tmp_path / "x", init={"from": f"weights:{path}",
                                                              "pretrained_backbone": True}))
+
+
+def test_corr_model_trains_with_foreign_regions_and_frozen_imagenet_features(tmp_path, images):
+    from tests.test_backbones import effnet_weights
+
+    effnet_weights()
+    raw = _raw(images, tmp_path / "run", init={"pretrained_backbone": True},
+               optim={"steps": 2}, run={"checkpoint_every": 0},
+               reference={"foreign_p": 1.0})  # fmt: skip
+    raw["model"] = {"preset": "corr-small", "unet_widths": [8, 8, 16, 16, 16], "embed_dim": 16,
+                    "encoder_hidden": 16, "encoder_mlp_hidden": 16}  # fmt: skip
+    recipe = recipe_from_dict(raw)
+    from c2e_core.training.trainer import _build_model
+    from c2e_core.weights import read_weights
+
+    start = _build_model(recipe, seed=0).state_dict()
+    path = train(recipe, progress=False)
+    weights = read_weights(path)
+    assert weights.architecture == "color2embed-corr"
+    frozen = [k for k in start if k.startswith("features.")]
+    assert frozen and all(torch.equal(weights.state_dict[k], start[k]) for k in frozen)
+    assert not torch.equal(weights.state_dict["unet.outc.2.weight"], start["unet.outc.2.weight"])
 
 
 def test_training_from_scratch_starts_with_a_live_colour_encoder():
