@@ -21,8 +21,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from c2e_core.build import build_color2embed
-from c2e_core.pipeline import Colorizer
+from c2e_core.inference.pipeline import Colorizer
+from c2e_core.weights.build import build_color2embed
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2, sync=None) -> float:
@@ -55,7 +55,7 @@ def colour_difference(model, colorizer: Colorizer, device) -> tuple[str, str]:
     (skimage's photos), against the fp32 pipeline with the same weights."""
     import skimage.data
 
-    from c2e_core.colour import rgb_to_lab
+    from c2e_core.modeling.colour import rgb_to_lab
 
     target, reference = skimage.data.astronaut(), skimage.data.coffee()
     reference_run = Colorizer(model, device=device).colorize(target, reference=reference)
@@ -99,7 +99,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.weights:
-        from c2e_core.loader import load_model
+        from c2e_core.weights.loader import load_model
 
         base_model = load_model(args.weights).model
     else:

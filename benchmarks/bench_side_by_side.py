@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from bench_inference import cpu_name, photo_pair
 
-from c2e_core.loader import load_model
-from c2e_core.pipeline import Colorizer
+from c2e_core.inference.pipeline import Colorizer
+from c2e_core.weights.loader import load_model
 
 
 def main() -> None:

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import torch
 
-from c2e_core.build import build_color2embed
-from c2e_core.colour import lab_to_rgb
 from c2e_core.data.folder import batch_to_lab
 from c2e_core.data.reference import ReferenceRecipe, synthesize_references
-from c2e_core.device import select_device
+from c2e_core.inference.device import select_device
+from c2e_core.modeling.colour import lab_to_rgb
 from c2e_core.training.losses import PerceptualLoss, reconstruction_loss
 from c2e_core.training.recipe import load_recipe
+from c2e_core.weights.build import build_color2embed
 
 RECIPES = Path(__file__).resolve().parents[1] / "training" / "recipes"
 

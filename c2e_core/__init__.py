@@ -17,12 +17,12 @@ __version__ = "0.1.0"
 __all__ = ["Colorizer", "__version__", "hookimpl"]
 
 if TYPE_CHECKING:
-    from c2e_core.pipeline import Colorizer
+    from c2e_core.inference.pipeline import Colorizer
 
 
 def __getattr__(name: str) -> Any:
     if name == "Colorizer":
-        from c2e_core.pipeline import Colorizer
+        from c2e_core.inference.pipeline import Colorizer
 
         return Colorizer
     raise AttributeError(f"module 'c2e_core' has no attribute {name!r}")

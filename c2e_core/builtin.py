@@ -17,7 +17,7 @@ BUNDLED_WEIGHTS_PACKAGE = "c2e_core.bundled"
 # The built-in collectors run first (``tryfirst``), so built-ins are listed before plugins'.
 @hookimpl(tryfirst=True)
 def c2e_register_architectures(register):
-    from c2e_core.build import (
+    from c2e_core.weights.build import (
         COLOR2EMBED,
         COLOR2EMBED_CORR,
         CORR_PRESETS,
@@ -60,7 +60,7 @@ def c2e_register_weights(register):
 
 @hookimpl(tryfirst=True)
 def c2e_register_processors(register):
-    from c2e_core import processing
+    from c2e_core.inference import processing
 
     register("auto-contrast", "pre", processing.auto_contrast, "stretch the target's contrast")
     register("saturation", "post", processing.saturation, "scale the chroma (factor)")

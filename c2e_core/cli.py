@@ -202,7 +202,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_install(args: argparse.Namespace) -> int:
-    from c2e_core.host_plugins import get_host
+    from c2e_core.hosts.install import get_host
 
     host = get_host(args.host)
     report = host.install(args.folder, weights=args.weights, config=args.config)
@@ -215,7 +215,7 @@ def cmd_plugins_install(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_uninstall(args: argparse.Namespace) -> int:
-    from c2e_core.host_plugins import get_host
+    from c2e_core.hosts.install import get_host
 
     host = get_host(args.host)
     report = host.uninstall(args.folder, config=args.config)
@@ -227,7 +227,7 @@ def cmd_plugins_uninstall(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_package(args: argparse.Namespace) -> int:
-    from c2e_core.host_plugins import get_host
+    from c2e_core.hosts.install import get_host
 
     host = get_host(args.host)
     path = host.package(args.output, weights=args.weights, overwrite=args.overwrite)
@@ -300,8 +300,8 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if request.method != "c2e":
         return _colorize_with_baseline(args, outputs)
     host = get_plugin_host()
-    from c2e_core.loader import default_weights_spec
-    from c2e_core.pipeline import Colorizer
+    from c2e_core.inference.pipeline import Colorizer
+    from c2e_core.weights.loader import default_weights_spec
 
     colorizer = Colorizer.from_weights(
         request.weights or default_weights_spec(),
@@ -331,9 +331,9 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
 def _colorize_with_baseline(args: argparse.Namespace, outputs: list[Path]) -> int:
     """``--method lookup|reinhard|gray``: classical colour transfer, no weights needed."""
-    from c2e_core.baselines import colorize_with_baseline
-    from c2e_core.imageio import read_image
-    from c2e_core.pipeline import Colorized
+    from c2e_core.files.images import read_image
+    from c2e_core.inference.baselines import colorize_with_baseline
+    from c2e_core.inference.pipeline import Colorized
 
     if len(args.reference) != 1:
         raise UserError(f"--method {args.method} takes exactly one --reference")
@@ -400,8 +400,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     import torchvision
 
     from c2e_core import __version__
-    from c2e_core.device import available_devices, select_device
-    from c2e_core.weights import WeightsError, WeightsStore, weights_home
+    from c2e_core.inference.device import available_devices, select_device
+    from c2e_core.weights.store import WeightsError, WeightsStore, weights_home
 
     print(
         f"c2e {__version__}  python {sys.version.split()[0]}  torch {torch.__version__}  "
@@ -431,7 +431,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_weights_list(args: argparse.Namespace) -> int:
     host = get_plugin_host()
-    from c2e_core.weights import WeightsStore
+    from c2e_core.weights.store import WeightsStore
 
     entries = WeightsStore(host=host).list()
     if not entries:
@@ -447,8 +447,8 @@ def cmd_weights_list(args: argparse.Namespace) -> int:
 
 def cmd_weights_import(args: argparse.Namespace) -> int:
     host = get_plugin_host()
-    from c2e_core.loader import read_weights_any
-    from c2e_core.weights import WeightsStore
+    from c2e_core.weights.loader import read_weights_any
+    from c2e_core.weights.store import WeightsStore
 
     _check_input(args.path)
     weights, _ = read_weights_any(args.path, host=host)
@@ -465,7 +465,7 @@ def cmd_weights_import(args: argparse.Namespace) -> int:
 
 def cmd_weights_verify(args: argparse.Namespace) -> int:
     host = get_plugin_host()
-    from c2e_core.weights import WeightsStore
+    from c2e_core.weights.store import WeightsStore
 
     results = WeightsStore(host=host).verify(args.name)
     if not results:
@@ -481,7 +481,7 @@ def cmd_weights_verify(args: argparse.Namespace) -> int:
 
 def cmd_weights_remove(args: argparse.Namespace) -> int:
     host = get_plugin_host()
-    from c2e_core.weights import WeightsStore
+    from c2e_core.weights.store import WeightsStore
 
     entry = WeightsStore(host=host).remove(args.name)
     print(f"removed {entry.name}")

@@ -4,7 +4,7 @@ A :class:`C2EError` is something the user can fix, or a cancellation: the CLI pr
 line and exits with status 2 (130 for :class:`Cancelled`), the worker answers an ``error`` of
 ``kind`` :attr:`C2EError.kind`. Anything else that escapes is a bug (``internal``). The classes
 live here, standard library only, so that catching them imports nothing heavy; the modules that
-raise them re-export them (``from c2e_core.weights import WeightsError`` keeps working).
+raise them re-export them (``from c2e_core.weights.store import WeightsError`` keeps working).
 """
 
 from __future__ import annotations

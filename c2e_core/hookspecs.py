@@ -75,7 +75,7 @@ def c2e_progress(job: str, done: int, total: int, message: str) -> bool | None:
     """Observe progress of a slow job (``"colorize"``, ``"import"``, …).
 
     Return ``True`` to ask for cancellation; the job then stops with
-    :class:`c2e_core.progress.Cancelled` at its next step.
+    :class:`c2e_core.errors.Cancelled` at its next step.
     """
 
 

@@ -3,9 +3,10 @@
 It is built from keyword arguments (``ColorizeRequest(size=512)``), from the CLI's arguments
 (:meth:`ColorizeRequest.from_cli_args`) or from a worker ``colorize`` message
 (:meth:`ColorizeRequest.from_message`); the CLI, the worker and
-:class:`~c2e_core.pipeline.Colorizer` check options only through it. Standard library only, so a
-bad option is reported without importing torch. The options table of ``docs/worker-protocol.md``
-and the plugins' client (``plugins/client/c2e_client/options.py``) are tested against it.
+:class:`~c2e_core.inference.pipeline.Colorizer` check options only through it. Standard library
+only, so a bad option is reported without importing torch. The options table of
+``docs/worker-protocol.md`` and the plugins' client (``plugins/client/c2e_client/options.py``)
+are tested against it.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def check_strength(strength: Any) -> float:
 
 def check_device(device: Any) -> str:
     """A device name as written (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``); whether it
-    exists on this machine is :func:`c2e_core.device.select_device`'s question."""
+    exists on this machine is :func:`c2e_core.inference.device.select_device`'s question."""
     if not isinstance(device, str) or not device.strip():
         raise _error("device", f"must be a string such as {', '.join(DEVICES)}, not {device!r}")
     if not _DEVICE.fullmatch(device.strip().lower()):
@@ -88,7 +89,7 @@ def check_device(device: Any) -> str:
 
 @dataclass(frozen=True)
 class Step:
-    """A resolved processing step (:func:`c2e_core.pipeline.resolve_steps`): a registered
+    """A resolved processing step (:func:`c2e_core.inference.pipeline.resolve_steps`): a registered
     function and the options it is called with."""
 
     name: str

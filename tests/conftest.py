@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from c2e_core.build import build_color2embed
+from c2e_core.weights.build import build_color2embed
 
 REPO = Path(__file__).resolve().parents[1]
 CLIENT_DIR = REPO / "plugins" / "client" / "c2e_client"
@@ -60,7 +60,7 @@ def tiny_model(seed: int = 0):
 
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory):
-    from c2e_core.weights import save_weights
+    from c2e_core.weights.store import save_weights
 
     path = tmp_path_factory.mktemp("weights") / "tiny.c2e.pt"
     save_weights(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from c2e_core.atomic import atomic_file, atomic_write
+from c2e_core.files.atomic import atomic_file, atomic_write
 
 
 def test_atomic_write_replaces_and_keeps_mode(tmp_path):

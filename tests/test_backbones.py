@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from c2e_core.build import ModelConfig, build_color2embed
-from c2e_core.pipeline import Colorizer
+from c2e_core.inference.pipeline import Colorizer
+from c2e_core.weights.build import ModelConfig, build_color2embed
 
 SMALL_EFFNET = {
     "unet_widths": [8, 16, 16, 32, 32],

@@ -127,7 +127,7 @@ def test_several_targets_with_progress_and_blended_references(tmp_path, images, 
 def test_native_size_and_16_bit_output(tmp_path, tiny_weights, images):
     rng = np.random.default_rng(0)
     target = tmp_path / "deep.png"
-    from c2e_core.imageio import read_image, write_image
+    from c2e_core.files.images import read_image, write_image
 
     write_image(target, rng.random((40, 56, 3)).astype(np.float32), bit_depth=16)
     out = tmp_path / "deep-out.png"
@@ -225,7 +225,7 @@ def test_a_bad_target_in_a_batch_stops_before_anything_is_written(tmp_path, imag
 
 
 def test_importing_weights_of_an_unknown_architecture_is_a_clear_error(tmp_path):
-    from c2e_core.weights import save_weights
+    from c2e_core.weights.store import save_weights
 
     path = tmp_path / "alien.c2e.pt"
     save_weights(path, architecture="alien", config={}, state_dict={"w": torch.zeros(1)})

@@ -8,7 +8,7 @@ import torch
 from skimage import color
 from skimage.color import colorconv
 
-from c2e_core.colour import lab_to_rgb, rgb_to_lab, split_l_ab
+from c2e_core.modeling.colour import lab_to_rgb, rgb_to_lab, split_l_ab
 
 
 def _cube_chunks(n_chunks: int = 16):
@@ -115,7 +115,7 @@ def test_split_l_ab():
 
 
 def test_gamut_fit_keeps_lightness_and_hue():
-    from c2e_core.colour import lab_to_rgb_in_gamut
+    from c2e_core.modeling.colour import lab_to_rgb_in_gamut
 
     gen = torch.Generator().manual_seed(0)
     lab = torch.stack(
@@ -142,7 +142,7 @@ def test_gamut_fit_keeps_lightness_and_hue():
 def test_gamut_fit_keeps_nearly_all_the_chroma_that_fits():
     """The chroma factor is the largest in-gamut one within 1/256 (8 bisection steps): 1/256
     more chroma leaves the gamut for at least one pixel in a hundred, and 1/128 less never."""
-    from c2e_core.colour import _lab_to_linear_rgb, lab_to_rgb_in_gamut
+    from c2e_core.modeling.colour import _lab_to_linear_rgb, lab_to_rgb_in_gamut
 
     gen = torch.Generator().manual_seed(1)
     lab = torch.stack(
@@ -170,7 +170,7 @@ def test_gamut_fit_keeps_nearly_all_the_chroma_that_fits():
 
 
 def test_rgb_to_lightness_is_lab_l():
-    from c2e_core.colour import rgb_to_lightness
+    from c2e_core.modeling.colour import rgb_to_lightness
 
     x = torch.rand(2, 3, 17, 19, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(rgb_to_lightness(x), rgb_to_lab(x)[:, :1], atol=1e-4, rtol=0)

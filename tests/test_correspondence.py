@@ -6,15 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from c2e_core.build import (
-    COLOR2EMBED_CORR,
-    CorrConfig,
-    build_color2embed_corr,
-    build_model,
-    init_for_training,
-    load_state_strictly,
-)
-from c2e_core.colour import rgb_to_lab
+from c2e_core.inference.pipeline import Colorizer
+from c2e_core.modeling.colour import rgb_to_lab
 from c2e_core.modeling.correspondence import (
     EMPTY_BIAS,
     LINEAR_EPS,
@@ -24,8 +17,15 @@ from c2e_core.modeling.correspondence import (
     gray_from_lightness,
     linear_prior,
 )
-from c2e_core.pipeline import Colorizer
-from c2e_core.weights import read_weights, save_weights
+from c2e_core.weights.build import (
+    COLOR2EMBED_CORR,
+    CorrConfig,
+    build_color2embed_corr,
+    build_model,
+    init_for_training,
+    load_state_strictly,
+)
+from c2e_core.weights.store import read_weights, save_weights
 
 TINY = {"unet_widths": [8, 8, 16, 16, 16], "embed_dim": 16, "encoder_hidden": 16,
         "encoder_mlp_hidden": 16}  # fmt: skip

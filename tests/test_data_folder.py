@@ -19,7 +19,7 @@ from c2e_core.data.folder import (
     make_loader,
     set_loader_epoch,
 )
-from c2e_core.imageio import write_image
+from c2e_core.files.images import write_image
 
 SIZE = 24
 

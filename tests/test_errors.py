@@ -4,6 +4,7 @@ the CLI's light commands) imports no torch."""
 from __future__ import annotations
 
 import os
+import pkgutil
 import subprocess
 import sys
 
@@ -34,19 +35,19 @@ def test_every_error_has_a_protocol_kind():
 @pytest.mark.parametrize(
     ("module", "name"),
     [
-        ("c2e_core.pipeline", "OptionError"),
-        ("c2e_core.imageio", "ImageReadError"),
-        ("c2e_core.imageio", "ImageWriteError"),
-        ("c2e_core.weights", "WeightsError"),
-        ("c2e_core.official", "CheckpointError"),
-        ("c2e_core.official", "NotAnOfficialCheckpoint"),
-        ("c2e_core.device", "DeviceError"),
-        ("c2e_core.quantization", "QuantizationError"),
+        ("c2e_core.inference.pipeline", "OptionError"),
+        ("c2e_core.files.images", "ImageReadError"),
+        ("c2e_core.files.images", "ImageWriteError"),
+        ("c2e_core.weights.store", "WeightsError"),
+        ("c2e_core.weights.official", "CheckpointError"),
+        ("c2e_core.weights.official", "NotAnOfficialCheckpoint"),
+        ("c2e_core.inference.device", "DeviceError"),
+        ("c2e_core.inference.quantization", "QuantizationError"),
         ("c2e_core.plugins", "PluginError"),
-        ("c2e_core.host_plugins", "HostPluginError"),
+        ("c2e_core.hosts.install", "HostPluginError"),
         ("c2e_core.data.folder", "DatasetError"),
-        ("c2e_core.progress", "Cancelled"),
-        ("c2e_core.build", "StateDictError"),
+        ("c2e_core.inference.progress", "Cancelled"),
+        ("c2e_core.weights.build", "StateDictError"),
         ("c2e_core.training.recipe", "RecipeError"),
         ("c2e_core.training.trainer", "TrainingError"),
     ],
@@ -84,6 +85,21 @@ def test_importing_the_cli_imports_no_torch():
     modules, _, status = _imported_modules("-c", "import c2e_core.cli")
     assert status == 0 and "c2e_core.cli" in modules
     assert not _torch(modules)
+
+
+def test_importing_the_subpackages_imports_none_of_their_modules():
+    """Each subpackage's ``__init__`` only says what it owns (no torch, no numpy, no submodule)."""
+    import c2e_core
+
+    packages = [
+        f"c2e_core.{info.name}" for info in pkgutil.iter_modules(c2e_core.__path__) if info.ispkg
+    ]
+    assert {"c2e_core.modeling", "c2e_core.inference", "c2e_core.weights"} <= set(packages)
+    modules, output, status = _imported_modules("-c", "; ".join(f"import {p}" for p in packages))
+    assert status == 0, output
+    ours = {m for m in modules if m.split(".")[0] == "c2e_core"}
+    assert ours == {"c2e_core", "c2e_core.hookspecs", *packages}
+    assert not _torch(modules) and "numpy" not in modules
 
 
 @pytest.mark.parametrize(

@@ -139,8 +139,8 @@ def test_colorize_with_baseline_works_at_full_resolution(photos):
     import skimage.data
 
     target = skimage.data.chelsea()  # 300 x 451 uint8, not square
-    from c2e_core.baselines import colorize_with_baseline
-    from c2e_core.pipeline import OptionError
+    from c2e_core.inference.baselines import colorize_with_baseline
+    from c2e_core.inference.pipeline import OptionError
 
     out = colorize_with_baseline("lookup", target, skimage.data.coffee())
     assert out.shape == (300, 451, 3) and out.dtype == np.float32
@@ -154,7 +154,7 @@ def test_the_baselines_import_no_training_code():
     import sys
 
     code = (
-        "import sys, c2e_core.baselines; "
+        "import sys, c2e_core.inference.baselines; "
         "print([m for m in sys.modules if m.startswith('c2e_core.training')])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

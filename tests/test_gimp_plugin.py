@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from c2e_core.host_plugins import HOSTS, GimpPlugin, HostPluginError, get_host
+from c2e_core.hosts.install import HOSTS, GimpPlugin, HostPluginError, get_host
 from tests.conftest import client_files, vendored_files
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,7 +24,7 @@ import tifffile
 from PIL import Image
 from skimage.color import rgb2lab
 
-from c2e_core.imageio import decode_png16, encode_png16
+from c2e_core.files.images import decode_png16, encode_png16
 from tests.conftest import client_files, load_client, vendored_files
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from c2e_core.loader import load_model
-from c2e_core.pipeline import Colorizer
+from c2e_core.inference.pipeline import Colorizer
 from c2e_core.plugins import PluginError, create_plugin_host
-from c2e_core.weights import save_weights
+from c2e_core.weights.loader import load_model
+from c2e_core.weights.store import save_weights
 
 DEMO = Path(__file__).parent / "plugin_demo" / "c2e_demo_plugin.py"
 
@@ -89,7 +89,7 @@ def test_plugin_through_the_manager(tmp_path, demo_module):
     plain = colorizer.colorize(gray, reference=red_reference())
     inverted = colorizer.colorize(gray, reference=red_reference(), post=["invert-ab"])
     lab_plain = torch.from_numpy(plain.rgb).permute(2, 0, 1)
-    from c2e_core.colour import rgb_to_lab
+    from c2e_core.modeling.colour import rgb_to_lab
 
     a_plain = rgb_to_lab(lab_plain)[1].mean().item()
     a_inverted = rgb_to_lab(torch.from_numpy(inverted.rgb).permute(2, 0, 1))[1].mean().item()

@@ -10,8 +10,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from c2e_core import imageio
-from c2e_core.imageio import (
+from c2e_core.files import images
+from c2e_core.files.images import (
     ImageData,
     ImageReadError,
     ImageWriteError,
@@ -137,7 +137,7 @@ def test_numpy_orientation_matches_pillow(orientation):
     exif[0x0112] = orientation
     im.info["exif"] = exif.tobytes()
     expected = np.asarray(ImageOps.exif_transpose(im))
-    np.testing.assert_array_equal(imageio._orient(arr, orientation), expected)
+    np.testing.assert_array_equal(images._orient(arr, orientation), expected)
 
 
 # --------------------------------------------------------------------------- 16-bit / float
@@ -172,7 +172,7 @@ def _reference_png16(arr: np.ndarray, interlace: bool, seed: int) -> bytes:
     rng = np.random.default_rng(seed)
     h, w, c = arr.shape
     bpp = 2 * c
-    passes = [(0, 0, 1, 1)] if not interlace else list(imageio._ADAM7)
+    passes = [(0, 0, 1, 1)] if not interlace else list(images._ADAM7)
     raw = bytearray()
     for x0, y0, dx, dy in passes:
         sub = arr[y0::dy, x0::dx]
@@ -207,9 +207,9 @@ def _reference_png16(arr: np.ndarray, interlace: bool, seed: int) -> bytes:
     return b"".join(
         [
             b"\x89PNG\r\n\x1a\n",
-            imageio._png_chunk(b"IHDR", ihdr),
-            imageio._png_chunk(b"IDAT", zlib.compress(bytes(raw))),
-            imageio._png_chunk(b"IEND", b""),
+            images._png_chunk(b"IHDR", ihdr),
+            images._png_chunk(b"IDAT", zlib.compress(bytes(raw))),
+            images._png_chunk(b"IEND", b""),
         ]
     )
 
@@ -236,7 +236,7 @@ def test_png16_exif_orientation(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 8
     iend = data.rindex(b"IEND") - 4
-    data = data[:iend] + imageio._png_chunk(b"eXIf", exif.tobytes()) + data[iend:]
+    data = data[:iend] + images._png_chunk(b"eXIf", exif.tobytes()) + data[iend:]
     (tmp_path / "o.png").write_bytes(data)
     img = read_image(tmp_path / "o.png")
     assert img.rgb.shape == (6, 4, 3)
@@ -248,7 +248,7 @@ def test_png16_trns_colour_key_becomes_alpha():
     arr[1, 2] = (1, 2, 3)
     data = encode_png16(arr)
     iend = data.rindex(b"IEND") - 4
-    data = data[:iend] + imageio._png_chunk(b"tRNS", struct.pack(">3H", 1, 2, 3)) + data[iend:]
+    data = data[:iend] + images._png_chunk(b"tRNS", struct.pack(">3H", 1, 2, 3)) + data[iend:]
     decoded, _, _ = decode_png16(data)
     assert decoded.shape == (3, 4, 4)
     assert decoded[1, 2, 3] == 0 and (decoded[:, :, 3] == 0).sum() == 1
@@ -466,7 +466,7 @@ def test_atomic_write_cleans_up_on_encoder_failure(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("encoder exploded")
 
-    monkeypatch.setattr(imageio, "encode_png16", boom)
+    monkeypatch.setattr(images, "encode_png16", boom)
     with pytest.raises(RuntimeError, match="exploded"):
         write_image(tmp_path / "o.png", np.zeros((4, 4, 3), np.float32), bit_depth=16)
     assert _files(tmp_path) == []

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from c2e_core.host_plugins import (
+from c2e_core.hosts.install import (
     HOSTS,
     HostPluginError,
     KritaPlugin,

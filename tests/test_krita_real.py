@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from skimage.color import rgb2lab
 
-from c2e_core.weights import save_weights
+from c2e_core.weights.store import save_weights
 from tests.conftest import TINY_CONFIG, load_client, tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -347,7 +347,7 @@ def run_under_xvfb(command: list[str], env: dict[str, str], timeout: float
 def test_gui_runs_the_menu_action_and_undo(krita_home, weights, tmp_path):
     """Krita under Xvfb, plugin installed by `c2e plugins install krita`, driven from the menu."""
     require("krita", "xvfb-run", "xauth")
-    from c2e_core.host_plugins import set_kconfig_value
+    from c2e_core.hosts.install import set_kconfig_value
 
     home = fresh_home(krita_home, tmp_path)
     pykrita = install_plugin(home, weights)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from c2e_core.build import ModelConfig, build_color2embed, build_model
-from c2e_core.modeling import ModulatedConv2d
+from c2e_core.modeling.modulated_conv import ModulatedConv2d
+from c2e_core.weights.build import ModelConfig, build_color2embed, build_model
 from tests.conftest import TINY_CONFIG
 
 
@@ -86,8 +86,8 @@ def test_batched_embeddings_equal_one_by_one():
 
 
 def test_the_model_owns_its_scaling():
-    from c2e_core.build import build_color2embed_corr
     from c2e_core.modeling.color2embed import PAPER_SCALING, lab_scaling
+    from c2e_core.weights.build import build_color2embed_corr
 
     model = build_model("color2embed", TINY_CONFIG)
     lum = torch.tensor([0.0, 25.0, 50.0, 100.0])

@@ -7,8 +7,8 @@ import pickle
 import pytest
 import torch
 
-from c2e_core.build import build_color2embed
-from c2e_core.official import CheckpointError, convert_official_checkpoint
+from c2e_core.weights.build import build_color2embed
+from c2e_core.weights.official import CheckpointError, convert_official_checkpoint
 from tests.conftest import count_calls
 from tests.official_format import FIXTURE_DIR, write_official_checkpoint
 
@@ -106,19 +106,21 @@ def test_parity_encoder_and_unet(parity_model, fixture):
 
 def test_an_authors_checkpoint_is_built_and_loaded_once(checkpoint, monkeypatch):
     """Loading it by path builds the ``paper`` model once and loads its state strictly once."""
-    import c2e_core.build
-    import c2e_core.loader
-    import c2e_core.official
-    from c2e_core.loader import load_model
+    import c2e_core.weights.build
+    import c2e_core.weights.loader
+    import c2e_core.weights.official
+    from c2e_core.weights.loader import load_model
 
     counts: dict[str, int] = {}
-    build = c2e_core.build.build_color2embed
-    count_calls(monkeypatch, counts, "build", build, (c2e_core.official, "build_color2embed"))
+    build = c2e_core.weights.build.build_color2embed
+    count_calls(
+        monkeypatch, counts, "build", build, (c2e_core.weights.official, "build_color2embed")
+    )
     count_calls(monkeypatch, counts, "build", lambda *a, **k: build(),
-                (c2e_core.loader, "build_model"))
-    count_calls(monkeypatch, counts, "load", c2e_core.build.load_state_strictly,
-                (c2e_core.official, "load_state_strictly"),
-                (c2e_core.loader, "load_state_strictly"))
+                (c2e_core.weights.loader, "build_model"))
+    count_calls(monkeypatch, counts, "load", c2e_core.weights.build.load_state_strictly,
+                (c2e_core.weights.official, "load_state_strictly"),
+                (c2e_core.weights.loader, "load_state_strictly"))
     loaded = load_model(checkpoint)
     assert counts == {"build": 1, "load": 1}
     assert loaded.architecture == "color2embed" and loaded.path == checkpoint

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from c2e_core.build import build_color2embed
-from c2e_core.colour import rgb_to_lab
-from c2e_core.official import convert_official_checkpoint
-from c2e_core.pipeline import Colorizer, OptionError, working_shape
-from c2e_core.upsampling import guided_upsample, resize
+from c2e_core.inference.pipeline import Colorizer, OptionError, working_shape
+from c2e_core.inference.upsampling import guided_upsample, resize
+from c2e_core.modeling.colour import rgb_to_lab
+from c2e_core.weights.build import build_color2embed
+from c2e_core.weights.official import convert_official_checkpoint
 from tests.conftest import assert_same_image, tiny_model
 from tests.official_format import FIXTURE_DIR, write_official_checkpoint
 
@@ -175,7 +175,7 @@ def test_bad_options():
 
 
 def test_cuda_requested_but_absent_is_a_clear_error(monkeypatch):
-    from c2e_core.device import DeviceError, select_device
+    from c2e_core.inference.device import DeviceError, select_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(DeviceError, match="CUDA was requested"):
@@ -200,7 +200,7 @@ def test_int8_on_cpu_stays_close_to_fp32(official_model, fixture):
 
 
 def test_int8_is_refused_off_cpu_and_for_other_architectures(monkeypatch):
-    from c2e_core.quantization import QuantizationError, quantize_static_parts
+    from c2e_core.inference.quantization import QuantizationError, quantize_static_parts
 
     with pytest.raises(QuantizationError, match="Color2Embed"):
         quantize_static_parts(torch.nn.Conv2d(1, 1, 1))
@@ -242,7 +242,7 @@ def test_step_options_are_checked_before_running():
 
 
 def test_the_compat_mode_chooses_one_pipeline_object():
-    from c2e_core.pipeline import PIPELINES, OfficialPipeline
+    from c2e_core.inference.pipeline import PIPELINES, OfficialPipeline
 
     model = tiny_model()
     official = Colorizer(model, device="cpu", compat="official")

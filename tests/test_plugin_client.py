@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from c2e_core.host_plugins import GimpPlugin, KritaPlugin
+from c2e_core.hosts.install import GimpPlugin, KritaPlugin
 from tests.conftest import CLIENT_DIR, load_client
 
 client = load_client()

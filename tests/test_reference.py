@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from c2e_core.colour import rgb_to_lab
 from c2e_core.data.reference import (
     ReferenceParams,
     ReferenceRecipe,
@@ -20,6 +19,7 @@ from c2e_core.data.reference import (
     tps_grid,
     warp_statistics,
 )
+from c2e_core.modeling.colour import rgb_to_lab
 from tests.conftest import assert_same_image
 
 NO_NOISE = ReferenceRecipe(noise="none")

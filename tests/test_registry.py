@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from c2e_core.build import (
+from c2e_core.plugins import create_plugin_host
+from c2e_core.weights.build import (
     BACKBONES,
     architecture_of,
     build_from_config,
@@ -14,8 +15,7 @@ from c2e_core.build import (
     load_state_strictly,
     preset_config,
 )
-from c2e_core.plugins import create_plugin_host
-from c2e_core.weights import read_weights, save_weights
+from c2e_core.weights.store import read_weights, save_weights
 
 REGISTRY = create_plugin_host(load_entry_points=False).presets()
 
@@ -80,7 +80,7 @@ def test_a_plugin_architecture_joins_the_registry():
     from dataclasses import dataclass
 
     from c2e_core import hookimpl
-    from c2e_core.build import ModelConfig, build_color2embed
+    from c2e_core.weights.build import ModelConfig, build_color2embed
 
     @dataclass(frozen=True)
     class TinyConfig:

@@ -12,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 
-from c2e_core.build import PRESETS
 from c2e_core.training.recipe import RecipeError, load_recipe, recipe_from_dict
 from c2e_core.training.trainer import (
     FINAL_WEIGHTS,
@@ -24,6 +23,7 @@ from c2e_core.training.trainer import (
     save_checkpoint,
     train,
 )
+from c2e_core.weights.build import PRESETS
 from tests.conftest import REPO, TINY_CONFIG
 
 RECIPES = REPO / "training" / "recipes"
@@ -105,7 +105,7 @@ def test_shipped_recipes_parse():
 
 
 def test_corr_recipes_parse_and_chain():
-    from c2e_core.build import CORR_PRESETS
+    from c2e_core.weights.build import CORR_PRESETS
 
     stage1 = load_recipe(RECIPES / "cpu-corr.toml")
     assert stage1.model.config() == CORR_PRESETS["corr-small"] and stage1.init.pretrained_backbone
@@ -194,8 +194,8 @@ def test_it_learns_and_exports(tmp_path, images):
     assert last < 0.7 * first
 
     # the exported weights load and colorize
-    from c2e_core.loader import load_model
-    from c2e_core.pipeline import Colorizer
+    from c2e_core.inference.pipeline import Colorizer
+    from c2e_core.weights.loader import load_model
 
     loaded = load_model(path)
     meta = loaded.metadata
@@ -209,7 +209,7 @@ def test_it_learns_and_exports(tmp_path, images):
 
     # `c2e weights import` installs them
     from c2e_core.cli import main
-    from c2e_core.weights import WeightsStore
+    from c2e_core.weights.store import WeightsStore
 
     assert main(["weights", "import", str(path), "--name", "trained-tiny"]) == 0
     assert "trained-tiny" in WeightsStore().names()
@@ -231,7 +231,7 @@ def test_effnet_perceptual_and_ema(tmp_path, images):
     path = train(recipe_from_dict(raw), progress=False)
     records = read_metrics(tmp_path / "run" / METRICS_FILE)
     assert all(r["loss_perc"] > 0 for r in records)
-    from c2e_core.weights import read_weights
+    from c2e_core.weights.store import read_weights
 
     weights = read_weights(path)
     assert weights.metadata["ema"] is True
@@ -419,7 +419,7 @@ def test_corr_model_trains_with_foreign_regions_and_frozen_imagenet_features(tmp
                     "encoder_hidden": 16, "encoder_mlp_hidden": 16}  # fmt: skip
     recipe = recipe_from_dict(raw)
     from c2e_core.training.trainer import _build_model
-    from c2e_core.weights import read_weights
+    from c2e_core.weights.store import read_weights
 
     start = _build_model(recipe, seed=0).state_dict()
     path = train(recipe, progress=False)
@@ -433,7 +433,7 @@ def test_corr_model_trains_with_foreign_regions_and_frozen_imagenet_features(tmp
 def test_training_from_scratch_starts_with_a_live_colour_encoder():
     """With PyTorch's default init the small encoder's embedding is the same for every
     reference (found by a 1500-step cpu-small run that learned to ignore its references)."""
-    from c2e_core.build import build_color2embed, init_for_training
+    from c2e_core.weights.build import build_color2embed, init_for_training
 
     config = load_recipe(REPO / "training" / "recipes" / "cpu-small.toml").model.config()
     torch.manual_seed(0)

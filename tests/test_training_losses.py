@@ -215,7 +215,7 @@ def test_reconstruction_loss_is_smooth_l1():
 
 def test_inference_path_never_imports_training():
     code = (
-        "import sys, c2e_core, c2e_core.pipeline, c2e_core.cli; "
+        "import sys, c2e_core, c2e_core.inference.pipeline, c2e_core.cli; "
         "assert not [m for m in sys.modules if m.startswith('c2e_core.training')]"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,7 +13,7 @@ import torch
 
 from c2e_core.hookspecs import hookimpl
 from c2e_core.plugins import PluginHost, create_plugin_host
-from c2e_core.weights import (
+from c2e_core.weights.store import (
     ResolvedWeights,
     WeightsError,
     WeightsFile,
@@ -216,7 +216,7 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path, monkeypatch: pytest.M
         f.write(b"partial")  # type: ignore[attr-defined]
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(torch, "save", broken_save)  # weights.py imports torch when it saves
+    monkeypatch.setattr(torch, "save", broken_save)  # weights/store.py imports torch when it saves
     with pytest.raises(RuntimeError, match="disk full"):
         save_weights(path, architecture=arch, config=config, state_dict=state, metadata=meta)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.c2e.pt"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from skimage.color import rgb2lab
 
-from c2e_core.weights import save_weights
+from c2e_core.weights.store import save_weights
 from tests.conftest import TINY_CONFIG, load_client, tiny_model
 
 REPO = Path(__file__).resolve().parents[1]

@@ -201,15 +201,16 @@ def image(name: str, width: int = 4, height: int = 4) -> dict:
 def test_colorize_resolves_weights_device_and_steps_once(tiny_weights, monkeypatch):
     """One request: one resolve_weights, one select_device, one model load; the pipeline gets
     the resolved objects."""
-    import c2e_core.device
-    import c2e_core.loader
-    import c2e_core.weights
+    import c2e_core.inference.device
+    import c2e_core.weights.loader
+    import c2e_core.weights.store
 
     calls: dict[str, int] = {}
-    count_calls(monkeypatch, calls, "resolve", c2e_core.weights.resolve_weights,
-                (c2e_core.weights, "resolve_weights"), (c2e_core.loader, "resolve_weights"))
-    count_calls(monkeypatch, calls, "device", c2e_core.device.select_device,
-                (c2e_core.device, "select_device"))
+    count_calls(monkeypatch, calls, "resolve", c2e_core.weights.store.resolve_weights,
+                (c2e_core.weights.store, "resolve_weights"),
+                (c2e_core.weights.loader, "resolve_weights"))
+    count_calls(monkeypatch, calls, "device", c2e_core.inference.device.select_device,
+                (c2e_core.inference.device, "select_device"))
     sent = []
     handlers = Handlers(lambda message, payloads=(): sent.append((message, payloads)) or True,
                         weights=str(tiny_weights))

@@ -25,8 +25,8 @@ def bundle(
     source: Path, name: str, file_name: str, description: str, data_note: str, folder: Path
 ) -> str:
     """Write ``folder/file_name`` and its manifest entry; return the file's sha256."""
-    from c2e_core.loader import read_weights_any
-    from c2e_core.weights import check_name, save_weights
+    from c2e_core.weights.loader import read_weights_any
+    from c2e_core.weights.store import check_name, save_weights
 
     check_name(name)
     weights, _ = read_weights_any(source)  # checks the file builds its model strictly
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-note", required=True, help="what the training data was")
     parser.add_argument("--folder", type=Path, default=BUNDLED)
     args = parser.parse_args(argv)
-    from c2e_core.weights import WeightsError
+    from c2e_core.weights.store import WeightsError
 
     try:
         sha256 = bundle(

@@ -29,10 +29,10 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from c2e_core.colour import rgb_to_lab
 from c2e_core.errors import DatasetError
-from c2e_core.imageio import ImageReadError, read_image
+from c2e_core.files.images import ImageReadError, read_image
 from c2e_core.modeling.color2embed import PAPER_SCALING, LabScaling
+from c2e_core.modeling.colour import rgb_to_lab
 
 __all__ = [
     "IMAGE_EXTENSIONS",

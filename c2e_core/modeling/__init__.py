@@ -1,16 +1,7 @@
-"""Pure ``nn.Module``s of Color2Embed: no file I/O, no device logic, no configuration parsing."""
+"""The networks: pure ``nn.Module``s and the Lab colour maths they compute in (:mod:`.colour`).
 
-from c2e_core.modeling.color2embed import Color2Embed
-from c2e_core.modeling.color_encoder import ColorEncoder, VGGBackbone
-from c2e_core.modeling.efficientnet_lite import EfficientNetLite0
-from c2e_core.modeling.modulated_conv import ModulatedConv2d
-from c2e_core.modeling.unet import ColorUNet
-
-__all__ = [
-    "Color2Embed",
-    "ColorEncoder",
-    "ColorUNet",
-    "EfficientNetLite0",
-    "ModulatedConv2d",
-    "VGGBackbone",
-]
+No file I/O, no device logic, no configuration parsing, and no import of the rest of
+``c2e_core`` (an import-linter contract in ``pyproject.toml``). Import the submodules
+(``color2embed``, ``correspondence``, ``color_encoder``, ``unet``, ``modulated_conv``,
+``efficientnet_lite``, ``colour``); importing this package imports none of them.
+"""

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from c2e_core.colour import rgb_to_lab
 from c2e_core.modeling.color2embed import LabScaling
 from c2e_core.modeling.color_encoder import feature_to_vector
+from c2e_core.modeling.colour import rgb_to_lab
 from c2e_core.modeling.efficientnet_lite import EffNetLite0Backbone
 from c2e_core.modeling.unet import DoubleConv, Down, ResBlock, UpBlock
 

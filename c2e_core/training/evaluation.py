@@ -16,7 +16,8 @@ Metrics (numpy / scikit-image, images are float ``[H, W, 3]`` sRGB in [0, 1]):
   over [-110, 110]² and HIS = sum of bin-wise minima (1 for identical histograms, 0 for disjoint).
 
 Baselines (:data:`BASELINES`, ``method(target_rgb, reference_rgb) -> rgb``, all keep the target's
-L): ``gray``, ``reinhard`` and ``lookup``, from the inference side, :mod:`c2e_core.baselines`.
+L): ``gray``, ``reinhard`` and ``lookup``, from the inference side,
+:mod:`c2e_core.inference.baselines`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from c2e_core.baselines import (
+from c2e_core.inference.baselines import (
     BASELINE_LABELS,
     BASELINES,
     Method,
@@ -39,7 +40,7 @@ from c2e_core.baselines import (
     baseline_reinhard,
     gray_target,
 )
-from c2e_core.pipeline import OptionError
+from c2e_core.inference.pipeline import OptionError
 
 __all__ = [
     "AB_RANGE",
@@ -78,7 +79,8 @@ SHEET_ROWS_PER_MODE = 4
 
 class EvalError(OptionError):
     """A user mistake in an evaluation request (bad folder, too few images, bad option); an
-    :class:`~c2e_core.pipeline.OptionError` (so a ``ValueError``) that the CLI prints in one line.
+    :class:`~c2e_core.inference.pipeline.OptionError` (so a ``ValueError``) that the CLI prints in
+    one line.
     """
 
 
@@ -86,7 +88,7 @@ class EvalError(OptionError):
 
 
 def _prepare(rgb: np.ndarray, size: int) -> np.ndarray:
-    from c2e_core.upsampling import resize
+    from c2e_core.inference.upsampling import resize
 
     height, width = rgb.shape[:2]
     scale = size / min(height, width)
@@ -102,8 +104,8 @@ def prepare_targets(paths: Sequence[str | Path], size: int = 256) -> list[np.nda
     """Read each image and give it the protocol's shape: shorter side resized to ``size``
     (bilinear, antialiased), centre ``size``² crop. Returns float32 ``[size, size, 3]`` sRGB
     arrays in [0, 1] (alpha dropped, grey sources as grey RGB). Unreadable files raise
-    :class:`~c2e_core.imageio.ImageReadError`."""
-    from c2e_core.imageio import read_image
+    :class:`~c2e_core.files.images.ImageReadError`."""
+    from c2e_core.files.images import read_image
 
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise EvalError(f"size must be a positive integer, not {size!r}")
@@ -209,7 +211,7 @@ def cross_pairs(count: int, seed: int = 0) -> list[int]:
 
 
 def _model_method(model_spec: str, device: str, size: int) -> tuple[str, Method, dict[str, Any]]:
-    from c2e_core.pipeline import Colorizer
+    from c2e_core.inference.pipeline import Colorizer
 
     colorizer = Colorizer.from_weights(model_spec, device=device, size=size, reference_size=size)
 
@@ -415,7 +417,7 @@ def contact_sheet(results: dict[str, Any]) -> Any:
 def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
     """Write ``results.json`` (everything but the example arrays), ``results.md`` (one table
     per mode) and ``contact_sheet.png`` into ``out_dir`` (created); returns their paths."""
-    from c2e_core.imageio import write_image
+    from c2e_core.files.images import write_image
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from c2e_core.build import CorrConfig, ModelConfig, preset_config
 from c2e_core.data.folder import CropRecipe
 from c2e_core.data.reference import ReferenceRecipe
 from c2e_core.errors import RecipeError
 from c2e_core.training.losses import PERCEPTUAL_BACKENDS
+from c2e_core.weights.build import CorrConfig, ModelConfig, preset_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -80,7 +80,7 @@ def _path(value: Any, name: str, base: Path | None) -> Path | None:
 
 @dataclass(frozen=True)
 class ModelSection:
-    """``preset`` (a registered preset name, see :func:`c2e_core.build.preset_config`) plus
+    """``preset`` (a registered preset name, see :func:`c2e_core.weights.build.preset_config`) plus
     overrides of that preset's configuration fields."""
 
     preset: str = "paper"

@@ -32,15 +32,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from c2e_core.atomic import atomic_file
-from c2e_core.build import (
-    StateDictError,
-    architecture_of,
-    build_from_config,
-    init_for_training,
-    load_state_strictly,
-)
-from c2e_core.colour import lab_to_rgb
 from c2e_core.data.folder import (
     DatasetError,
     ImageFolderDataset,
@@ -50,7 +41,9 @@ from c2e_core.data.folder import (
 )
 from c2e_core.data.reference import paste_foreign_regions, synthesize_references
 from c2e_core.errors import TrainingError
+from c2e_core.files.atomic import atomic_file
 from c2e_core.modeling.color2embed import lab_scaling
+from c2e_core.modeling.colour import lab_to_rgb
 from c2e_core.training.losses import (
     chroma_loss,
     histogram_loss,
@@ -58,6 +51,13 @@ from c2e_core.training.losses import (
     reconstruction_loss,
 )
 from c2e_core.training.recipe import TrainRecipe
+from c2e_core.weights.build import (
+    StateDictError,
+    architecture_of,
+    build_from_config,
+    init_for_training,
+    load_state_strictly,
+)
 
 __all__ = [
     "TrainingError",
@@ -213,7 +213,7 @@ class _Dist:
 
 
 def _init_distributed(device_name: str) -> tuple[_Dist, torch.device]:
-    from c2e_core.device import select_device
+    from c2e_core.inference.device import select_device
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -255,11 +255,11 @@ def _build_model(recipe: TrainRecipe, seed: int) -> nn.Module:
     if init.path is None or not init.path.is_file():
         raise TrainingError(f"init.from: file '{init.path}' not found")
     if init.kind == "official":
-        from c2e_core.official import convert_official_checkpoint
+        from c2e_core.weights.official import convert_official_checkpoint
 
         weights = convert_official_checkpoint(init.path)
     else:
-        from c2e_core.weights import read_weights
+        from c2e_core.weights.store import read_weights
 
         weights = read_weights(init.path)
     try:
@@ -608,7 +608,7 @@ def _train(
     out_path = output / FINAL_WEIGHTS
     wall = wall_before + time.monotonic() - start_time
     if dist_info.main:
-        from c2e_core.weights import save_weights
+        from c2e_core.weights.store import save_weights
 
         model_eval = build_from_config(recipe.model.config())
         load_state_strictly(model_eval, {k: v.detach().cpu() for k, v in final_state.items()})
@@ -683,7 +683,7 @@ def plot_metrics(
     against the step into a PNG (Pillow only), written atomically."""
     from PIL import Image, ImageDraw
 
-    from c2e_core.atomic import atomic_file
+    from c2e_core.files.atomic import atomic_file
 
     records = [r for r in read_metrics(jsonl) if "step" in r]
     if not records:

@@ -141,8 +141,8 @@ class Handlers:
         """``--weights`` if given, else the installed default weights, else None."""
         if self.weights is not None:
             return self.weights
-        from c2e_core.loader import default_weights_spec
-        from c2e_core.weights import WeightsError, WeightsStore
+        from c2e_core.weights.loader import default_weights_spec
+        from c2e_core.weights.store import WeightsError, WeightsStore
 
         try:
             return default_weights_spec(WeightsStore(host=self.host))
@@ -155,7 +155,7 @@ class Handlers:
         import torch
 
         import c2e_core
-        from c2e_core.device import DeviceError, available_devices, select_device
+        from c2e_core.inference.device import DeviceError, available_devices, select_device
 
         warnings: list[str] = []
         try:
@@ -177,7 +177,7 @@ class Handlers:
         except Exception as exc:
             warnings.append(f"plugins unavailable: {one_line(str(exc))}")
         try:
-            from c2e_core.weights import WeightsStore
+            from c2e_core.weights.store import WeightsStore
 
             weights = [
                 {"name": e.name, "architecture": e.architecture, "source": e.source}
@@ -243,10 +243,10 @@ class Handlers:
     def prepare(self, job: Job) -> Prepared:
         """Decode the images and resolve options, weights, device and steps, once; every
         mistake fails here, before any model loads."""
-        from c2e_core.device import select_device
-        from c2e_core.loader import default_weights_spec
-        from c2e_core.pipeline import resolve_steps
-        from c2e_core.weights import WeightsStore, resolve_weights
+        from c2e_core.inference.device import select_device
+        from c2e_core.inference.pipeline import resolve_steps
+        from c2e_core.weights.loader import default_weights_spec
+        from c2e_core.weights.store import WeightsStore, resolve_weights
 
         message, payloads = job.message, job.payloads
         request = ColorizeRequest.from_message(message, weights=self.weights, device=self.device)

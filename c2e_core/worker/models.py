@@ -20,8 +20,8 @@ Loader = Callable[[Any, Any, Any], Any]
 
 
 def load_colorizer(weights: Any, device: Any, host: Any) -> Any:
-    """A fp32 :class:`~c2e_core.pipeline.Colorizer` for resolved weights on a resolved device."""
-    from c2e_core.pipeline import Colorizer
+    """A fp32 :class:`~c2e_core.inference.pipeline.Colorizer` for resolved weights and device."""
+    from c2e_core.inference.pipeline import Colorizer
 
     return Colorizer.from_weights(weights, device=device, host=host)
 
@@ -54,7 +54,7 @@ class ModelCache:
         host: Any = None,
         on_load: Callable[[], Any] | None = None,
     ) -> Any:
-        """The colorizer for resolved ``weights`` (:class:`~c2e_core.weights.ResolvedWeights`)
+        """The colorizer for resolved ``weights`` (:class:`~c2e_core.weights.store.ResolvedWeights`)
         on a resolved ``device``, loading the model when needed (``on_load`` runs first)."""
         key = self.key(weights, device)
         entry = self._models.get(key)
@@ -81,8 +81,8 @@ class ModelCache:
 
 
 def variant_of(base: Any, compat: str | None, precision: str, host: Any) -> Any:
-    """Another :class:`~c2e_core.pipeline.Colorizer` on ``base``'s model and device."""
-    from c2e_core.pipeline import Colorizer
+    """Another :class:`~c2e_core.inference.pipeline.Colorizer` on ``base``'s model and device."""
+    from c2e_core.inference.pipeline import Colorizer
 
     return Colorizer(
         base.model,

@@ -1,8 +1,9 @@
 """The pixel codec: raw IMAGE buffers (RGBA/BGRA/RGB/BGR/GRAY/GRAYA/A; u8/u16/f16/f32,
 little-endian; sRGB-encoded or linear) to and from the float sRGB arrays the pipeline takes.
 
-numpy only at import; the sRGB transfer functions and quantisation are ``c2e_core.colour``'s and
-``c2e_core.imageio``'s, imported when first used, so a file decodes exactly as the CLI reads it.
+numpy only at import; the sRGB transfer functions and quantisation are
+``c2e_core.modeling.colour``'s and ``c2e_core.files.images``'s, imported when first used, so a
+file decodes exactly as the CLI reads it.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ _INT_MAX = {"u8": 255.0, "u16": 65535.0}
 
 
 def _transfer(x: np.ndarray, function_name: str) -> np.ndarray:
-    """Apply ``c2e_core.colour``'s exact sRGB transfer function to a numpy array."""
+    """Apply ``c2e_core.modeling.colour``'s exact sRGB transfer function to a numpy array."""
     import torch
 
-    from c2e_core import colour
+    from c2e_core.modeling import colour
 
     tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     return getattr(colour, function_name)(tensor).numpy()
@@ -119,7 +120,7 @@ def to_unit(samples: np.ndarray, dtype: str) -> np.ndarray:
 
 def from_unit(values: np.ndarray, dtype: str, truncate: bool = False) -> np.ndarray:
     """Float in [0, 1] -> samples of ``dtype``, quantised exactly like files are written."""
-    from c2e_core.imageio import quantise
+    from c2e_core.files.images import quantise
 
     return quantise(values, DTYPES[dtype].newbyteorder("="), truncate)
 

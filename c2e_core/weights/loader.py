@@ -8,9 +8,9 @@ from typing import Any
 
 from torch import nn
 
-from c2e_core.build import StateDictError, build_model, load_state_strictly
-from c2e_core.official import NotAnOfficialCheckpoint, load_official_checkpoint
-from c2e_core.weights import (
+from c2e_core.weights.build import StateDictError, build_model, load_state_strictly
+from c2e_core.weights.official import NotAnOfficialCheckpoint, load_official_checkpoint
+from c2e_core.weights.store import (
     ResolvedWeights,
     WeightsError,
     WeightsFile,
@@ -47,7 +47,7 @@ def read_weights_any(
 
     Returns the weights and the model built from them (eval mode, CPU); an authors'
     checkpoint's model is the one its conversion built and checked. Every failure is a
-    one-line :class:`~c2e_core.weights.WeightsError` naming the file.
+    one-line :class:`~c2e_core.weights.store.WeightsError` naming the file.
     """
     path = Path(path)
     if path.is_dir():
@@ -94,7 +94,7 @@ def default_weights_spec(store=None) -> str:
     ``default``; a :class:`WeightsError` explaining how to get some when they are missing."""
     import os
 
-    from c2e_core.weights import WeightsStore
+    from c2e_core.weights.store import WeightsStore
 
     store = store or WeightsStore()
     chosen = os.environ.get(DEFAULT_WEIGHTS_ENV, "").strip()

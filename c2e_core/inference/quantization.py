@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from c2e_core.colour import rgb_to_lab
 from c2e_core.errors import QuantizationError
+from c2e_core.modeling.colour import rgb_to_lab
 
 #: Sub-modules quantized, by attribute path; each takes and returns float tensors.
 STATIC_PARTS = (
@@ -47,7 +47,7 @@ def calibration_batches(size: int = 128) -> list[torch.Tensor]:
     import numpy as np
     import skimage.data
 
-    from c2e_core.upsampling import resize
+    from c2e_core.inference.upsampling import resize
 
     batches = []
     for name in CALIBRATION_PHOTOS:

@@ -18,15 +18,15 @@ from typing import Any
 
 import torch
 
-from c2e_core.build import (
+from c2e_core.errors import CheckpointError, NotAnOfficialCheckpoint
+from c2e_core.weights.build import (
     COLOR2EMBED,
     PRESETS,
     StateDictError,
     build_color2embed,
     load_state_strictly,
 )
-from c2e_core.errors import CheckpointError, NotAnOfficialCheckpoint
-from c2e_core.weights import WeightsFile, sha256_file
+from c2e_core.weights.store import WeightsFile, sha256_file
 
 ENCODER_KEY = "colorEncoder"
 UNET_KEY = "colorUNet"

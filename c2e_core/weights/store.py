@@ -24,8 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from c2e_core.atomic import atomic_file
 from c2e_core.errors import WeightsError
+from c2e_core.files.atomic import atomic_file
 
 if TYPE_CHECKING:  # torch is imported where tensors are read or written: listing needs none
     import torch

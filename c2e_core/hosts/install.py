@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from c2e_core.atomic import atomic_write
 from c2e_core.errors import HostPluginError
+from c2e_core.files.atomic import atomic_write
 
 #: The plugin sources: ``<repository>/plugins`` (next to the ``c2e_core`` package).
-PLUGINS_ROOT = Path(__file__).resolve().parents[1] / "plugins"
+PLUGINS_ROOT = Path(__file__).resolve().parents[2] / "plugins"
 #: The shared client package (worker protocol, option checks, worker start-up, settings).
 CLIENT_PACKAGE = "c2e_client"
 CLIENT_SOURCE = PLUGINS_ROOT / "client" / CLIENT_PACKAGE

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from c2e_core.colour import lab_to_rgb_in_gamut, rgb_to_lab
-from c2e_core.pipeline import OptionError, as_image
+from c2e_core.inference.pipeline import OptionError, as_image
+from c2e_core.modeling.colour import lab_to_rgb_in_gamut, rgb_to_lab
 
 __all__ = [
     "BASELINES",
@@ -135,7 +135,8 @@ BASELINE_LABELS = {"gray": "gray", "reinhard": "Reinhard", "lookup": "luminance 
 def colorize_with_baseline(name: str, target: Any, reference: Any) -> np.ndarray:
     """Colorize ``target`` from ``reference`` with a baseline, at the target's full resolution.
 
-    ``target`` / ``reference``: a path, PIL image, array or :class:`~c2e_core.imageio.ImageData`.
+    ``target`` / ``reference``: a path, PIL image, array or
+    :class:`~c2e_core.files.images.ImageData`.
     Returns float32 ``[H, W, 3]`` sRGB in [0, 1] (the target's alpha is the caller's to keep).
     The target's lightness is kept exactly; ``reinhard`` on a colour target transfers the
     reference's ab statistics onto the target's own ab (on a grey one: a constant tint).

@@ -22,11 +22,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from c2e_core.colour import lab_to_rgb, lab_to_rgb_in_gamut, rgb_to_lab, rgb_to_lightness
-from c2e_core.device import select_device
 from c2e_core.errors import OptionError
-from c2e_core.imageio import ImageData, from_array, read_image, to_array, write_image
+from c2e_core.files.images import ImageData, from_array, read_image, to_array, write_image
+from c2e_core.inference.device import select_device
+from c2e_core.inference.progress import Progress, ProgressCallback
+from c2e_core.inference.upsampling import guided_upsample, resize
 from c2e_core.modeling.color2embed import LabScaling, lab_scaling
+from c2e_core.modeling.colour import lab_to_rgb, lab_to_rgb_in_gamut, rgb_to_lab, rgb_to_lightness
 from c2e_core.options import (
     NATIVE,
     ColorizeRequest,
@@ -34,8 +36,6 @@ from c2e_core.options import (
     check_reference_weights,
     check_steps,
 )
-from c2e_core.progress import Progress, ProgressCallback
-from c2e_core.upsampling import guided_upsample, resize
 
 ImageInput = Union[str, Path, np.ndarray, Image.Image, ImageData]  # noqa: UP007 (runtime alias)
 
@@ -239,7 +239,7 @@ class Colorizer:
     or ``"native"``). ``compat="official"`` reproduces the authors' test pipeline exactly.
     ``precision``: ``"fp32"`` (default, bit-faithful), ``"bf16"``/``"fp16"`` autocast (GPU;
     modulation and demodulation always stay fp32), or ``"int8"`` (CPU: the static convolution
-    stacks quantized, see :mod:`c2e_core.quantization`). Options are checked by
+    stacks quantized, see :mod:`c2e_core.inference.quantization`). Options are checked by
     :class:`~c2e_core.options.ColorizeRequest`.
     """
 
@@ -264,7 +264,7 @@ class Colorizer:
         self.pipeline = pipeline_for(request.compat)
         self.model = prepare_for_inference(model, self.device)
         if precision == "int8":
-            from c2e_core.quantization import quantize_static_parts
+            from c2e_core.inference.quantization import quantize_static_parts
 
             self.model = quantize_static_parts(self.model)
         self.scaling = lab_scaling(self.model)
@@ -279,8 +279,8 @@ class Colorizer:
     @classmethod
     def from_weights(cls, spec: Any, **kwargs: Any) -> Colorizer:
         """Build from a weights name, a c2e weights file, an authors' checkpoint file, or
-        :class:`~c2e_core.weights.ResolvedWeights` (not resolved again)."""
-        from c2e_core.loader import load_model
+        :class:`~c2e_core.weights.store.ResolvedWeights` (not resolved again)."""
+        from c2e_core.weights.loader import load_model
 
         loaded = load_model(spec, host=kwargs.get("host"))
         info = {"weights": loaded.name or str(loaded.path), "architecture": loaded.architecture}

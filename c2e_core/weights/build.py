@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from c2e_core.errors import StateDictError
-from c2e_core.modeling import Color2Embed, ColorEncoder, ColorUNet, VGGBackbone
-from c2e_core.modeling.color_encoder import IMAGENET_MEAN, IMAGENET_STD
+from c2e_core.modeling.color2embed import Color2Embed
+from c2e_core.modeling.color_encoder import IMAGENET_MEAN, IMAGENET_STD, ColorEncoder, VGGBackbone
+from c2e_core.modeling.unet import ColorUNet
 
 #: The architecture name of the paper's model.
 COLOR2EMBED = "color2embed"

@@ -1,0 +1,3 @@
+"""Host applications (Krita, GIMP): installing, removing and packaging their plugins
+(:mod:`.install`, ``c2e plugins ...``). Importing this package imports none of its modules.
+"""
