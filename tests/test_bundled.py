@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from c2e_core.weights.store.build import COLOR2EMBED_CORR, CORR_PRESETS
-from c2e_core.weights.store.loader import DEFAULT_WEIGHTS_NAME, default_weights_spec, load_model
-from c2e_core.weights.store.store import WeightsError, WeightsStore, read_weights, sha256_file
+from c2e_core.weights.build import COLOR2EMBED_CORR, CORR_PRESETS
+from c2e_core.weights.loader import DEFAULT_WEIGHTS_NAME, default_weights_spec, load_model
+from c2e_core.weights.store import WeightsError, WeightsStore, read_weights, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "c2e_core" / "bundled"
@@ -62,7 +62,7 @@ def test_default_weights_are_registered_and_load():
 
 
 def test_environment_variable_switches_the_default(tmp_path, monkeypatch, tiny_weights):
-    from c2e_core.weights.store.store import read_weights as read
+    from c2e_core.weights.store import read_weights as read
 
     monkeypatch.setenv("C2E_DEFAULT_WEIGHTS", "paper")
     with pytest.raises(WeightsError, match="C2E_DEFAULT_WEIGHTS=paper.*c2e weights import"):
