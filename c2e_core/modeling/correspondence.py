@@ -33,7 +33,7 @@ from c2e_core.modeling.color2embed import LabScaling
 from c2e_core.modeling.color_encoder import feature_to_vector
 from c2e_core.modeling.colour import rgb_to_lab
 from c2e_core.modeling.efficientnet_lite import EffNetLite0Backbone
-from c2e_core.modeling.unet import DoubleConv, Down, ResBlock, UpBlock
+from c2e_core.modeling.unet import DoubleConv, Down, ModulatedDecoder, ResBlock
 
 #: EfficientNet-lite0 blocks the correspondence and the content path use: 40 channels at
 #: stride 8 and 112 at stride 16.
@@ -162,7 +162,7 @@ class Correspondence(nn.Module):
         return out.reshape(out.shape[0], VALUE_CHANNELS + 1, *shape)
 
 
-class CorrUNet(nn.Module):
+class CorrUNet(ModulatedDecoder):
     """Content path and modulated decoder: L plus target features plus the prior -> ab / 110.
 
     ``widths`` are the five encoder widths; the fusions at strides 8 and 16 join the target's
@@ -187,11 +187,7 @@ class CorrUNet(nn.Module):
         self.fuse8 = ResBlock(w3 + c8 + VALUE_CHANNELS + 1, w3)
         self.down4 = Down(w3, w4)
         self.fuse16 = ResBlock(w4 + c16, w4)
-        k1, k2, k3, k4 = up_kernels
-        self.up1 = UpBlock(w4, w3, w2, k1, embed_dim, skip_stride)
-        self.up2 = UpBlock(w2, w2, w1, k2, embed_dim, skip_stride)
-        self.up3 = UpBlock(w1, w1, w0, k3, embed_dim, skip_stride)
-        self.up4 = UpBlock(w0, w0, w0, k4, embed_dim, skip_stride)
+        self._build_decoder(widths, up_kernels, embed_dim, skip_stride)
         self.outc = nn.Sequential(
             nn.Conv2d(w0 + 2, w0, 3, padding=1),
             nn.LeakyReLU(0.2, inplace=True),
@@ -215,10 +211,7 @@ class CorrUNet(nn.Module):
         x3 = self.down2(x2)
         x4 = self.fuse8(torch.cat((self.down3(x3), f8, prior8), dim=1))
         x5 = self.fuse16(torch.cat((self.down4(x4), f16), dim=1))
-        x = self.up1(x5, x4, z)
-        x = self.up2(x, x3, z)
-        x = self.up3(x, x2, z)
-        x = self.up4(x, x1, z)
+        x = self._decode((x1, x2, x3, x4, x5), z)
         return (prior + self.outc(torch.cat((x, prior), dim=1))).clamp(-1.0, 1.0)
 
 

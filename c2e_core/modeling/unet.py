@@ -98,7 +98,30 @@ class UpBlock(nn.Module):
         return x + shortcut
 
 
-class ColorUNet(nn.Module):
+class ModulatedDecoder(nn.Module):
+    """The paper's decoder: four :class:`UpBlock` s (``up1`` … ``up4``, the authors' names) from
+    stride 16 back to full size, each joining a skip and modulated by the embedding ``z``."""
+
+    def _build_decoder(
+        self, widths: Sequence[int], up_kernels: Sequence[int], embed_dim: int, skip_stride: int
+    ) -> None:
+        w0, w1, w2, w3, w4 = widths
+        k1, k2, k3, k4 = up_kernels
+        self.up1 = UpBlock(w4, w3, w2, k1, embed_dim, skip_stride)
+        self.up2 = UpBlock(w2, w2, w1, k2, embed_dim, skip_stride)
+        self.up3 = UpBlock(w1, w1, w0, k3, embed_dim, skip_stride)
+        self.up4 = UpBlock(w0, w0, w0, k4, embed_dim, skip_stride)
+
+    def _decode(self, skips: Sequence[torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+        """``skips``: the encoder's outputs at strides 1, 2, 4, 8 and 16 (coarsest last)."""
+        x1, x2, x3, x4, x5 = skips
+        x = self.up1(x5, x4, z)
+        x = self.up2(x, x3, z)
+        x = self.up3(x, x2, z)
+        return self.up4(x, x1, z)
+
+
+class ColorUNet(ModulatedDecoder):
     """``(l_norm [B,1,H,W] in [-1,1], z [B|1,E,1,1]) -> ab/110 [B,2,H,W]``; H, W multiples of 16.
 
     ``widths`` are the five encoder widths (paper: 64, 128, 256, 512, 512).
@@ -118,11 +141,7 @@ class ColorUNet(nn.Module):
         self.down2 = Down(w1, w2)
         self.down3 = Down(w2, w3)
         self.down4 = Down(w3, w4)
-        k1, k2, k3, k4 = up_kernels
-        self.up1 = UpBlock(w4, w3, w2, k1, embed_dim, skip_stride)
-        self.up2 = UpBlock(w2, w2, w1, k2, embed_dim, skip_stride)
-        self.up3 = UpBlock(w1, w1, w0, k3, embed_dim, skip_stride)
-        self.up4 = UpBlock(w0, w0, w0, k4, embed_dim, skip_stride)
+        self._build_decoder(widths, up_kernels, embed_dim, skip_stride)
         self.outc = nn.Sequential(
             nn.Conv2d(w0, w0, 3, padding=1),
             nn.LeakyReLU(0.2, inplace=True),
@@ -136,8 +155,4 @@ class ColorUNet(nn.Module):
         x3 = self.down2(x2)
         x4 = self.down3(x3)
         x5 = self.down4(x4)
-        x = self.up1(x5, x4, z)
-        x = self.up2(x, x3, z)
-        x = self.up3(x, x2, z)
-        x = self.up4(x, x1, z)
-        return self.outc(x)
+        return self.outc(self._decode((x1, x2, x3, x4, x5), z))
