@@ -272,7 +272,7 @@ def test_resume_is_exact(tmp_path, images):
     train(recipe_from_dict(part), progress=False)
     checkpoints = list_checkpoints(tmp_path / "part")
     assert [c.name for c in checkpoints] == ["ckpt-000000003.pt"]
-    state = torch.load(checkpoints[-1], map_location="cpu", weights_only=False)
+    state = torch.load(checkpoints[-1], map_location="cpu", weights_only=True)  # safe types
     assert (state["step"], state["epoch"], state["position"]) == (3, 0, 3)
     resumed = _raw(images, tmp_path / "part", optim={"steps": 6, "batch": 2, "warmup_steps": 4})
     train(recipe_from_dict(resumed), resume=checkpoints[-1], progress=False)
@@ -337,7 +337,7 @@ def test_ddp_two_processes_gloo(tmp_path, images):
     records = read_metrics(tmp_path / "run" / METRICS_FILE)
     assert [r["step"] for r in records] == [1, 2, 3]
     initial = torch.load(tmp_path / "run" / "checkpoints" / "ckpt-000000002.pt",
-                         weights_only=False)["model"]  # fmt: skip
+                         weights_only=True)["model"]  # fmt: skip
     assert any(not torch.equal(initial[k], a[k]) for k in a)  # step 3 changed the weights
     assert json.loads(json.dumps(records[-1]))["images_per_s"] > 0
 

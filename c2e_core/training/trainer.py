@@ -58,6 +58,7 @@ from c2e_core.weights.build import (
     init_for_training,
     load_state_strictly,
 )
+from c2e_core.weights.store import load_failure, load_plain
 
 __all__ = [
     "TrainingError",
@@ -65,6 +66,7 @@ __all__ = [
     "data_manifest_sha256",
     "list_checkpoints",
     "save_checkpoint",
+    "read_checkpoint",
     "read_metrics",
     "plot_metrics",
     "FINAL_WEIGHTS",
@@ -119,10 +121,13 @@ def save_checkpoint(state: dict[str, Any], output: Path, step: int, keep_last: i
 
 
 def _rng_states(device: torch.device) -> dict[str, Any]:
+    """The RNG states in types ``torch.load(weights_only=True)`` reads: tensors, lists, ints."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
     states: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
     }
     if device.type == "cuda":
         states["cuda"] = torch.cuda.get_rng_state(device)
@@ -131,10 +136,25 @@ def _rng_states(device: torch.device) -> dict[str, Any]:
 
 def _set_rng_states(states: dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(states["torch"])
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     if device.type == "cuda" and "cuda" in states:
         torch.cuda.set_rng_state(states["cuda"], device)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a training checkpoint with ``weights_only=True`` (no pickled code can run)."""
+    if not path.is_file():
+        raise TrainingError(f"checkpoint '{path}' not found")
+    try:
+        checkpoint = load_plain(path)
+    except Exception as exc:  # torch raises many types for foreign or damaged files
+        raise TrainingError(f"'{path}' cannot be resumed from: {load_failure(exc)}") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise TrainingError(f"'{path}' is not a c2e training checkpoint")
+    return checkpoint
 
 
 class _Ema:
@@ -394,11 +414,7 @@ def _train(
     checkpoint = None
     if resume is not None:
         resume = Path(resume)
-        if not resume.is_file():
-            raise TrainingError(f"checkpoint '{resume}' not found")
-        checkpoint = torch.load(resume, map_location="cpu", weights_only=False)
-        if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-            raise TrainingError(f"'{resume}' is not a c2e training checkpoint")
+        checkpoint = read_checkpoint(resume)
     perceptual = _make_perceptual(recipe, device)
     model = _build_model(recipe, seed).to(device)
     if checkpoint is not None:

@@ -120,7 +120,7 @@ def save_weights(
     return sha256_file(path)
 
 
-def _load_plain(path: Path, *, mmap: bool = False) -> Any:
+def load_plain(path: Path, *, mmap: bool = False) -> Any:
     """``torch.load`` restricted to plain types, without torch's chatter about pickle protocols."""
     import torch
 
@@ -129,7 +129,7 @@ def _load_plain(path: Path, *, mmap: bool = False) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
 
 
-def _load_failure(exc: BaseException) -> str:
+def load_failure(exc: BaseException) -> str:
     """A short reason why ``torch.load(weights_only=True)`` refused a file."""
     if isinstance(exc, pickle.UnpicklingError) and "global" in str(exc).lower():
         return (
@@ -193,9 +193,9 @@ def read_weights(path: str | os.PathLike[str], expected_sha256: str | None = Non
             f"the recorded {expected_sha256}; {_REIMPORT_HINT}"
         )
     try:
-        payload = _load_plain(path)
+        payload = load_plain(path)
     except Exception as exc:  # torch raises many types for foreign or damaged files
-        raise WeightsError(f"{path} is not a c2e weights file: {_load_failure(exc)}") from exc
+        raise WeightsError(f"{path} is not a c2e weights file: {load_failure(exc)}") from exc
     weights = _validate_payload(payload, path)
     weights.sha256 = actual
     return weights
@@ -204,7 +204,7 @@ def read_weights(path: str | os.PathLike[str], expected_sha256: str | None = Non
 def is_c2e_weights(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` looks like a ``c2e-weights`` file (memory-mapped load, no hashing)."""
     try:
-        payload = _load_plain(Path(path), mmap=True)
+        payload = load_plain(Path(path), mmap=True)
     except Exception:
         return False
     return isinstance(payload, dict) and payload.get("format") == FORMAT_NAME
