@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -448,11 +449,13 @@ def cmd_weights_list(args: argparse.Namespace) -> int:
 def cmd_weights_import(args: argparse.Namespace) -> int:
     host = get_plugin_host()
     from c2e_core.weights.loader import read_weights_any
-    from c2e_core.weights.store import WeightsStore
+    from c2e_core.weights.store import WeightsStore, check_name
 
+
+    # an explicit name, even an empty one, is checked as given, before anything is read
+    name = check_name(args.name if args.name is not None else args.path.name.split(".")[0])
     _check_input(args.path)
     weights, _ = read_weights_any(args.path, host=host)
-    name = args.name or args.path.name.split(".")[0]
     entry = WeightsStore(host=host).add(
         name, weights, imported_from=str(args.path.resolve()), overwrite=args.force
     )
@@ -491,6 +494,18 @@ def cmd_weights_remove(args: argparse.Namespace) -> int:
 # -- entry point ------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Warnings as one line on stderr, ``c2e: warning: ...``."""
+    print(f"c2e: warning: {str(message).splitlines()[0] if str(message) else category.__name__}",
+          file=sys.stderr)  # fmt: skip
+
+
+def _main(argv: list[str]) -> int:
     try:
         host = get_plugin_host()
         parser = build_parser(host)

@@ -17,6 +17,7 @@ from c2e_core.weights.store import (
     ResolvedWeights,
     WeightsError,
     WeightsFile,
+    WeightsIndexWarning,
     WeightsStore,
     is_c2e_weights,
     read_weights,
@@ -295,11 +296,12 @@ def test_verify_reports_missing_and_modified_files(store: WeightsStore) -> None:
     b = store.add("b", tiny_pieces(), imported_from="x")
     a.path.unlink()
     flip_byte(b.path)
-    results = {e.name: (ok, reason) for e, ok, reason in store.verify()}
-    assert results["a"][0] is False and "missing" in results["a"][1]
-    assert results["b"][0] is False and "mismatch" in results["b"][1]
-    with pytest.raises(WeightsError, match="missing"):
-        store.load("a")
+    with pytest.warns(WeightsIndexWarning, match="'a'"):  # a vanished file: a damaged entry
+        results = {e.name: (ok, reason) for e, ok, reason in store.verify()}
+        assert results["a"][0] is False and "missing" in results["a"][1]
+        assert results["b"][0] is False and "mismatch" in results["b"][1]
+        with pytest.raises(WeightsError, match="missing"):
+            store.load("a")
 
 
 def test_corrupted_file_is_refused_on_load(store: WeightsStore) -> None:
@@ -350,11 +352,115 @@ def test_bad_weights_argument(store: WeightsStore) -> None:
         store.add("tiny", ("only", "two"), imported_from="x")  # type: ignore[arg-type]
 
 
-def test_corrupt_index_is_reported(store: WeightsStore) -> None:
+def _damage(store: WeightsStore, name: str, record: object) -> None:
+    """Hand-edit ``index.json``: set ``name``'s record to ``record``."""
+    index = json.loads(store.index_path.read_text())
+    index["weights"][name] = record
+    store.index_path.write_text(json.dumps(index))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda rec: {k: v for k, v in rec.items() if k != "sha256"},  # a missing key
+        lambda rec: {k: v for k, v in rec.items() if k != "file"},
+        lambda rec: {**rec, "file": 3},  # wrong types
+        lambda rec: {**rec, "sha256": ["ab"]},
+        lambda rec: {**rec, "file": "../elsewhere.c2e.pt"},
+        lambda rec: ["not", "an", "object"],
+        lambda rec: "vanished",  # the file is deleted (below)
+    ],
+    ids=["no-sha256", "no-file", "file-int", "sha256-list", "file-outside", "list", "vanished"],
+)
+def test_a_damaged_entry_is_reported_skipped_and_removable(store, host, tmp_path, damage):
+    path, sha = _plugin_weights(tmp_path)
+    host.register(ShippingPlugin(path, sha), name="shipper")
+    good = store.add("good", tiny_pieces(), imported_from="x")
+    bad = store.add("bad", tiny_pieces(), imported_from="x")
+    record = json.loads(store.index_path.read_text())["weights"]["bad"]
+    if damage(record) == "vanished":
+        bad.path.unlink()
+    else:
+        _damage(store, "bad", damage(record))
+    with pytest.warns(WeightsIndexWarning) as caught:
+        names = store.names()  # one scan of the index
+    assert [str(w.message).count("'bad'") for w in caught] == [1]  # one warning, naming it
+    assert "bad" not in names and {"default", "good", "shipped"} <= set(names)
+    assert "c2e weights remove bad" in str(caught[0].message)
+    with pytest.warns(WeightsIndexWarning):
+        assert resolve_weights("default", store=store).path.is_file()  # the bundled weights
+        assert resolve_weights("good", store=store).load().sha256 == good.sha256
+        assert store.load("shipped").sha256 == sha
+        with pytest.raises(WeightsError, match="'bad' is damaged"):
+            resolve_weights("bad", store=store)
+        with pytest.raises(WeightsError, match="'bad' is damaged"):
+            store.load("bad")
+        verified = {e.name: ok for e, ok, _ in store.verify()}
+        assert verified["bad"] is False and verified["good"] and verified["shipped"]
+        assert store.remove("bad").name == "bad"
+    assert sorted(json.loads(store.index_path.read_text())["weights"]) == ["good"]
+    assert not bad.path.exists() and good.path.exists() and path.exists()
+    assert "good" in store.names()  # and no warning now: nothing is damaged
+
+
+def test_a_damaged_entry_with_an_invalid_name_is_skipped(store):
+    store.add("good", tiny_pieces(), imported_from="x")
+    record = json.loads(store.index_path.read_text())["weights"]["good"]
+    _damage(store, "", record)
+    with pytest.warns(WeightsIndexWarning, match="not a valid weights name"):
+        assert user_names(store) == ["good"]
+        store.remove("")
+    assert sorted(json.loads(store.index_path.read_text())["weights"]) == ["good"]
+    assert store.get("good").path.is_file()  # the other entry's file is kept
+
+
+def test_wrong_typed_optional_fields_are_ignored(store):
+    store.add("tiny", tiny_pieces(), imported_from="x")
+    record = json.loads(store.index_path.read_text())["weights"]["tiny"]
+    _damage(store, "tiny", {**record, "description": 5, "size_bytes": "big", "architecture": []})
+    entry = store.get("tiny")
+    assert (entry.description, entry.size_bytes, entry.architecture) == ("", None, None)
+    assert store.load("tiny").architecture == "color2embed"
+
+
+@pytest.mark.parametrize("text", [b"{not json", b"[]", b'{"weights": 3}', b"\xff\xfe{}"])
+def test_a_non_json_index_is_reported_and_set_aside(store, host, tmp_path, text):
+    path, sha = _plugin_weights(tmp_path)
+    host.register(ShippingPlugin(path, sha), name="shipper")
     store.root.mkdir(parents=True)
-    store.index_path.write_text("{not json")
-    with pytest.raises(WeightsError, match="index.json"):
-        store.list()
+    store.index_path.write_bytes(text)
+    with pytest.warns(WeightsIndexWarning, match="index.json") as caught:
+        assert user_names(store) == []
+        assert {"default", "shipped"} <= set(store.names())  # plugins' weights still resolve
+        assert resolve_weights("shipped", store=store).name == "shipped"
+        store.add("new", tiny_pieces(), imported_from="x")
+    assert len({str(w.message) for w in caught}) == 1
+    assert (store.root / "index.json.damaged").read_bytes() == text  # kept for repair
+    assert user_names(store) == ["new"]
+
+
+def test_the_cli_refuses_an_empty_name_and_removes_damaged_entries(home, tmp_path, capsys):
+    from c2e_core.cli import main
+
+    loose = tmp_path / "tiny.c2e.pt"
+    arch, config, state, meta = tiny_pieces()
+    save_weights(loose, architecture=arch, config=config, state_dict=state, metadata=meta)
+    assert main(["weights", "import", str(loose), "--name", ""]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "invalid weights name ''" in err[0]
+    assert not (home / "weights").exists()  # nothing written
+
+    store = WeightsStore()
+    store.add("tiny", tiny_pieces(), imported_from="x")
+    _damage(store, "tiny", {"file": "tiny.c2e.pt"})
+    assert main(["weights", "list"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("c2e: warning:") == 1 and "'tiny'" in captured.err
+    assert len(captured.err.splitlines()) == 1
+    assert main(["weights", "remove", "tiny"]) == 0
+    assert "removed tiny" in capsys.readouterr().out
+    assert json.loads(store.index_path.read_text())["weights"] == {}
+    assert not (store.root / "tiny.c2e.pt").exists()
 
 
 # -- plugins ------------------------------------------------------------------------------------

@@ -39,8 +39,20 @@ HOME_ENV = "C2E_HOME"
 WEIGHTS_SUFFIX = ".c2e.pt"
 INDEX_NAME = "index.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DAMAGED_SUFFIX = ".damaged"
+_SHA256 = re.compile(r"^[0-9A-Fa-f]{64}$")
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 _CHUNK = 1 << 20
 _REIMPORT_HINT = "re-import it with `c2e weights import`"
+
+
+class WeightsIndexWarning(UserWarning):
+    """A damaged ``index.json`` (or one of its entries) that is skipped."""
+
+
+def _safe_file_name(file: Any) -> bool:
+    """Whether an index ``file`` is a plain file name inside the store (no folder, no ``..``)."""
+    return isinstance(file, str) and file not in ("", ".", "..") and Path(file).name == file
 
 
 # -- the file format ----------------------------------------------------------------------------
@@ -129,13 +141,20 @@ def load_plain(path: Path, *, mmap: bool = False) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
 
 
+def unsafe_objects(exc: BaseException) -> str | None:
+    """What a ``weights_only`` load refused, in one line (None: not a refused object)."""
+    if not isinstance(exc, pickle.UnpicklingError) or "global" not in str(exc).lower():
+        return None
+    found = _REFUSED_GLOBAL.search(str(exc))
+    what = f" ({found.group(1)})" if found else ""
+    return f"it holds objects other than tensors and plain values{what}, which could run code"
+
+
 def load_failure(exc: BaseException) -> str:
     """A short reason why ``torch.load(weights_only=True)`` refused a file."""
-    if isinstance(exc, pickle.UnpicklingError) and "global" in str(exc).lower():
-        return (
-            "it holds objects other than tensors and plain values (a full training checkpoint? "
-            "convert it with `c2e weights import`)"
-        )
+    refused = unsafe_objects(exc)
+    if refused is not None:
+        return f"{refused} (a full training checkpoint? convert it with `c2e weights import`)"
     if isinstance(exc, RuntimeError) and "zip" in str(exc).lower():
         return "it is truncated or damaged (its zip archive cannot be read)"
     if isinstance(exc, (EOFError, IndexError, KeyError, ValueError, pickle.PickleError)):
@@ -282,6 +301,7 @@ class WeightsStore:
     ):
         self.root = Path(root) if root is not None else weights_dir()
         self._host = host
+        self._index_damaged = False  # the last read found index.json unparseable
 
     @property
     def index_path(self) -> Path:
@@ -297,60 +317,96 @@ class WeightsStore:
         return self._host
 
     # -- index ----------------------------------------------------------------------------------
-    def _read_index(self) -> dict[str, dict[str, Any]]:
+    def _warn(self, message: str) -> None:
+        # one fixed location: Python shows each distinct message once per process
+        text = f"weights index {self.index_path}: {message}"
+        warnings.warn(text, WeightsIndexWarning, stacklevel=1)
+
+    def _read_index(self) -> dict[str, Any]:
+        """The index's raw records; a damaged file is reported and read as empty."""
+        self._index_damaged = False
         try:
-            text = self.index_path.read_text(encoding="utf-8")
+            raw = self.index_path.read_bytes()
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise WeightsError(f"cannot read {self.index_path}: {_one_line(exc)}") from exc
         try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise WeightsError(
-                f"weights index {self.index_path} is not valid JSON ({_one_line(exc)}); "
-                "fix or delete it and re-import"
-            ) from exc
-        if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
-            raise WeightsError(f"weights index {self.index_path} has an unexpected layout")
-        version = data.get("version")
-        if isinstance(version, int) and version > INDEX_VERSION:
-            raise WeightsError(
-                f"weights index {self.index_path} has version {version}, newer than this c2e "
-                f"supports ({INDEX_VERSION}); upgrade c2e"
-            )
-        return data["weights"]
+            data = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            reason = f"not valid JSON ({_one_line(exc)})"
+        else:
+            if isinstance(data, dict) and isinstance(data.get("weights"), dict):
+                version = data.get("version")
+                if isinstance(version, int) and version > INDEX_VERSION:
+                    raise WeightsError(
+                        f"weights index {self.index_path} has version {version}, newer than "
+                        f"this c2e supports ({INDEX_VERSION}); upgrade c2e"
+                    )
+                return data["weights"]
+            reason = "an unexpected layout"
+        self._index_damaged = True
+        self._warn(
+            f"{reason}; its entries are ignored (the next import sets it aside as "
+            f"{INDEX_NAME}{DAMAGED_SUFFIX})"
+        )
+        return {}
 
-    def _write_index(self, weights: dict[str, dict[str, Any]]) -> None:
+    def _write_index(self, weights: dict[str, Any]) -> None:
+        if self._index_damaged:  # keep what the user may want to repair
+            os.replace(self.index_path, self.index_path.with_name(INDEX_NAME + DAMAGED_SUFFIX))
+            self._index_damaged = False
         data = {"version": INDEX_VERSION, "weights": dict(sorted(weights.items()))}
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
         with atomic_file(self.index_path) as handle:
             handle.write(text.encode("utf-8"))
 
     def _user_entry(self, name: str, record: Any) -> WeightsEntry:
+        """The entry for one index record; :class:`WeightsError` saying what is wrong with it."""
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise WeightsError("it is not a valid weights name")
         if not isinstance(record, dict):
-            raise WeightsError(f"weights index {self.index_path}: bad entry for {name!r}")
+            raise WeightsError(f"its record is a {type(record).__name__}, not an object")
         file = record.get("file")
         sha = record.get("sha256")
-        if not isinstance(file, str) or not file or Path(file).name != file or file in (".", ".."):
-            raise WeightsError(f"weights index {self.index_path}: bad file for {name!r}")
-        if not isinstance(sha, str) or not sha:
-            raise WeightsError(f"weights index {self.index_path}: no sha256 for {name!r}")
+        if not _safe_file_name(file):
+            raise WeightsError(f"its 'file' is missing or invalid ({file!r})")
+        if not isinstance(sha, str) or not _SHA256.match(sha):
+            raise WeightsError(f"its 'sha256' is missing or invalid ({sha!r})")
+        if not (self.root / file).is_file():
+            raise WeightsError(f"its file {self.root / file} is missing")
+
+        def text(key: str) -> str | None:
+            value = record.get(key)
+            return value if isinstance(value, str) else None
+
         size = record.get("size_bytes")
         return WeightsEntry(
             name=name,
             path=self.root / file,
             sha256=sha.lower(),
             source="user",
-            architecture=record.get("architecture"),
-            size_bytes=size if isinstance(size, int) else None,
-            imported_from=record.get("imported_from"),
-            imported_at=record.get("imported_at"),
-            description=record.get("description") or "",
+            architecture=text("architecture"),
+            size_bytes=size if isinstance(size, int) and not isinstance(size, bool) else None,
+            imported_from=text("imported_from"),
+            imported_at=text("imported_at"),
+            description=text("description") or "",
         )
 
-    def _user_entries(self) -> dict[str, WeightsEntry]:
-        return {name: self._user_entry(name, rec) for name, rec in self._read_index().items()}
+    def _scan(self) -> tuple[dict[str, WeightsEntry], dict[str, str]]:
+        """The usable index entries, and the damaged ones' reasons (each reported once)."""
+        entries: dict[str, WeightsEntry] = {}
+        damaged: dict[str, str] = {}
+        for name, record in self._read_index().items():
+            try:
+                entries[name] = self._user_entry(name, record)
+            except WeightsError as exc:
+                damaged[name] = str(exc)
+                self._warn(
+                    f"skipping damaged entry {name!r}: {exc}; "
+                    f"`c2e weights remove {name}` deletes it"
+                )
+        return entries, damaged
 
     def _plugin_entries(self) -> dict[str, WeightsEntry]:
         entries = {}
@@ -369,14 +425,40 @@ class WeightsStore:
             )
         return entries
 
-    def _all(self) -> dict[str, WeightsEntry]:
+    def _known(self) -> tuple[dict[str, WeightsEntry], dict[str, str]]:
+        """The usable entries (plugins' and the store's) and the damaged ones' reasons."""
         entries = self._plugin_entries()
-        entries.update(self._user_entries())  # the user's own entry wins a (rare) clash
-        return entries
+        user, damaged = self._scan()
+        entries.update(user)  # the user's own entry wins a (rare) clash
+        return entries, {name: why for name, why in damaged.items() if name not in entries}
+
+    def _all(self) -> dict[str, WeightsEntry]:
+        return self._known()[0]
+
+    @staticmethod
+    def _damaged_error(name: str, reason: str) -> WeightsError:
+        return WeightsError(
+            f"the index entry of weights {name!r} is damaged ({reason}); {_REIMPORT_HINT} "
+            f"after `c2e weights remove {name}`"
+        )
+
+    def _damaged_entry(self, name: str, record: Any) -> WeightsEntry:
+        """A stand-in entry for a damaged record: its file, else the file ``add`` names
+        ``<name>.c2e.pt``; the index's own path when there is neither (nothing to delete)."""
+        record = record if isinstance(record, dict) else {}
+        file, sha = record.get("file"), record.get("sha256")
+        if not _safe_file_name(file):
+            file = f"{name}{WEIGHTS_SUFFIX}" if NAME_PATTERN.match(name) else None
+        path = self.root / file if file else self.index_path
+        return WeightsEntry(name, path, sha if isinstance(sha, str) else "", "user")
+
+    def damaged(self) -> dict[str, str]:
+        """The index entries that are skipped, each with why."""
+        return self._known()[1]
 
     # -- public API -----------------------------------------------------------------------------
     def list(self) -> list[WeightsEntry]:
-        """All named weights, the store's and the plugins', sorted by name."""
+        """All usable named weights, the store's and the plugins', sorted by name."""
         return sorted(self._all().values(), key=lambda entry: entry.name.lower())
 
     def names(self) -> list[str]:
@@ -384,9 +466,11 @@ class WeightsStore:
 
     def get(self, name: str) -> WeightsEntry:
         """The entry called ``name``; :class:`WeightsError` listing the names when unknown."""
-        entries = self._all()
+        entries, damaged = self._known()
         if name in entries:
             return entries[name]
+        if name in damaged:
+            raise self._damaged_error(name, damaged[name])
         available = ", ".join(sorted(entries, key=str.lower)) or "none"
         raise WeightsError(f"no weights named {name!r}; available: {available}")
 
@@ -461,13 +545,16 @@ class WeightsStore:
         return self._user_entry(name, index[name])
 
     def verify(self, name: str | None = None) -> list[tuple[WeightsEntry, bool, str]]:
-        """Re-hash one entry's file, or all; ``(entry, ok, reason)`` for each."""
-        entries = [self.get(name)] if name is not None else self.list()
-        results = []
-        for entry in entries:
-            ok, reason = self._check(entry)
-            results.append((entry, ok, reason))
-        return results
+        """Re-hash one entry's file, or all (damaged entries fail): ``(entry, ok, reason)``."""
+        if name is not None:
+            entry = self.get(name)
+            return [(entry, *self._check(entry))]
+        index = self._read_index()
+        entries, damaged = self._known()
+        results = [(entry, *self._check(entry)) for entry in entries.values()]
+        for n, why in damaged.items():
+            results.append((self._damaged_entry(n, index.get(n)), False, why))
+        return sorted(results, key=lambda result: result[0].name.lower())
 
     @staticmethod
     def _check(entry: WeightsEntry) -> tuple[bool, str]:
@@ -482,17 +569,21 @@ class WeightsStore:
         return True, "ok"
 
     def remove(self, name: str) -> WeightsEntry:
-        """Delete an imported entry and its file; plugin-provided weights cannot be removed."""
-        entry = self.get(name)
-        if entry.is_plugin:
+        """Delete an imported entry (damaged or not) and its file; plugins' weights stay."""
+        index = self._read_index()
+        if name not in index:
+            entry = self.get(name)  # unknown: the list of names; a plugin's: refused below
             raise WeightsError(
                 f"weights {name!r} are provided by {entry.source} and cannot be removed; "
                 "uninstall or disable that plugin instead"
             )
-        index = self._read_index()
-        index.pop(name, None)
+        user, _ = self._scan()
+        entry = user.get(name) or self._damaged_entry(name, index[name])
+        del index[name]
         self._write_index(index)
-        entry.path.unlink(missing_ok=True)
+        kept = {rec.get("file") for rec in index.values() if isinstance(rec, dict)}
+        if entry.path != self.index_path and entry.path.name not in kept:
+            entry.path.unlink(missing_ok=True)
         return entry
 
     def load(self, name: str) -> WeightsFile:
@@ -534,14 +625,16 @@ def resolve_weights(
     path = Path(text).expanduser()
     if isinstance(spec, str) and NAME_PATTERN.match(spec):
         try:
-            entries = store._all()
+            entries, damaged = store._known()
         except WeightsError:
-            if not path.is_file():  # a damaged index only matters for names
+            if not path.is_file():  # an unreadable index only matters for names
                 raise
-            entries = {}
+            entries, damaged = {}, {}
         if spec in entries:
             entry = entries[spec]
             return ResolvedWeights(entry.path, entry.sha256, entry.name, entry.source)
+        if spec in damaged and not path.is_file():
+            raise store._damaged_error(spec, damaged[spec])
     if path.is_file():
         return ResolvedWeights(path, None, None, "file")
     if path.is_dir():
