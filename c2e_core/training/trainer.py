@@ -58,7 +58,7 @@ from c2e_core.weights.build import (
     init_for_training,
     load_state_strictly,
 )
-from c2e_core.weights.store import load_failure, load_plain
+from c2e_core.weights.store import load_failure, load_plain, unsafe_objects
 
 __all__ = [
     "TrainingError",
@@ -151,7 +151,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         checkpoint = load_plain(path)
     except Exception as exc:  # torch raises many types for foreign or damaged files
-        raise TrainingError(f"'{path}' cannot be resumed from: {load_failure(exc)}") from None
+        reason = unsafe_objects(exc) or load_failure(exc)
+        raise TrainingError(f"'{path}' cannot be resumed from: {reason}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise TrainingError(f"'{path}' is not a c2e training checkpoint")
     return checkpoint

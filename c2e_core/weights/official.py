@@ -26,7 +26,7 @@ from c2e_core.weights.build import (
     build_color2embed,
     load_state_strictly,
 )
-from c2e_core.weights.store import WeightsFile, sha256_file
+from c2e_core.weights.store import WeightsFile, _one_line, sha256_file, unsafe_objects
 
 ENCODER_KEY = "colorEncoder"
 UNET_KEY = "colorUNet"
@@ -48,8 +48,8 @@ def read_official_checkpoint(path: str | Path) -> dict[str, Any]:
         with torch.serialization.safe_globals([argparse.Namespace]):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NotAnOfficialCheckpoint(f"{path}: refused to load unsafe content ({first})") from None
+        reason = unsafe_objects(exc) or _one_line(exc)
+        raise NotAnOfficialCheckpoint(f"{path}: refused unsafe content ({reason})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
         raise NotAnOfficialCheckpoint(
             f"{path}: not a readable PyTorch checkpoint ({exc})"
