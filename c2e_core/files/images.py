@@ -15,8 +15,11 @@ from __future__ import annotations
 import os
 import secrets
 import struct
+import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +27,15 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from c2e_core.errors import ImageReadError, ImageWriteError
+from c2e_core.errors import ImageReadError, ImageWriteError, InputError
 
 __all__ = [
     "ImageData",
     "ImageReadError",
     "ImageWriteError",
+    "MAX_PIXELS_ENV",
+    "max_image_pixels",
+    "pixel_limit",
     "read_image",
     "from_array",
     "to_array",
@@ -50,6 +56,10 @@ _WRITE_FORMATS = {
     ".webp": "WEBP",
 }
 _FORMAT_DEPTHS = {"PNG": (8, 16), "JPEG": (8,), "TIFF": (8, 16, 32), "WEBP": (8,)}
+#: Environment variable raising (or lowering) the decompression-bomb limit, in pixels.
+MAX_PIXELS_ENV = "C2E_MAX_IMAGE_PIXELS"
+_pixel_limit: ContextVar[int | None] = ContextVar("c2e_pixel_limit", default=None)
+_PILLOW_LIMIT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -75,6 +85,71 @@ class ImageData:
     @property
     def width(self) -> int:
         return int(self.rgb.shape[1])
+
+
+# --------------------------------------------------------------------------- pixel limit
+
+
+def max_image_pixels() -> int | None:
+    """The largest image read, in pixels: :func:`pixel_limit` if set, else
+    ``$C2E_MAX_IMAGE_PIXELS``, else Pillow's decompression-bomb limit
+    (``2 * Image.MAX_IMAGE_PIXELS``; ``None``: no limit)."""
+    chosen = _pixel_limit.get()
+    if chosen is not None:
+        return chosen
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise InputError(f"{MAX_PIXELS_ENV}={raw!r} must be a positive whole number of pixels")
+        return value
+    pillow = Image.MAX_IMAGE_PIXELS
+    return None if pillow is None else 2 * int(pillow)
+
+
+@contextmanager
+def pixel_limit(pixels: int | None) -> Iterator[None]:
+    """Within the block, read images of up to ``pixels`` pixels (``None``: the default)."""
+    if pixels is not None and pixels <= 0:
+        raise InputError(f"the pixel limit must be positive, not {pixels}")
+    token = _pixel_limit.set(pixels)
+    try:
+        yield
+    finally:
+        _pixel_limit.reset(token)
+
+
+def _check_pixels(width: int, height: int) -> None:
+    """Refuse an image larger than :func:`max_image_pixels` (a decompression-bomb guard);
+    ``ValueError``, which :func:`read_image` reports naming the file."""
+    limit = max_image_pixels()
+    pixels = int(width) * int(height)
+    if limit is not None and pixels > limit:
+        raise ValueError(
+            f"{width}x{height} = {pixels} pixels is more than the limit of {limit} (a guard "
+            f"against decompression bombs); if you trust the file, raise it with --max-pixels "
+            f"{pixels} or {MAX_PIXELS_ENV}={pixels}"
+        )
+
+
+def _pillow_open(path: Path) -> Image.Image:
+    """``Image.open`` with Pillow's own bomb check off: :func:`_check_pixels` applies c2e's."""
+    with _PILLOW_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            im = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    try:
+        _check_pixels(*im.size)
+    except ValueError:
+        im.close()
+        raise
+    return im
 
 
 # --------------------------------------------------------------------------- helpers
@@ -283,6 +358,7 @@ def decode_png16(data: bytes) -> tuple[np.ndarray, int, bytes | None]:
         raise ValueError(f"unsupported PNG bit depth {depth} / colour type {ctype_}")
     if width == 0 or height == 0:
         raise ValueError("PNG with zero size")
+    _check_pixels(width, height)
     try:
         raw = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8)
     except zlib.error as exc:
@@ -368,6 +444,7 @@ def _read_tiff(path: Path) -> ImageData:
         raise ValueError("this TIFF needs the 'tifffile' package") from exc
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
+        _check_pixels(int(page.imagewidth), int(page.imagelength))
         arr = page.asarray()
         photometric = int(page.photometric)
         planar = int(page.planarconfig)
@@ -490,7 +567,7 @@ def read_image(path: str | os.PathLike[str]) -> ImageData:
         if png is not None and png[0] == 16 and png[1] in (2, 4, 6):
             return _read_png16(p)
         try:
-            im = Image.open(p)
+            im = _pillow_open(p)
         except UnidentifiedImageError:
             if magic in _TIFF_MAGICS:
                 return _read_tiff(p)
@@ -500,7 +577,7 @@ def read_image(path: str | os.PathLike[str]) -> ImageData:
                 return _read_tiff(p)
             im.load()
             return _from_pil(im)
-    except ImageReadError:
+    except InputError:
         raise
     except MemoryError:
         raise
