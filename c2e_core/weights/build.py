@@ -20,6 +20,18 @@ COLOR2EMBED = "color2embed"
 COLOR2EMBED_CORR = "color2embed-corr"
 
 
+#: The single-number sizes both configurations hold.
+_SCALAR_SIZES = ("skip_stride", "embed_dim", "encoder_hidden", "encoder_mlp_hidden")
+
+
+def _check_positive_ints(config: Any, names: tuple[str, ...]) -> None:
+    """``ValueError`` unless each named field of ``config`` is a positive integer."""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of a Color2Embed network. ``paper`` is the authors' architecture.
@@ -42,6 +54,7 @@ class ModelConfig:
             value = getattr(self, name)
             if len(value) != expected or not all(isinstance(v, int) and v > 0 for v in value):
                 raise ValueError(f"{name} must be {expected} positive integers, not {list(value)}")
+        _check_positive_ints(self, _SCALAR_SIZES)
         if self.encoder_backbone not in BACKBONES:
             known = ", ".join(sorted(BACKBONES))
             raise ValueError(
@@ -114,10 +127,7 @@ class CorrConfig:
             value = getattr(self, name)
             if len(value) != expected or not all(isinstance(v, int) and v > 0 for v in value):
                 raise ValueError(f"{name} must be {expected} positive integers, not {list(value)}")
-        for name in ("skip_stride", "embed_dim", "encoder_hidden", "encoder_mlp_hidden"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        _check_positive_ints(self, _SCALAR_SIZES)
         if not 0 < float(self.temperature) < 10:
             raise ValueError(f"temperature must be in (0, 10), not {self.temperature!r}")
 

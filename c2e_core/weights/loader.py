@@ -60,7 +60,7 @@ def read_weights_any(
     weights = read_weights(path, expected_sha256=expected_sha256)
     try:
         model = build_model(weights.architecture, weights.config, host=host)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: torch refusing sizes
         raise WeightsError(
             f"{path}: cannot build architecture {weights.architecture!r}: {exc}"
         ) from None

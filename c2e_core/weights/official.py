@@ -10,9 +10,7 @@ strictly into this project's own state dict layout.
 from __future__ import annotations
 
 import argparse
-import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from c2e_core.weights.build import (
     build_color2embed,
     load_state_strictly,
 )
-from c2e_core.weights.store import WeightsFile, _one_line, sha256_file, unsafe_objects
+from c2e_core.weights.store import WeightsFile, load_failure, sha256_file, unsafe_objects
 
 ENCODER_KEY = "colorEncoder"
 UNET_KEY = "colorUNet"
@@ -47,12 +45,14 @@ def read_official_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = unsafe_objects(exc) or _one_line(exc)
-        raise NotAnOfficialCheckpoint(f"{path}: refused unsafe content ({reason})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # torch raises many types for foreign or damaged files
+        refused = unsafe_objects(exc)
+        if refused is not None:
+            raise NotAnOfficialCheckpoint(f"{path}: refused unsafe content ({refused})") from None
         raise NotAnOfficialCheckpoint(
-            f"{path}: not a readable PyTorch checkpoint ({exc})"
+            f"{path}: not a readable PyTorch checkpoint ({load_failure(exc)})"
         ) from None
     if not isinstance(data, dict) or ENCODER_KEY not in data or UNET_KEY not in data:
         keys = ", ".join(map(str, data)) if isinstance(data, dict) else type(data).__name__
