@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from c2e_core.errors import C2EError, Cancelled, InputError
+from c2e_core.errors import C2EError, Cancelled, DeviceError, InputError
 from c2e_core.options import (
     COMPAT_MODES,
     DEFAULT_SIZE,
@@ -54,6 +54,16 @@ def _step(value: str) -> str | tuple[str, dict]:
         except ValueError:
             options[key.strip().replace("-", "_")] = raw
     return (name, options)
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {value!r}")
+    return number
 
 
 def build_parser(host=None) -> argparse.ArgumentParser:
@@ -131,6 +141,13 @@ def build_parser(host=None) -> argparse.ArgumentParser:
         help="post-processing step NAME[:key=value,...] (see c2e info)",
     )
     colorize.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    colorize.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        metavar="N",
+        help="read images of up to N pixels (default: Pillow's decompression-bomb limit, or "
+        "$C2E_MAX_IMAGE_PIXELS)",
+    )
     colorize.set_defaults(handler=cmd_colorize)
 
     info = commands.add_parser("info", help="versions, devices, weights and plugins")
@@ -267,15 +284,12 @@ def _output_paths(args: argparse.Namespace) -> list[Path]:
 
 
 def _check_readable(target: Path, output: Path) -> None:
-    """Cheap header check of every target before the model loads, so that a bad file in a
-    batch stops the run before anything is written."""
-    from PIL import Image, UnidentifiedImageError
+    """Read every target with :func:`~c2e_core.files.images.read_image` before the model loads,
+    so that a bad file in a batch stops the run before anything is written: what passes is
+    exactly what the colorizer reads (at the cost of decoding each target twice)."""
+    from c2e_core.files.images import read_image
 
-    try:
-        with Image.open(target) as image:
-            has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in image.info
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"{target}: cannot read image ({exc.__class__.__name__})") from None
+    has_alpha = read_image(target).alpha is not None
     if has_alpha and output.suffix.lower() in (".jpg", ".jpeg"):
         raise UserError(f"{target} has transparency, which JPEG cannot store; write PNG or TIFF")
 
@@ -290,6 +304,13 @@ def _output_depth(path: Path, bit_depth: int) -> int:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
+    from c2e_core.files.images import pixel_limit
+
+    with pixel_limit(args.max_pixels):
+        return _colorize(args)
+
+
+def _colorize(args: argparse.Namespace) -> int:
     request = ColorizeRequest.from_cli_args(args)
     for path in [*args.targets, *args.reference]:
         _check_input(path)
@@ -524,7 +545,27 @@ def _main(argv: list[str]) -> int:
         return CANCELLED
     except (C2EError, *FILE_ERRORS) as exc:
         _fail(exc)
+    except MemoryError:
+        _fail(OUT_OF_MEMORY)
+    except RuntimeError as exc:
+        if not _is_out_of_memory(exc):
+            raise
+        _fail(OUT_OF_MEMORY)
     return USAGE_ERROR
+
+
+OUT_OF_MEMORY = DeviceError(
+    "out of memory; try a smaller --size, fewer or smaller images, or --device cpu"
+)
+
+
+def _is_out_of_memory(exc: RuntimeError) -> bool:
+    """Whether a ``RuntimeError`` is torch running out of memory (CPU allocator or CUDA)."""
+    torch = sys.modules.get("torch")
+    oom_type = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    return "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower()
 
 
 def _fail(exc: BaseException) -> None:
