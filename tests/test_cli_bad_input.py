@@ -245,3 +245,20 @@ def test_random_and_truncated_files_through_the_real_cli(tmp_path, weights_bytes
             assert not out.exists()
             assert not (tmp_path / "home" / "weights" / "fuzz.c2e.pt").exists()
         out.unlink(missing_ok=True)
+
+
+def test_the_pixel_limit_holds_on_every_reading_path(tmp_path):
+    """Pillow, the 16-bit PNG decoder and tifffile all refuse an image over the limit."""
+    import tifffile
+
+    from c2e_core.errors import ImageReadError
+    from c2e_core.files.images import encode_png16, pixel_limit
+
+    Image.new("RGB", (20, 10)).save(tmp_path / "eight.png")
+    (tmp_path / "sixteen.png").write_bytes(encode_png16(np.zeros((10, 20, 3), np.uint16)))
+    tifffile.imwrite(tmp_path / "float.tif", np.zeros((10, 20, 3), np.float32), photometric="rgb")
+    for name in ("eight.png", "sixteen.png", "float.tif"):
+        with pixel_limit(199), pytest.raises(ImageReadError, match="200 pixels.*limit of 199"):
+            read_image(tmp_path / name)
+        with pixel_limit(200):
+            assert read_image(tmp_path / name).width == 20
