@@ -160,7 +160,7 @@ def test_a_float32_rgb_tiff_that_read_image_reads_is_colorized(tmp_path, tiny_we
 
 
 # -- property-based: random bytes and truncated real files -----------------------------------
-FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 
 
