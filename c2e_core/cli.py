@@ -527,6 +527,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def _main(argv: list[str]) -> int:
+    from c2e_core.files.images import quiet_decoders
+
+    quiet_decoders()
     try:
         host = get_plugin_host()
         parser = build_parser(host)

@@ -152,6 +152,16 @@ def _pillow_open(path: Path) -> Image.Image:
     return im
 
 
+def quiet_decoders() -> None:
+    """Keep Pillow's metadata warnings and tifffile's log off stderr, for a program (the CLI)
+    that reports every failure as one line; libraries using c2e keep their own settings."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+    logging.getLogger("tifffile").addHandler(logging.NullHandler())  # not logging's last resort
+
+
 # --------------------------------------------------------------------------- helpers
 
 
