@@ -448,3 +448,15 @@ def test_server_survives_bad_framing_and_still_says_hello(monkeypatch):
     assert "deeper than 32" in replies[1]["message"]
     assert "declared twice" in replies[4]["message"]
     assert f"8x8 RGB u8 image needs 192 bytes, got {200 + len(hidden)}" in replies[5]["message"]
+
+
+def test_a_failing_dispatch_is_answered_and_reading_goes_on(monkeypatch):
+    data = b'{"type": "cancel", "id": "a"}\n{"type": "hello", "id": "b"}\n'
+    stdout = io.BytesIO()
+    worker = Worker(io.BytesIO(data), stdout)
+    monkeypatch.setattr(worker.handlers, "hello", lambda: {"type": "hello", "protocol": 1})
+    monkeypatch.setattr(worker.jobs, "cancel", lambda request_id: 1 / 0)
+    assert worker.serve() == 0
+    replies = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert [(r["type"], r.get("id"), r.get("kind")) for r in replies] == [
+        ("hello", None, None), ("error", "a", "internal"), ("hello", "b", None)]

@@ -78,7 +78,13 @@ class Worker:
                 except RequestError as exc:
                     self.send_error(identifier, "bad-request", str(exc))
                     continue
-                if not self.dispatch(message, payloads, identifier):
+                try:
+                    keep_reading = self.dispatch(message, payloads, identifier)
+                except Exception as exc:  # a bug: answer it, the stream is still in step
+                    log.error("dispatch failed:\n%s", traceback.format_exc())
+                    self.send_error(identifier, "internal", f"{type(exc).__name__}: {exc}")
+                    continue
+                if not keep_reading:
                     break
         except EOFError as exc:
             log.warning("%s; exiting", exc)
