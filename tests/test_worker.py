@@ -300,6 +300,105 @@ def test_protocol_errors_on_the_wire(client):
     assert client.colorize(target, reference(), options=OPTIONS).width == 8
 
 
+def _answer(client, request_id: str, raw: bytes = b"", message=None, payloads=()) -> dict:
+    """Send ``message`` with ``payloads`` (or write ``raw`` bytes) as the request
+    ``request_id``; the worker's final answer to it (progress skipped)."""
+    request = client._register(request_id)
+    try:
+        if message is not None:
+            client._send(message, payloads)
+        else:
+            with client._write_lock:
+                client.process.stdin.write(raw)
+                client.process.stdin.flush()
+        while True:
+            answer = client._next(request, 120)
+            if answer["type"] != "progress":
+                return answer
+    finally:
+        client._unregister(request)
+
+
+def _header(message: dict) -> bytes:
+    return json.dumps(message).encode() + b"\n"
+
+
+def _peak_rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+
+
+SMALL = {"width": 8, "height": 8, "channels": "RGB", "dtype": "u8"}
+
+
+def _colorize(request_id: str, **fields) -> dict:
+    return {"type": "colorize", "id": request_id, "target": {**SMALL, "payload": "t"},
+            "reference": {**SMALL, "payload": "r"}, "options": OPTIONS, **fields}
+
+
+def test_malformed_framing_never_kills_the_worker(client):
+    """Deep nesting, lone surrogates, repeated payload names, payloads far larger than their
+    image: each one error, the bytes never read as messages, the worker still says hello."""
+    note = _raw_roundtrip(client, b"[" * 1000 + b"]" * 1000 + b"\n")
+    assert "deeper than 32" in note["message"]
+    assert client.hello()["type"] == "hello"
+    deep = b'{"type": "hello", "id": "deep", "x": ' + b"[" * 40 + b"]" * 40 + b"}\n"
+    assert "deeper than 32" in _answer(client, "deep", deep)["message"]
+    assert client.hello()["type"] == "hello"
+    for request_id, raw in [
+        ("\ufffd", b'{"type": "hello", "id": "\\ud800"}\n'),
+        ("\ufffd\ufffd", _header(_colorize("@")).replace(b'"@"', b'"\\udfff\\ud800"')),
+    ]:
+        answer = _answer(client, request_id, raw)
+        assert answer["kind"] == "bad-request" and "lone surrogate" in answer["message"]
+        assert client.hello()["type"] == "hello"
+    hidden = _header({"type": "hello", "id": "hidden"})
+    twice = _colorize("dup", payloads=[{"name": "t", "bytes": 192},
+                                       {"name": "t", "bytes": len(hidden)}])
+    answer = _answer(client, "dup", _header(twice) + bytes(192) + hidden)
+    assert answer["kind"] == "bad-request" and "declared twice" in answer["message"]
+    assert client.hello()["type"] == "hello" and client._hello_inbox.empty()
+    huge = 128 << 20
+    peak = _peak_rss_kib(client.pid)
+    big = _colorize("big", payloads=[{"name": "t", "bytes": huge}, {"name": "r", "bytes": 192}])
+    answer = _answer(client, "big", message=big, payloads=[("t", bytes(huge)), ("r", bytes(192))])
+    assert answer["kind"] == "bad-request"
+    assert f"needs 192 bytes, got {huge}" in answer["message"]
+    assert _peak_rss_kib(client.pid) - peak < 64 << 10  # not buffered: far below 128 MiB
+    assert client.hello()["type"] == "hello"
+    result = client.colorize(pixels(rgba_u8(8, 8), "RGBA", "u8"), reference(), options=OPTIONS)
+    assert result.width == 8
+
+
+def test_user_mistakes_get_their_kind(client, tmp_path):
+    """Files that would block, wrong types, huge sizes, bad weights: never ``internal``."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    data = [("t", bytes(192)), ("r", bytes(192))]
+    as_file = lambda path: {**SMALL, "file": str(path)}  # noqa: E731
+    for message, kind, text in [
+        (_colorize("fifo", target=as_file(fifo)), "bad-request", "not a regular file"),
+        (_colorize("dir", target=as_file(tmp_path)), "bad-request", "not a regular file"),
+        (_colorize("dev", target=as_file("/dev/zero")), "bad-request", "not a regular file"),
+        (_colorize("nul", target=as_file("a\0b")), "bad-request", "without NUL"),
+        (_colorize("dtype", target={**SMALL, "dtype": ["u8"], "payload": "t"}), "bad-request",
+         "dtype must be one of"),
+        (_colorize("size", options={**OPTIONS, "size": 2**40}), "bad-request", "options.size"),
+        (_colorize("wide", target={**SMALL, "width": 2**40, "payload": "t"}), "bad-request",
+         "width must be a positive integer"),
+        (_colorize("long", options={**OPTIONS, "weights": "w" * 5000}), "weights",
+         "File name too long"),
+        (_colorize("text", options={**OPTIONS, "weights": str(notes)}), "weights", "notes.txt"),
+    ]:
+        answer = _answer(client, message["id"], message=message, payloads=data)
+        assert answer["type"] == "error" and answer["kind"] == kind, answer
+        assert text in answer["message"] and "\n" not in answer["message"]
+        assert client.hello()["type"] == "hello"
+    assert client.alive
+
+
 def test_files_and_raw_cancel(worker_env, tmp_path):
     """Images given as files; a cancel sent with the request stops it; shutdown exits 0."""
     env, weights = worker_env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ from c2e_core.worker.pixels import (
     Layout,
     decode_pixels,
     encode_result,
+    expected_payloads,
     image_to_srgb,
     parse_layout,
     request_image,
@@ -101,6 +103,64 @@ def test_writer_stops_once_the_host_is_gone():
                                           "message": "a b"}
 
 
+def test_deep_nesting_and_lone_surrogates_are_refused():
+    for line in (b"[" * 1000 + b"]" * 1000, b"[" * 100000 + b"]" * 100000,
+                 b'{"type": "hello", "a": ' + b"[" * 40 + b"]" * 40 + b"}"):
+        with pytest.raises(RequestError, match="deeper than 32"):
+            protocol.parse_header(line + b"\n")
+    with pytest.raises(RequestError, match="lone surrogate") as info:
+        protocol.parse_header(b'{"type": "hello", "id": "a\\ud800"}\n')
+    assert info.value.request_id == "a\ufffd"
+    assert protocol.request_id({"id": "\udfff"}) == "\ufffd"
+    # the writer never fails on one: it is written as its JSON escape
+    out = io.BytesIO()
+    assert MessageWriter(out).send_error("\ud800", "bad-request", "x \udc00")
+    assert json.loads(out.getvalue())["id"] == "\ud800"
+
+
+class Zeros:
+    """A stream of ``size`` zero bytes then ``tail``, made up as read (never held whole)."""
+
+    def __init__(self, size: int, tail: bytes = b""):
+        self.left, self.tail, self.largest = size, io.BytesIO(tail), 0
+
+    def read(self, count: int) -> bytes:
+        self.largest = max(self.largest, count)
+        if self.left:
+            count = min(count, self.left)
+            self.left -= count
+            return bytes(count)
+        return self.tail.read(count)
+
+    def readline(self, limit: int = -1) -> bytes:
+        assert not self.left
+        return self.tail.readline(limit)
+
+
+def test_duplicate_payload_names_consume_every_payload_byte():
+    hidden = b'{"type": "hello", "id": "hidden"}\n'
+    message = {"payloads": [{"name": "a", "bytes": 2}, {"name": "a", "bytes": len(hidden)},
+                            {"name": "b", "bytes": 1}]}
+    stream = io.BytesIO(b"12" + hidden + b"3" + b'{"type": "hello"}\n')
+    with pytest.raises(RequestError, match="'a' declared twice.*skipped"):
+        protocol.read_payloads(stream, message, {"a": (2, "target")})
+    assert protocol.read_header(stream) == b'{"type": "hello"}\n'
+
+
+def test_payload_lengths_are_checked_before_reading():
+    gib = 1 << 30
+    message = {"payloads": [{"name": "t", "bytes": gib}, {"name": "r", "bytes": 3}]}
+    stream = Zeros(gib + 3, b"next\n")
+    with pytest.raises(RequestError, match="target: 8x8 needs 256 bytes, got 1073741824"):
+        protocol.read_payloads(stream, message, {"t": (256, "target: 8x8"), "r": (3, "ref")})
+    assert stream.largest <= protocol.READ_CHUNK and protocol.read_header(stream) == b"next\n"
+    # payloads no image names are dropped, the others kept
+    stream = io.BytesIO(b"abcxyz")
+    message = {"payloads": [{"name": "r", "bytes": 3}, {"name": "extra", "bytes": 3}]}
+    assert protocol.read_payloads(stream, message, {"r": (3, "ref")}) == {"r": b"abc"}
+    assert stream.read() == b""
+
+
 # -- pixels --------------------------------------------------------------------------------------
 def test_layouts_are_checked():
     layout = parse_layout({"width": 2, "height": 1, "channels": "BGRA", "dtype": "u16"}, "t")
@@ -149,6 +209,31 @@ def test_request_images_from_payloads_and_files(tmp_path):
                            ({"file": str(tmp_path / "none")}, "cannot read")]:
         with pytest.raises(RequestError, match=message):
             request_image({**spec, **extra}, {"p": b"abc"}, "t")
+
+
+def test_file_inputs_are_regular_files_of_the_right_size(tmp_path):
+    spec = {"width": 1, "height": 1, "channels": "RGB", "dtype": "u8"}
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it for reading would block without O_NONBLOCK
+    (tmp_path / "long").write_bytes(b"abcd")
+    for path, message in [(fifo, "not a regular file"), (tmp_path, "not a regular file"),
+                          ("/dev/zero", "not a regular file"), ("a\0b", "without NUL"),
+                          (tmp_path / "long", "needs 3 bytes, .* has 4")]:
+        with pytest.raises(RequestError, match=message):
+            request_image({**spec, "file": str(path)}, {}, "t")
+
+
+def test_layout_mistakes_are_bad_requests():
+    spec = {"width": 1, "height": 1, "channels": "RGB", "dtype": "u8"}
+    for extra, message in [({"dtype": ["u8"]}, "dtype must be one of"),
+                           ({"channels": ["RGB"]}, "channels must be one of"),
+                           ({"width": 2**40}, "width must be a positive integer up to")]:
+        with pytest.raises(RequestError, match=message):
+            parse_layout({**spec, **extra}, "t")
+    assert expected_payloads({"target": {**spec, "payload": "t"},
+                              "references": [{**spec, "dtype": "u16", "payload": "r"}],
+                              "mask": {**spec, "width": 0, "payload": "m"}}) == {
+        "t": (3, "target: a 1x1 RGB u8 image"), "r": (6, "references[0]: a 1x1 RGB u16 image")}
 
 
 # -- model cache ---------------------------------------------------------------------------------
@@ -228,7 +313,10 @@ def test_colorize_resolves_weights_device_and_steps_once(tiny_weights, monkeypat
     assert [m["type"] for m, _ in sent] == ["progress"] * len(sent)
 
 
-def test_bad_requests_are_one_line_errors_of_their_kind(tiny_weights):
+def test_bad_requests_are_one_line_errors_of_their_kind(tiny_weights, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    file_image = {k: v for k, v in image("t").items() if k != "payload"}
     sent = []
     handlers = Handlers(lambda message, payloads=(): sent.append(message) or True,
                         weights=str(tiny_weights))
@@ -244,6 +332,18 @@ def test_bad_requests_are_one_line_errors_of_their_kind(tiny_weights):
          "weights", "no weights named 'ghost'"),
         ({"target": image("t"), "reference": image("r"), "options": {"device": "tpu"}},
          "device", "unknown device"),
+        ({"target": {**image("t"), "dtype": ["u8"]}, "reference": image("r")},
+         "bad-request", "dtype must be one of"),
+        ({"target": image("t"), "reference": image("r"), "options": {"size": 2**40}},
+         "bad-request", "options.size"),
+        ({"target": image("t", width=2**40), "reference": image("r")}, "bad-request",
+         "width must be a positive integer"),
+        ({"target": {**file_image, "file": "a\0b"}, "reference": image("r")},
+         "bad-request", "without NUL"),
+        ({"target": image("t"), "reference": image("r"), "options": {"weights": "w" * 5000}},
+         "weights", "File name too long"),
+        ({"target": image("t"), "reference": image("r"), "options": {"weights": str(notes)}},
+         "weights", "notes.txt"),
     ]:
         sent.clear()
         handlers.run_job(Job({"type": "colorize", "id": "x", **message}, payloads))
@@ -317,3 +417,46 @@ def test_server_dispatches_and_answers_what_is_left_at_shutdown(monkeypatch):
     assert "non-empty string id" in replies[2]["message"]
     assert "already in use" in replies[3]["message"] and ran == ["a"]
     assert "unknown message type 'what'" in replies[4]["message"]
+
+
+def test_server_survives_bad_framing_and_still_says_hello(monkeypatch):
+    """Deep nesting, lone surrogates, repeated payload names, over-long payloads: one error
+    each, no payload byte read as a message, and a hello after them is answered."""
+    hidden = b'{"type": "hello", "id": "hidden"}\n'
+    target = {"width": 8, "height": 8, "channels": "RGB", "dtype": "u8", "payload": "t"}
+    colorize = {"type": "colorize", "id": "c", "target": target, "reference": target}
+    twice = {**colorize, "payloads": [{"name": "t", "bytes": 192}, {"name": "t",
+                                                                     "bytes": len(hidden)}]}
+    long = {**colorize, "payloads": [{"name": "t", "bytes": 200 + len(hidden)}]}
+    data = b"".join([
+        b"[" * 1000 + b"]" * 1000 + b"\n",
+        b'{"type": "hello", "id": "\\ud800"}\n',
+        b'{"type": "colorize", "id": "\\udc00x"}\n',
+        json.dumps(twice).encode() + b"\n" + bytes(192) + hidden,
+        json.dumps(long).encode() + b"\n" + bytes(200) + hidden,
+        b'{"type": "hello", "id": "after"}\n',
+    ])
+    stdout = io.BytesIO()
+    worker = Worker(io.BytesIO(data), stdout)
+    monkeypatch.setattr(worker.handlers, "hello", lambda: {"type": "hello", "protocol": 1})
+    assert worker.serve() == 0
+    replies = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert [(r["type"], r.get("id"), r.get("kind")) for r in replies] == [
+        ("hello", None, None), ("error", None, "bad-request"), ("error", "\ufffd", "bad-request"),
+        ("error", "\ufffdx", "bad-request"), ("error", "c", "bad-request"),
+        ("error", "c", "bad-request"), ("hello", "after", None)]
+    assert "deeper than 32" in replies[1]["message"]
+    assert "declared twice" in replies[4]["message"]
+    assert f"8x8 RGB u8 image needs 192 bytes, got {200 + len(hidden)}" in replies[5]["message"]
+
+
+def test_a_failing_dispatch_is_answered_and_reading_goes_on(monkeypatch):
+    data = b'{"type": "cancel", "id": "a"}\n{"type": "hello", "id": "b"}\n'
+    stdout = io.BytesIO()
+    worker = Worker(io.BytesIO(data), stdout)
+    monkeypatch.setattr(worker.handlers, "hello", lambda: {"type": "hello", "protocol": 1})
+    monkeypatch.setattr(worker.jobs, "cancel", lambda request_id: 1 / 0)
+    assert worker.serve() == 0
+    replies = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert [(r["type"], r.get("id"), r.get("kind")) for r in replies] == [
+        ("hello", None, None), ("error", "a", "internal"), ("hello", "b", None)]

@@ -101,6 +101,24 @@ class Prepared:
     post: Sequence[Any]
 
 
+def weights_step(spec: str, step: Callable[[], Any]) -> Any:
+    """Run ``step`` (finding or loading the weights ``spec``); an OS or decoding error there
+    (a name too long for a path, a file that is not a checkpoint) is a ``weights`` error."""
+    try:
+        return step()
+    except (C2EError, MemoryError):
+        raise
+    except Exception as exc:
+        if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+            raise
+        shown = spec if len(spec) <= 120 else spec[:119] + "…"
+        if isinstance(exc, OSError) and exc.strerror:
+            detail = exc.strerror
+        else:
+            detail = f"not a readable weights file ({type(exc).__name__}: {exc})"
+        raise RequestError(f"weights {shown!r} cannot be used: {detail}", kind="weights") from None
+
+
 class Handlers:
     """Answers ``hello`` and ``colorize`` with the worker's defaults (``--weights``,
     ``--device``), plugin host and model cache."""
@@ -283,7 +301,7 @@ class Handlers:
             target=target,
             references=references,
             mask=mask,
-            weights=resolve_weights(spec, host=self.host),
+            weights=weights_step(spec, lambda: resolve_weights(spec, host=self.host)),
             weights_spec=spec,
             device=select_device(request.device),
             pre=steps["pre"],
@@ -294,7 +312,7 @@ class Handlers:
         """Decode, colorize and encode one request; the ``result`` header and its bytes."""
         job_input = self.prepare(job)
         request, layout = job_input.request, job_input.layout
-        colorizer = self.models.get(
+        colorizer = weights_step(job_input.weights_spec, lambda: self.models.get(
             job_input.weights,
             job_input.device,
             compat=request.compat,
@@ -303,7 +321,7 @@ class Handlers:
             on_load=lambda: self.send_progress(
                 job, 0, 0, f"loading weights {job_input.weights_spec} on {job_input.device}"
             ),
-        )
+        ))
         if job.cancelled.is_set():
             raise Cancelled("cancelled")
         colorized = colorizer.colorize(

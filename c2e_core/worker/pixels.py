@@ -8,6 +8,9 @@ file decodes exactly as the CLI reads it.
 
 from __future__ import annotations
 
+import os
+import stat
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +37,12 @@ DTYPES: dict[str, np.dtype] = {
     "f32": np.dtype("<f4"),
 }
 _INT_MAX = {"u8": 255.0, "u16": 65535.0}
+#: The widest and tallest image accepted, in pixels.
+MAX_SIDE = 1 << 17
+#: How long reading one ``file`` image may take, in seconds.
+FILE_READ_SECONDS = 60.0
+#: The most bytes read from a ``file`` at once.
+FILE_CHUNK = 1 << 22
 
 
 def _transfer(x: np.ndarray, function_name: str) -> np.ndarray:
@@ -84,15 +93,17 @@ def parse_layout(spec: Any, what: str, *, mask: bool = False) -> Layout:
         raise RequestError(f"{what} must be an image object, not {type(spec).__name__}")
     width, height = spec.get("width"), spec.get("height")
     for name, value in (("width", width), ("height", height)):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise RequestError(f"{what}: {name} must be a positive integer, not {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIDE:
+            raise RequestError(
+                f"{what}: {name} must be a positive integer up to {MAX_SIDE}, not {value!r}"
+            )
     channels = spec.get("channels", "A" if mask else None)
     allowed = ("A", "GRAY") if mask else tuple(c for c in CHANNEL_LAYOUTS if c != "A")
-    if channels not in allowed:
+    if not isinstance(channels, str) or channels not in allowed:
         names = ", ".join(allowed)
         raise RequestError(f"{what}: channels must be one of {names}, not {channels!r}")
     dtype = spec.get("dtype")
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise RequestError(f"{what}: dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     linear = spec.get("linear", False)
     if not isinstance(linear, bool):
@@ -168,6 +179,78 @@ def encode_result(
     return out_layout, out.astype(DTYPES[layout.dtype], copy=False).tobytes()
 
 
+def read_file(path: Any, nbytes: int, what: str) -> bytes:
+    """The ``nbytes`` bytes of the regular file ``path``, opened without blocking and read
+    within :data:`FILE_READ_SECONDS`; :class:`RequestError` for anything else (a FIFO, a
+    device, a folder, a wrong size, a NUL in the path)."""
+    if not isinstance(path, str) or not path or "\0" in path:
+        raise RequestError(f"{what}: file must be a path string without NUL characters")
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise RequestError(f"{what}: {path} is not a regular file")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except (OSError, ValueError) as exc:
+        raise RequestError(f"{what}: cannot read {path}: {_reason(exc)}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # replaced between stat and open
+            raise RequestError(f"{what}: {path} is not a regular file")
+        if info.st_size != nbytes:
+            raise RequestError(f"{what}: the image needs {nbytes} bytes, {path} has {info.st_size}")
+        chunks, remaining = [], nbytes
+        deadline = time.monotonic() + FILE_READ_SECONDS
+        while remaining:
+            if time.monotonic() > deadline:
+                raise RequestError(f"{what}: reading {path} took over {FILE_READ_SECONDS:g} s")
+            try:
+                chunk = os.read(fd, min(remaining, FILE_CHUNK))
+            except BlockingIOError:
+                time.sleep(0.01)
+                continue
+            except OSError as exc:
+                raise RequestError(f"{what}: cannot read {path}: {_reason(exc)}") from None
+            if not chunk:
+                raise RequestError(f"{what}: {path} ended after {nbytes - remaining} bytes")
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def image_specs(message: dict[str, Any]) -> list[tuple[str, Any, bool]]:
+    """The IMAGE objects of a ``colorize`` message: (what, spec, is the mask)."""
+    specs: list[tuple[str, Any, bool]] = [("target", message.get("target"), False)]
+    references = message.get("references")
+    if isinstance(references, list):
+        specs += [(f"references[{i}]", spec, False) for i, spec in enumerate(references)]
+    elif "reference" in message:
+        specs.append(("reference", message["reference"], False))
+    if message.get("mask") is not None:
+        specs.append(("mask", message["mask"], True))
+    return specs
+
+
+def expected_payloads(message: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    """Payload name -> (bytes its image needs, description), for the images of a
+    ``colorize`` message whose layouts are valid (what :func:`read_payloads` keeps)."""
+    expected: dict[str, tuple[int, str]] = {}
+    for what, spec, mask in image_specs(message):
+        if not isinstance(spec, dict) or not isinstance(spec.get("payload"), str):
+            continue
+        try:
+            layout = parse_layout(spec, what, mask=mask)
+        except RequestError:
+            continue  # refused when the request is prepared
+        described = f"{what}: a {layout.describe()} image"
+        expected.setdefault(spec["payload"], (layout.nbytes, described))
+    return expected
+
+
 def request_image(
     spec: Any, payloads: dict[str, bytes], what: str, *, mask: bool = False
 ) -> tuple[Layout, np.ndarray]:
@@ -181,14 +264,7 @@ def request_image(
             raise RequestError(f"{what}: payload {name!r} was not declared in payloads")
         data = payloads[name]
     elif "file" in spec:
-        path = spec["file"]
-        if not isinstance(path, str) or not path:
-            raise RequestError(f"{what}: file must be a path string")
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read(layout.nbytes + 1)
-        except OSError as exc:
-            raise RequestError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+        data = read_file(spec["file"], layout.nbytes, what)
     else:
         raise RequestError(f"{what}: needs a payload name or a file")
     return layout, decode_pixels(layout, data, what)

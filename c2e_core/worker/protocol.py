@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from c2e_core.errors import InputError
 
-#: The longest header line accepted (payloads are not limited).
+#: The longest header line accepted (payloads are limited by their images' layouts).
 MAX_HEADER_BYTES = 1 << 20
+#: The deepest nesting of JSON arrays and objects accepted in a header.
+MAX_DEPTH = 32
 #: The most bytes read from a stream at once.
 READ_CHUNK = 1 << 24
 
@@ -29,6 +31,8 @@ class RequestError(InputError):
     def __init__(self, message: str, kind: str = "bad-request"):
         super().__init__(message)
         self.kind = kind
+        #: The id of the message it answers, when known.
+        self.request_id: Any = None
 
 
 def one_line(text: str, limit: int = 600) -> str:
@@ -63,28 +67,88 @@ def read_header(stream: BinaryIO) -> bytes | None:
     raise RequestError(f"header line longer than {MAX_HEADER_BYTES} bytes")
 
 
+def _check_tree(message: Any) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` and strings that are not valid Unicode
+    (a lone surrogate such as ``"\\ud800"``), walking without recursion."""
+    stack = [(message, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not _is_unicode(value):
+                raise RequestError("the header holds a lone surrogate (a \\ud800-\\udfff escape)")
+            continue
+        if isinstance(value, dict):
+            children: Any = [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise RequestError(f"the header nests arrays and objects deeper than {MAX_DEPTH}")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_header(line: bytes) -> dict[str, Any]:
-    """A header line as a JSON object; :class:`RequestError` when it is not one."""
+    """A header line as a JSON object; :class:`RequestError` when it is not one, nests deeper
+    than :data:`MAX_DEPTH` or holds a lone surrogate (its ``id`` then in ``exc.request_id``)."""
     try:
         message = json.loads(line.decode("utf-8"))
+    except RecursionError:
+        raise RequestError(
+            f"the header nests arrays and objects deeper than {MAX_DEPTH}"
+        ) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise RequestError(f"malformed JSON header line: {exc}") from None
     if not isinstance(message, dict):
         raise RequestError(f"a message must be a JSON object, not {type(message).__name__}")
+    try:
+        _check_tree(message)
+    except RequestError as exc:
+        exc.request_id = request_id(message)
+        raise
     return message
 
 
 def request_id(message: dict[str, Any]) -> Any:
-    """The message's ``id`` if it is a string or a number, else None."""
+    """The message's ``id`` if it is a string or a number, else None (a lone surrogate in a
+    string id is replaced by U+FFFD, so it can be echoed)."""
     value = message.get("id")
     if isinstance(value, bool) or not isinstance(value, (str, int, float, type(None))):
         return None
+    if isinstance(value, str) and not _is_unicode(value):
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
     return value
 
 
-def read_payloads(stream: BinaryIO, message: dict[str, Any]) -> dict[str, bytes]:
-    """Read the payloads ``message`` declares, by name; :class:`RequestError` when the
-    declaration is malformed (nothing is read then) or a name repeats."""
+def skip_exact(stream: BinaryIO, count: int) -> None:
+    """Read and drop ``count`` bytes of ``stream`` in bounded chunks; :class:`EOFError` if it
+    ends first."""
+    remaining = count
+    while remaining:
+        chunk = stream.read(min(remaining, READ_CHUNK))
+        if not chunk:
+            raise EOFError(f"end of input with {remaining} payload bytes missing")
+        remaining -= len(chunk)
+
+
+def read_payloads(
+    stream: BinaryIO, message: dict[str, Any], expected: Mapping[str, tuple[int, str]] | None = None
+) -> dict[str, bytes]:
+    """Read the payloads ``message`` declares, by name.
+
+    ``expected`` maps a payload name to the byte count its image needs and a description of
+    the image; only payloads named there with that count are kept, all others are read and
+    dropped in bounded chunks (``None``: keep every payload). :class:`RequestError` when the
+    declaration is malformed (nothing is read then), a name repeats or a count is wrong (every
+    declared byte has been consumed then)."""
     declared = message.get("payloads", [])
     if not isinstance(declared, list) or not all(
         isinstance(p, dict)
@@ -98,12 +162,21 @@ def read_payloads(stream: BinaryIO, message: dict[str, Any]) -> dict[str, bytes]
             'payloads must be a list of {"name": str, "bytes": int >= 0}; the bytes that '
             "followed (if any) were read as the next messages"
         )
+    seen: set[str] = set()
+    twice = [e["name"] for e in declared if e["name"] in seen or seen.add(e["name"])]
+    problem = f"payload {twice[0]!r} declared twice" if twice else None
     payloads: dict[str, bytes] = {}
     for entry in declared:
-        data = read_exact(stream, entry["bytes"])
-        if entry["name"] in payloads:
-            raise RequestError(f"payload {entry['name']!r} declared twice")
-        payloads[entry["name"]] = data
+        name, count = entry["name"], entry["bytes"]
+        need = None if expected is None else expected.get(name)
+        if need is not None and need[0] != count and problem is None:
+            problem = f"{need[1]} needs {need[0]} bytes, got {count}"
+        if problem is None and (expected is None or need is not None):
+            payloads[name] = read_exact(stream, count)
+        else:
+            skip_exact(stream, count)
+    if problem is not None:
+        raise RequestError(f"{problem} (its payload bytes were skipped)")
     return payloads
 
 
@@ -112,7 +185,9 @@ def encode_message(message: dict[str, Any], payloads: Sequence[tuple[str, bytes]
     if payloads:
         message = dict(message)
         message["payloads"] = [{"name": name, "bytes": len(data)} for name, data in payloads]
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    # a lone surrogate that got through becomes its JSON escape: never a failed write
+    return text.encode("utf-8", "backslashreplace") + b"\n"
 
 
 class MessageWriter:

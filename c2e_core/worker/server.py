@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 from c2e_core.worker import PROTOCOL_VERSION
 from c2e_core.worker.handlers import STOP, Handlers, Job, Jobs
 from c2e_core.worker.models import ModelCache
+from c2e_core.worker.pixels import expected_payloads
 from c2e_core.worker.protocol import (
     MessageWriter,
     RequestError,
@@ -69,15 +70,21 @@ class Worker:
                         continue
                     message = parse_header(line)
                 except RequestError as exc:
-                    self.send_error(None, "bad-request", str(exc))
+                    self.send_error(exc.request_id, "bad-request", str(exc))
                     continue
                 identifier = request_id(message)
                 try:
-                    payloads = read_payloads(self.stdin, message)
+                    payloads = read_payloads(self.stdin, message, self.expected(message))
                 except RequestError as exc:
                     self.send_error(identifier, "bad-request", str(exc))
                     continue
-                if not self.dispatch(message, payloads, identifier):
+                try:
+                    keep_reading = self.dispatch(message, payloads, identifier)
+                except Exception as exc:  # a bug: answer it, the stream is still in step
+                    log.error("dispatch failed:\n%s", traceback.format_exc())
+                    self.send_error(identifier, "internal", f"{type(exc).__name__}: {exc}")
+                    continue
+                if not keep_reading:
                     break
         except EOFError as exc:
             log.warning("%s; exiting", exc)
@@ -85,6 +92,11 @@ class Worker:
             log.error("reader thread failed:\n%s", traceback.format_exc())
         finally:
             self.jobs.stop()
+
+    @staticmethod
+    def expected(message: dict[str, Any]) -> dict[str, tuple[int, str]]:
+        """The payloads worth keeping: those of a ``colorize``'s images, at their sizes."""
+        return expected_payloads(message) if message.get("type") == "colorize" else {}
 
     def dispatch(
         self, message: dict[str, Any], payloads: dict[str, bytes], identifier: Any
