@@ -380,6 +380,7 @@ class WorkerClient(object):
                 return request
         # raised outside the lock: _failure reads the stderr buffer under it
         if dead is not None:
+            self._wait_exit(2.0)  # for its exit status
             raise self._failure(dead)
         raise WorkerError("request id %r is already in use" % request_id, "bad-request")
 
@@ -413,7 +414,11 @@ class WorkerClient(object):
                     process.stdin.write(data)
                 process.stdin.flush()
             except (OSError, ValueError):
-                raise self._failure("the c2e worker is not running") from None
+                pass
+            else:
+                return
+        self._wait_exit(2.0)  # for its exit status, outside the write lock
+        raise self._failure("the c2e worker is not running")
 
     def _read_exact(self, stream: Any, count: int) -> bytes:
         chunks = []
