@@ -480,3 +480,33 @@ def test_a_dead_worker_never_deadlocks_the_client(own_client):
     error = _guarded(lambda: own_client._register("after-death"))
     assert isinstance(error, WorkerError) and "exit status -9" in str(error)
     assert _guarded(own_client.hello)["protocol"] == 1  # the next call: a fresh worker
+
+
+def test_a_stopped_worker_cannot_block_sending_a_large_layer(own_client):
+    own_client.start(timeout=60)
+    os.kill(own_client.pid, signal.SIGSTOP)
+    layer = pixels(rgba_u8(512, 512), "RGBA", "u8")  # 1 MiB: more than a pipe holds
+    error = _guarded(lambda: own_client.colorize(layer, reference(), options=OPTIONS))
+    assert isinstance(error, c2e_client.WorkerTimeout)
+    assert "did not read the request within 5s" in str(error)
+    assert own_client.hello()["protocol"] == 1  # and the next call has a fresh worker
+
+
+def test_cancel_returns_while_a_stopped_worker_blocks_the_request(own_client):
+    own_client.start(timeout=60)
+    own_client.colorize_timeout = 120.0  # the send would wait this long
+    stopped = own_client.pid
+    os.kill(stopped, signal.SIGSTOP)
+    layer = pixels(rgba_u8(512, 512), "RGBA", "u8")
+    outcome: list = []
+    waiter = threading.Thread(target=lambda: outcome.append(_guarded(lambda: own_client.colorize(
+        layer, reference(), options=OPTIONS, request_id="big"))), daemon=True)
+    waiter.start()
+    for _ in range(1000):  # bounded: until the request is registered
+        if own_client._requests:
+            break
+        time.sleep(0.005)
+    assert _guarded(lambda: own_client.cancel("big"), bound=20.0) is None  # did not wait 120s
+    os.kill(stopped, signal.SIGKILL)
+    waiter.join(60)
+    assert outcome and isinstance(outcome[0], WorkerError)  # the dead worker, reported

@@ -34,6 +34,8 @@ WORKER_ARGS = ("-m", "c2e_core", "worker")
 #: large image on the CPU between two progress messages, so its deadline is generous.
 HELLO_TIMEOUT = 30.0
 COLORIZE_TIMEOUT = 900.0
+#: Seconds ``cancel`` waits for another thread's write before leaving the cancel to it.
+CANCEL_WAIT = 1.0
 
 ProgressCallback = Callable[[int, int, str], Optional[bool]]
 
@@ -194,7 +196,7 @@ class WorkerClient(object):
             return None
         if process.poll() is None:
             try:
-                self._send({"type": "shutdown"})
+                self._send_within(timeout, {"type": "shutdown"})
             except WorkerError:
                 pass
             try:
@@ -246,8 +248,9 @@ class WorkerClient(object):
         self.ensure_started()
         request = self._register("hello-%d" % next(self._counter))
         try:
-            self._send({"type": "hello", "id": request.id})
-            message = self._next(request, self.hello_timeout if timeout is None else timeout)
+            timeout = self.hello_timeout if timeout is None else timeout
+            self._send_within(timeout, {"type": "hello", "id": request.id})
+            message = self._next(request, timeout)
         finally:
             self._unregister(request)
         if message.get("type") == "error":
@@ -309,7 +312,9 @@ class WorkerClient(object):
         message["id"] = request.id
         finished = False
         try:
-            self._send(message, payloads)
+            self._send_within(timeout, message, payloads)
+            if request.cancel_requested:  # asked while the request was being written
+                self.cancel(request.id)
             while True:
                 reply = self._next(request, timeout)
                 kind = reply.get("type")
@@ -338,13 +343,14 @@ class WorkerClient(object):
             self._unregister(request)
 
     def cancel(self, request_id: str) -> None:
-        """Ask the worker to stop ``request_id`` at its next step (safe from any thread)."""
+        """Ask the worker to stop ``request_id`` at its next step (safe from any thread, quick:
+        while a request is still being written, its ``colorize`` sends the cancel after it)."""
         with self._state_lock:
             request = self._requests.get(request_id)
             if request is not None:
                 request.cancel_requested = True
         try:
-            self._send({"type": "cancel", "id": request_id})
+            self._send({"type": "cancel", "id": request_id}, lock_wait=CANCEL_WAIT)
         except WorkerError:
             pass
 
@@ -392,31 +398,60 @@ class WorkerClient(object):
         try:
             message = request.inbox.get(timeout=timeout)
         except queue.Empty:
-            self._kill()  # stopped or stuck: the next call starts a fresh worker
-            raise self._failure(
-                "the c2e worker did not answer within %gs (stopped or stuck); it was ended, the "
-                "next request starts a new one" % timeout, WorkerTimeout
-            ) from None
+            raise self._timed_out("answer", timeout) from None
         if message.get("type") == _DEAD:
             self._wait_exit(2.0)
             raise self._failure(message.get("reason") or "the c2e worker stopped")
         return message
 
-    def _send(self, message: Dict[str, Any], payloads: Sequence[Tuple[str, bytes]] = ()) -> None:
+    def _timed_out(self, what: str, timeout: float) -> WorkerError:
+        """End a worker that missed a deadline (the next call starts a fresh one); the error."""
+        self._kill()
+        return self._failure(
+            "the c2e worker did not %s within %gs (stopped or stuck); it was ended, the next "
+            "request starts a new one" % (what, timeout), WorkerTimeout
+        )
+
+    def _send_within(self, timeout: float, message: Dict[str, Any],
+                     payloads: Sequence[Tuple[str, bytes]] = ()) -> None:
+        """:meth:`_send` with a deadline: a worker that stops reading cannot block the caller."""
+        failed: List[WorkerError] = []
+
+        def write() -> None:
+            try:
+                self._send(message, payloads)
+            except WorkerError as exc:
+                failed.append(exc)
+
+        thread = threading.Thread(target=write, name="c2e-client-send")
+        thread.daemon = True
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            raise self._timed_out("read the request", timeout)
+        if failed:
+            raise failed[0]
+
+    def _send(self, message: Dict[str, Any], payloads: Sequence[Tuple[str, bytes]] = (),
+              lock_wait: float = -1) -> None:
+        """Write one message and its payloads (``lock_wait``: seconds to wait for another
+        thread's write, -1 for as long as it takes)."""
         line = encode_message(message, payloads)
         process = self.process
         if process is None:
             raise WorkerError("the c2e worker is not started")
-        with self._write_lock:
-            try:
-                process.stdin.write(line)
-                for _, data in payloads:
-                    process.stdin.write(data)
-                process.stdin.flush()
-            except (OSError, ValueError):
-                pass
-            else:
-                return
+        if not self._write_lock.acquire(timeout=lock_wait):
+            raise WorkerError("another request is still being written to the c2e worker")
+        try:
+            process.stdin.write(line)
+            for _, data in payloads:
+                process.stdin.write(data)
+            process.stdin.flush()
+            return
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._write_lock.release()
         self._wait_exit(2.0)  # for its exit status, outside the write lock
         raise self._failure("the c2e worker is not running")
 
