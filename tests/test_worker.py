@@ -510,3 +510,23 @@ def test_cancel_returns_while_a_stopped_worker_blocks_the_request(own_client):
     os.kill(stopped, signal.SIGKILL)
     waiter.join(60)
     assert outcome and isinstance(outcome[0], WorkerError)  # the dead worker, reported
+
+
+def test_the_plugins_session_keeps_its_client_across_a_worker_death(worker_env, monkeypatch):
+    env, weights = worker_env
+    for name in ("C2E_HOME", "C2E_DISABLE_PLUGIN_AUTOLOAD"):
+        monkeypatch.setenv(name, env[name])
+    session = c2e_client.WorkerSession(c2e_client.Host("x", "X"),
+                                       args=worker_args("--weights", str(weights)))
+    lazy = c2e_client.LazyWorker(session, sys.executable)
+    try:
+        target = pixels(rgba_u8(16, 16), "RGBA", "u8")
+        assert lazy.colorize(target, reference(), options=OPTIONS).width == 16
+        client, first = session.started, session.pid
+        os.kill(first, signal.SIGKILL)
+        client.process.wait(30)
+        assert not session.running
+        assert lazy.colorize(target, reference(), options=OPTIONS).width == 16
+        assert session.started is client and session.running and session.pid != first
+    finally:
+        lazy.close()
