@@ -210,7 +210,8 @@ def test_worker_starts_lazily_and_explains_a_python_without_c2e(plugin, tmp_path
     lazy.close()  # nothing started, nothing to stop
     seen = []
     with pytest.raises(client.WorkerError) as failure:
-        lazy.colorize(None, None, on_progress=lambda *update: seen.append(update))
+        image = client.Pixels(1, 1, "RGB", "u8", b"\0\0\0")
+        lazy.colorize(image, image, on_progress=lambda *update: seen.append(update))
     message = str(failure.value)
     assert "does not have c2e installed" in message and "c2e plugins install gimp" in message
     assert "recorded in s.json" in message

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -490,3 +492,140 @@ def test_stray_output_goes_to_stderr(worker_env):
     lines = proc.stdout.splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["type"] == "hello"
     assert b"STRAY print" in proc.stderr and b"STRAY fd1" in proc.stderr
+
+
+# -- a worker that dies or stops answering ------------------------------------------------------
+def _guarded(call, bound: float = 60.0):
+    """Run ``call`` on a thread and return what it returned or raised; a hang fails the test."""
+    outcome: list = []
+
+    def run():
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(bound)
+    assert not thread.is_alive(), "the client hung"
+    return outcome[0]
+
+
+@pytest.fixture
+def own_client(worker_env):
+    """A client of its own (these tests kill and stop its workers), quick to give up."""
+    env, weights = worker_env
+    worker = WorkerClient(sys.executable, args=worker_args("--weights", str(weights)), env=env,
+                          cwd=str(REPO), hello_timeout=300.0, colorize_timeout=5.0)
+    yield worker
+    if worker.pid is not None:
+        for sig in (signal.SIGCONT, signal.SIGKILL):
+            try:
+                os.kill(worker.pid, sig)
+            except OSError:
+                pass
+    worker.close(timeout=2.0)
+
+
+def test_sigkill_mid_call_is_reported_once_then_a_fresh_worker(own_client):
+    target = pixels(rgba_u8(32, 32), "RGBA", "u8")
+    first = own_client.colorize(target, reference(), options=OPTIONS)  # starts lazily
+    killed = own_client.pid
+    os.kill(killed, signal.SIGSTOP)  # so the request below is still pending when it dies
+    pending: list = []
+    waiter = threading.Thread(target=lambda: pending.append(_guarded(
+        lambda: own_client.colorize(target, reference(), options=OPTIONS))), daemon=True)
+    waiter.start()
+    for _ in range(1000):  # bounded: until the request is registered
+        if own_client._requests:
+            break
+        time.sleep(0.005)
+    os.kill(killed, signal.SIGKILL)
+    waiter.join(90)
+    assert pending, "the client hung"
+    error = pending[0]
+    assert type(error) is WorkerError and error.kind == "worker"
+    assert "exit status -9" in str(error)
+    again = _guarded(lambda: own_client.colorize(target, reference(), options=OPTIONS))
+    assert isinstance(again, Pixels) and again.data == first.data  # same model, same answer
+    assert own_client.pid != killed and own_client.alive
+
+
+def test_sigstop_times_out_within_the_deadline(own_client):
+    own_client.start(timeout=60)
+    stopped = own_client.pid
+    os.kill(stopped, signal.SIGSTOP)
+    error = _guarded(lambda: own_client.hello(timeout=1.0))  # per call, under the client's 300s
+    assert isinstance(error, c2e_client.WorkerTimeout) and error.kind == "timeout"
+    assert "did not answer within 1s" in str(error)
+    assert "next request starts a new one" in str(error)
+    target = pixels(rgba_u8(16, 16), "RGBA", "u8")
+    assert own_client.hello()["protocol"] == 1 and own_client.pid != stopped  # a fresh worker
+    stopped = own_client.pid
+    os.kill(stopped, signal.SIGSTOP)
+    error = _guarded(lambda: own_client.colorize(target, reference(), options=OPTIONS))
+    assert isinstance(error, c2e_client.WorkerTimeout)  # the client's colorize_timeout, 5s
+    assert "did not answer within 5s" in str(error)
+    assert own_client.colorize(target, reference(), options=OPTIONS).width == 16
+
+
+def test_a_dead_worker_never_deadlocks_the_client(own_client):
+    own_client.start(timeout=60)
+    os.kill(own_client.pid, signal.SIGKILL)
+    own_client._threads[0].join(30)  # the reader has recorded the death
+    assert own_client._dead_reason is not None
+    # the path that used to deadlock: registering on a dead worker reads its stderr
+    error = _guarded(lambda: own_client._register("after-death"))
+    assert isinstance(error, WorkerError) and "exit status -9" in str(error)
+    assert _guarded(own_client.hello)["protocol"] == 1  # the next call: a fresh worker
+
+
+def test_a_stopped_worker_cannot_block_sending_a_large_layer(own_client):
+    own_client.start(timeout=60)
+    os.kill(own_client.pid, signal.SIGSTOP)
+    layer = pixels(rgba_u8(512, 512), "RGBA", "u8")  # 1 MiB: more than a pipe holds
+    error = _guarded(lambda: own_client.colorize(layer, reference(), options=OPTIONS))
+    assert isinstance(error, c2e_client.WorkerTimeout)
+    assert "did not read the request within 5s" in str(error)
+    assert own_client.hello()["protocol"] == 1  # and the next call has a fresh worker
+
+
+def test_cancel_returns_while_a_stopped_worker_blocks_the_request(own_client):
+    own_client.start(timeout=60)
+    own_client.colorize_timeout = 120.0  # the send would wait this long
+    stopped = own_client.pid
+    os.kill(stopped, signal.SIGSTOP)
+    layer = pixels(rgba_u8(512, 512), "RGBA", "u8")
+    outcome: list = []
+    waiter = threading.Thread(target=lambda: outcome.append(_guarded(lambda: own_client.colorize(
+        layer, reference(), options=OPTIONS, request_id="big"))), daemon=True)
+    waiter.start()
+    for _ in range(1000):  # bounded: until the request is registered
+        if own_client._requests:
+            break
+        time.sleep(0.005)
+    assert _guarded(lambda: own_client.cancel("big"), bound=20.0) is None  # did not wait 120s
+    os.kill(stopped, signal.SIGKILL)
+    waiter.join(60)
+    assert outcome and isinstance(outcome[0], WorkerError)  # the dead worker, reported
+
+
+def test_the_plugins_session_keeps_its_client_across_a_worker_death(worker_env, monkeypatch):
+    env, weights = worker_env
+    for name in ("C2E_HOME", "C2E_DISABLE_PLUGIN_AUTOLOAD"):
+        monkeypatch.setenv(name, env[name])
+    session = c2e_client.WorkerSession(c2e_client.Host("x", "X"),
+                                       args=worker_args("--weights", str(weights)))
+    lazy = c2e_client.LazyWorker(session, sys.executable)
+    try:
+        target = pixels(rgba_u8(16, 16), "RGBA", "u8")
+        assert lazy.colorize(target, reference(), options=OPTIONS).width == 16
+        client, first = session.started, session.pid
+        os.kill(first, signal.SIGKILL)
+        client.process.wait(30)
+        assert not session.running
+        assert lazy.colorize(target, reference(), options=OPTIONS).width == 16
+        assert session.started is client and session.running and session.pid != first
+    finally:
+        lazy.close()

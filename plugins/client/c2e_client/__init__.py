@@ -19,7 +19,14 @@ worker`` in the environment where c2e is installed and talks to it over stdin/st
 
 from __future__ import annotations
 
-from .client import STDERR_LINES, WORKER_ARGS, ProgressCallback, WorkerClient
+from .client import (
+    COLORIZE_TIMEOUT,
+    HELLO_TIMEOUT,
+    STDERR_LINES,
+    WORKER_ARGS,
+    ProgressCallback,
+    WorkerClient,
+)
 from .launch import (
     START_TIMEOUT,
     Host,
@@ -53,15 +60,17 @@ from .protocol import (
     Pixels,
     WorkerCancelled,
     WorkerError,
+    WorkerTimeout,
 )
 from .settings import SETTINGS_FILE, Settings, load_settings, save_settings, settings_path
 
 __all__ = [
-    "CHANNEL_COUNTS", "DEFAULT_SIZE", "DEFAULT_STRENGTH", "DEVICES", "DTYPE_SIZES", "MAX_SIZE",
-    "MAX_STRENGTH", "MIN_SIZE", "MIN_STRENGTH", "NATIVE_SIZE", "PRECISIONS", "PROTOCOL_VERSION",
-    "SETTINGS_FILE", "SIZE_MULTIPLE", "START_TIMEOUT", "STDERR_LINES", "WORKER_ARGS",
-    "ColorizeError", "ColorizeOptions", "Host", "LazyWorker", "Pixels", "ProgressCallback",
-    "Settings", "WorkerCancelled", "WorkerClient", "WorkerError", "WorkerSession",
-    "check_python", "is_strength", "is_working_size", "load_settings", "save_settings",
-    "settings_path", "start_worker", "worker_device", "worker_environment",
+    "CHANNEL_COUNTS", "COLORIZE_TIMEOUT", "ColorizeError", "ColorizeOptions", "DEFAULT_SIZE",
+    "DEFAULT_STRENGTH", "DEVICES", "DTYPE_SIZES", "HELLO_TIMEOUT", "Host", "LazyWorker",
+    "MAX_SIZE", "MAX_STRENGTH", "MIN_SIZE", "MIN_STRENGTH", "NATIVE_SIZE", "PRECISIONS",
+    "PROTOCOL_VERSION", "Pixels", "ProgressCallback", "SETTINGS_FILE", "SIZE_MULTIPLE",
+    "START_TIMEOUT", "STDERR_LINES", "Settings", "WORKER_ARGS", "WorkerCancelled",
+    "WorkerClient", "WorkerError", "WorkerSession", "WorkerTimeout", "check_python",
+    "is_strength", "is_working_size", "load_settings", "save_settings", "settings_path",
+    "start_worker", "worker_device", "worker_environment",
 ]

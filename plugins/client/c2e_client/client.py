@@ -16,12 +16,26 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
-from .protocol import PROTOCOL_VERSION, Pixels, WorkerCancelled, WorkerError, encode_message
+from .protocol import (
+    PROTOCOL_VERSION,
+    Pixels,
+    WorkerCancelled,
+    WorkerError,
+    WorkerTimeout,
+    encode_message,
+)
 
 #: Lines of the worker's stderr kept for error messages.
 STDERR_LINES = 200
 #: The worker's command line after the interpreter.
 WORKER_ARGS = ("-m", "c2e_core", "worker")
+#: Default deadlines, in seconds: how long a call waits for the worker's next answer. A
+#: ``hello`` is answered at once by a healthy worker; a ``colorize`` may load weights and run a
+#: large image on the CPU between two progress messages, so its deadline is generous.
+HELLO_TIMEOUT = 30.0
+COLORIZE_TIMEOUT = 900.0
+#: Seconds ``cancel`` waits for another thread's write before leaving the cancel to it.
+CANCEL_WAIT = 1.0
 
 ProgressCallback = Callable[[int, int, str], Optional[bool]]
 
@@ -51,7 +65,15 @@ class _Request(object):
 
 
 class WorkerClient(object):
-    """Starts the c2e worker and speaks the protocol to it (thread-safe)."""
+    """Starts the c2e worker and speaks the protocol to it (thread-safe).
+
+    Every call has a deadline (``timeout``: per call, else the client's ``hello_timeout`` or
+    ``colorize_timeout``): the longest wait for the worker's next answer, progress included, so
+    a long job that reports progress is never cut short. A worker that misses it is stopped and
+    the call raises :class:`WorkerTimeout`. A worker that dies is reported once, to the calls
+    waiting on it; the next call starts a fresh worker (as does the first call, if
+    :meth:`start` was not called). ``start_hint`` is appended to start failures.
+    """
 
     def __init__(
         self,
@@ -60,15 +82,24 @@ class WorkerClient(object):
         args: Sequence[str] = WORKER_ARGS,
         env: Optional[Dict[str, str]] = None,
         cwd: Optional[str] = None,
+        hello_timeout: float = HELLO_TIMEOUT,
+        colorize_timeout: float = COLORIZE_TIMEOUT,
+        start_timeout: float = 120.0,
+        start_hint: str = "",
     ):
         self.python_executable = python_executable
         self.args = list(args)
         self.env = env
         self.cwd = cwd
+        self.hello_timeout = hello_timeout
+        self.colorize_timeout = colorize_timeout
+        self.start_timeout = start_timeout
+        self.start_hint = start_hint
         self.process: Optional[subprocess.Popen] = None
         self.hello_info: Optional[Dict[str, Any]] = None
         self._write_lock = threading.Lock()
-        self._state_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._state_lock = threading.RLock()
         self._requests: Dict[str, _Request] = {}
         self._hello_inbox: queue.Queue = queue.Queue()
         self._stderr: Deque[str] = collections.deque(maxlen=STDERR_LINES)
@@ -77,10 +108,35 @@ class WorkerClient(object):
         self._counter = itertools.count(1)
 
     # -- life cycle -----------------------------------------------------------------------------
-    def start(self, timeout: float = 120.0) -> Dict[str, Any]:
+    def start(self, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Spawn the worker and wait for its ``hello``; returns it. Raises :class:`WorkerError`."""
         if self.process is not None:
             raise WorkerError("the worker is already started")
+        try:
+            return self._spawn(self.start_timeout if timeout is None else timeout)
+        except WorkerError as exc:
+            if not self.start_hint or isinstance(exc, WorkerTimeout):
+                raise
+            raise WorkerError("%s\n%s" % (exc, self.start_hint), exc.kind, exc.stderr) from None
+
+    def ensure_started(self) -> bool:
+        """Start the worker unless it runs; a dead one is replaced. True if one was started."""
+        with self._start_lock:
+            if self.process is not None:
+                if self.alive and self._dead_reason is None:
+                    return False
+                self.close(timeout=2.0)
+            self.process = None
+            self.start()
+            return True
+
+    def _spawn(self, timeout: float) -> Dict[str, Any]:
+        with self._state_lock:
+            self._dead_reason = None
+            self._hello_inbox = queue.Queue()
+            self._stderr = collections.deque(maxlen=STDERR_LINES)
+        self._threads = []
+        self.hello_info = None
         command = [self.python_executable] + self.args
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.platform == "win32" else 0
         env = dict(os.environ if self.env is None else self.env)
@@ -102,8 +158,10 @@ class WorkerClient(object):
                 "interpreter of the environment where c2e is installed."
                 % (self.python_executable, getattr(exc, "strerror", None) or exc)
             ) from None
-        for target, name in ((self._read_stdout, "stdout"), (self._read_stderr, "stderr")):
-            thread = threading.Thread(target=target, name="c2e-client-" + name)
+        readers = ((self._read_stdout, (self.process, self._hello_inbox), "stdout"),
+                   (self._read_stderr, (self.process, self._stderr), "stderr"))
+        for target, args, name in readers:
+            thread = threading.Thread(target=target, args=args, name="c2e-client-" + name)
             thread.daemon = True
             thread.start()
             self._threads.append(thread)
@@ -115,7 +173,7 @@ class WorkerClient(object):
                 if time.monotonic() > deadline:
                     self._kill()
                     raise self._failure(
-                        "the c2e worker did not answer within %gs" % timeout
+                        "the c2e worker did not answer within %gs" % timeout, WorkerTimeout
                     ) from None
                 continue
             if message.get("type") == _DEAD:
@@ -138,7 +196,7 @@ class WorkerClient(object):
             return None
         if process.poll() is None:
             try:
-                self._send({"type": "shutdown"})
+                self._send_within(timeout, {"type": "shutdown"})
             except WorkerError:
                 pass
             try:
@@ -183,11 +241,15 @@ class WorkerClient(object):
         return "\n".join(kept[-lines:])
 
     # -- requests -------------------------------------------------------------------------------
-    def hello(self, timeout: float = 30.0) -> Dict[str, Any]:
-        """Ask the worker for a fresh ``hello`` (weights and devices may have changed)."""
+    def hello(self, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Ask the worker for a fresh ``hello`` (weights and devices may have changed).
+
+        ``timeout``: seconds to wait (default: the client's ``hello_timeout``)."""
+        self.ensure_started()
         request = self._register("hello-%d" % next(self._counter))
         try:
-            self._send({"type": "hello", "id": request.id})
+            timeout = self.hello_timeout if timeout is None else timeout
+            self._send_within(timeout, {"type": "hello", "id": request.id})
             message = self._next(request, timeout)
         finally:
             self._unregister(request)
@@ -211,9 +273,14 @@ class WorkerClient(object):
         """Colorize ``target`` after ``reference`` (one :class:`Pixels` or a list of them).
 
         The result has the target's layout (grey layouts become RGB/RGBA). ``on_progress(done,
-        total, message)`` runs on this thread; returning True cancels. Raises
-        :class:`WorkerCancelled` when cancelled, :class:`WorkerError` on any other failure.
+        total, message)`` runs on this thread; returning True cancels. ``timeout``: the longest
+        wait for the worker's next message (default: the client's ``colorize_timeout``). Starts
+        the worker if needed (reported to ``on_progress``). Raises :class:`WorkerCancelled` when
+        cancelled, :class:`WorkerTimeout` when the worker stopped answering,
+        :class:`WorkerError` on any other failure.
         """
+        if timeout is None:
+            timeout = self.colorize_timeout
         references = list(reference) if isinstance(reference, (list, tuple)) else [reference]
         target.check("target")
         payloads: List[Tuple[str, bytes]] = [("target", target.data)]
@@ -238,11 +305,16 @@ class WorkerClient(object):
             mask.check("mask")
             message["mask"] = mask.header("mask")
             payloads.append(("mask", mask.data))
+        if not self.alive and on_progress is not None:
+            on_progress(0, 0, "Starting the c2e worker")
+        self.ensure_started()
         request = self._register(request_id or "job-%d" % next(self._counter))
         message["id"] = request.id
         finished = False
         try:
-            self._send(message, payloads)
+            self._send_within(timeout, message, payloads)
+            if request.cancel_requested:  # asked while the request was being written
+                self.cancel(request.id)
             while True:
                 reply = self._next(request, timeout)
                 kind = reply.get("type")
@@ -271,13 +343,14 @@ class WorkerClient(object):
             self._unregister(request)
 
     def cancel(self, request_id: str) -> None:
-        """Ask the worker to stop ``request_id`` at its next step (safe from any thread)."""
+        """Ask the worker to stop ``request_id`` at its next step (safe from any thread, quick:
+        while a request is still being written, its ``colorize`` sends the cancel after it)."""
         with self._state_lock:
             request = self._requests.get(request_id)
             if request is not None:
                 request.cancel_requested = True
         try:
-            self._send({"type": "cancel", "id": request_id})
+            self._send({"type": "cancel", "id": request_id}, lock_wait=CANCEL_WAIT)
         except WorkerError:
             pass
 
@@ -305,42 +378,82 @@ class WorkerClient(object):
 
     def _register(self, request_id: str) -> _Request:
         with self._state_lock:
-            if self._dead_reason is not None:
-                raise self._failure(self._dead_reason)
-            if request_id in self._requests:
-                raise WorkerError("request id %r is already in use" % request_id, "bad-request")
-            request = _Request(request_id)
-            self._requests[request_id] = request
-            return request
+            dead = self._dead_reason
+            taken = request_id in self._requests
+            if dead is None and not taken:
+                request = _Request(request_id)
+                self._requests[request_id] = request
+                return request
+        # raised outside the lock: _failure reads the stderr buffer under it
+        if dead is not None:
+            self._wait_exit(2.0)  # for its exit status
+            raise self._failure(dead)
+        raise WorkerError("request id %r is already in use" % request_id, "bad-request")
 
     def _unregister(self, request: _Request) -> None:
         with self._state_lock:
             self._requests.pop(request.id, None)
 
-    def _next(self, request: _Request, timeout: Optional[float]) -> Dict[str, Any]:
+    def _next(self, request: _Request, timeout: float) -> Dict[str, Any]:
         try:
             message = request.inbox.get(timeout=timeout)
         except queue.Empty:
-            self.cancel(request.id)
-            raise WorkerError("no answer from the c2e worker within %gs" % timeout) from None
+            raise self._timed_out("answer", timeout) from None
         if message.get("type") == _DEAD:
             self._wait_exit(2.0)
             raise self._failure(message.get("reason") or "the c2e worker stopped")
         return message
 
-    def _send(self, message: Dict[str, Any], payloads: Sequence[Tuple[str, bytes]] = ()) -> None:
+    def _timed_out(self, what: str, timeout: float) -> WorkerError:
+        """End a worker that missed a deadline (the next call starts a fresh one); the error."""
+        self._kill()
+        return self._failure(
+            "the c2e worker did not %s within %gs (stopped or stuck); it was ended, the next "
+            "request starts a new one" % (what, timeout), WorkerTimeout
+        )
+
+    def _send_within(self, timeout: float, message: Dict[str, Any],
+                     payloads: Sequence[Tuple[str, bytes]] = ()) -> None:
+        """:meth:`_send` with a deadline: a worker that stops reading cannot block the caller."""
+        failed: List[WorkerError] = []
+
+        def write() -> None:
+            try:
+                self._send(message, payloads)
+            except WorkerError as exc:
+                failed.append(exc)
+
+        thread = threading.Thread(target=write, name="c2e-client-send")
+        thread.daemon = True
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            raise self._timed_out("read the request", timeout)
+        if failed:
+            raise failed[0]
+
+    def _send(self, message: Dict[str, Any], payloads: Sequence[Tuple[str, bytes]] = (),
+              lock_wait: float = -1) -> None:
+        """Write one message and its payloads (``lock_wait``: seconds to wait for another
+        thread's write, -1 for as long as it takes)."""
         line = encode_message(message, payloads)
         process = self.process
         if process is None:
             raise WorkerError("the c2e worker is not started")
-        with self._write_lock:
-            try:
-                process.stdin.write(line)
-                for _, data in payloads:
-                    process.stdin.write(data)
-                process.stdin.flush()
-            except (OSError, ValueError):
-                raise self._failure("the c2e worker is not running") from None
+        if not self._write_lock.acquire(timeout=lock_wait):
+            raise WorkerError("another request is still being written to the c2e worker")
+        try:
+            process.stdin.write(line)
+            for _, data in payloads:
+                process.stdin.write(data)
+            process.stdin.flush()
+            return
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._write_lock.release()
+        self._wait_exit(2.0)  # for its exit status, outside the write lock
+        raise self._failure("the c2e worker is not running")
 
     def _read_exact(self, stream: Any, count: int) -> bytes:
         chunks = []
@@ -353,10 +466,8 @@ class WorkerClient(object):
             remaining -= len(chunk)
         return b"".join(chunks)
 
-    def _read_stdout(self) -> None:
+    def _read_stdout(self, process: subprocess.Popen, hello_inbox: queue.Queue) -> None:
         """Reader thread: route each message to the request waiting for it."""
-        process = self.process
-        assert process is not None
         stream = process.stdout
         reason = "the c2e worker stopped"
         try:
@@ -375,36 +486,38 @@ class WorkerClient(object):
                 message["_payloads"] = dict(
                     (p["name"], self._read_exact(stream, int(p["bytes"]))) for p in declared
                 )
-                self._route(message)
+                self._route(message, hello_inbox)
         except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:
             reason = "lost the connection to the c2e worker (%s)" % exc
         finally:
             with self._state_lock:
-                self._dead_reason = reason
-                requests = list(self._requests.values())
+                current = self.process is process
+                if current:
+                    self._dead_reason = reason
+                requests = list(self._requests.values()) if current else []
             dead = {"type": _DEAD, "reason": reason}
             for request in requests:
                 request.inbox.put(dead)
-            self._hello_inbox.put(dead)
+            hello_inbox.put(dead)
 
-    def _route(self, message: Dict[str, Any]) -> None:
+    def _route(self, message: Dict[str, Any], hello_inbox: queue.Queue) -> None:
         request_id = message.get("id")
         with self._state_lock:
             request = self._requests.get(request_id) if isinstance(request_id, str) else None
         if request is not None:
             request.inbox.put(message)
         elif message.get("type") == "hello":
-            self._hello_inbox.put(message)
+            hello_inbox.put(message)
         elif message.get("type") == "error":
             self._note_stderr("[client] worker error: %s" % message.get("message"))
 
-    def _read_stderr(self) -> None:
+    def _read_stderr(self, process: subprocess.Popen, kept: Deque[str]) -> None:
         """Drain the worker's stderr into a bounded buffer, so the worker never blocks on it."""
-        process = self.process
-        assert process is not None
         try:
             for raw in iter(process.stderr.readline, b""):
-                self._note_stderr(raw.decode("utf-8", "replace").rstrip("\r\n"))
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                with self._state_lock:
+                    kept.append(line)
         except (OSError, ValueError):
             pass
 
@@ -430,8 +543,8 @@ class WorkerClient(object):
             process.kill()
             self._wait_exit(5.0)
 
-    def _failure(self, what: str) -> WorkerError:
-        """A :class:`WorkerError` with the exit status and the tail of the worker's stderr."""
+    def _failure(self, what: str, error: Any = WorkerError) -> WorkerError:
+        """A :class:`WorkerError` (or ``error``) with the exit status and the worker's stderr."""
         process = self.process
         status = process.poll() if process is not None else None
         tail = self.stderr_tail(15)
@@ -440,4 +553,4 @@ class WorkerClient(object):
             text += " (exit status %d)" % status
         if tail.strip():
             text += ". Its last output:\n" + tail
-        return WorkerError(text + missing_c2e_hint(tail), "worker", tail)
+        return error(text + missing_c2e_hint(tail), stderr=tail)

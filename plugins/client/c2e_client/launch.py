@@ -85,6 +85,13 @@ def check_python(python: str, host: Host, recorded_in: str = "") -> None:
         )
 
 
+def _client(python: str, host: Host, args: Sequence[str], recorded_in: str) -> WorkerClient:
+    """An unstarted client for ``python`` whose start failures say what to do."""
+    where = "The worker's Python is recorded in %s. " % recorded_in if recorded_in else ""
+    return WorkerClient(python, args=args, env=worker_environment(), cwd=os.path.expanduser("~"),
+                        start_timeout=START_TIMEOUT, start_hint=where + host.setup_hint)
+
+
 def start_worker(python: str, host: Host, args: Sequence[str] = WORKER_ARGS,
                  recorded_in: str = "") -> WorkerClient:
     """A started worker client for ``python``.
@@ -93,21 +100,17 @@ def start_worker(python: str, host: Host, args: Sequence[str] = WORKER_ARGS,
     the worker's last output and what to do) when the worker does not start.
     """
     check_python(python, host, recorded_in)
-    client = WorkerClient(python, args=args, env=worker_environment(),
-                          cwd=os.path.expanduser("~"))
-    try:
-        client.start(timeout=START_TIMEOUT)
-    except WorkerError as exc:
-        where = "The worker's Python is recorded in %s. " % recorded_in if recorded_in else ""
-        raise WorkerError("%s\n%s%s" % (exc, where, host.setup_hint), exc.kind,
-                          exc.stderr) from None
+    client = _client(python, host, args, recorded_in)
+    client.start()
     return client
 
 
 class WorkerSession(object):
-    """Starts the worker on first use and keeps it; restarts it if it died or ``python`` changed.
+    """Keeps one worker client for a host session, a new one if ``python`` changed.
 
-    Thread-safe: :meth:`client` may run on a background thread while the UI thread waits.
+    The client itself starts its worker on first use and a fresh one after a death (see
+    :class:`WorkerClient`). Thread-safe: :meth:`client` may run on a background thread while
+    the UI thread waits.
     """
 
     def __init__(self, host: Host, args: Optional[Sequence[str]] = None, recorded_in: str = ""):
@@ -117,22 +120,27 @@ class WorkerSession(object):
         self._client: Optional[WorkerClient] = None
         self._lock = threading.Lock()
 
-    def client(self, python: str) -> WorkerClient:
-        """A started worker for ``python`` (raises ``ColorizeError`` or ``WorkerError``)."""
+    def client(self, python: str, start: bool = True) -> WorkerClient:
+        """The worker client for ``python``, its worker running unless ``start`` is False
+        (raises ``ColorizeError`` or ``WorkerError``)."""
         check_python(python, self.host, self.recorded_in)
         with self._lock:
             current = self._client
-            if current is not None and current.alive and current.python_executable == python:
-                return current
-            self._client = None
-            if current is not None:
-                current.close(timeout=2.0)
-            self._client = start_worker(python, self.host, self.args, self.recorded_in)
-            return self._client
+            if current is None or current.python_executable != python:
+                if current is not None:
+                    current.close(timeout=2.0)
+                current = self._client = _client(python, self.host, self.args, self.recorded_in)
+            if start:
+                try:
+                    current.ensure_started()
+                except WorkerError:
+                    self._client = None
+                    raise
+            return current
 
     @property
     def started(self) -> Optional[WorkerClient]:
-        """The worker client if one was started, else None."""
+        """The worker client if one was made, else None."""
         return self._client
 
     @property
@@ -167,14 +175,8 @@ class LazyWorker(object):
         return self.session.started
 
     def colorize(self, *args: Any, **kwargs: Any) -> Any:
-        """``WorkerClient.colorize``, starting the worker first if needed."""
-        client = self.session.started
-        if client is None:
-            on_progress = kwargs.get("on_progress")
-            if on_progress is not None:
-                on_progress(0, 0, "Starting the c2e worker")
-            client = self.session.client(self.python)
-        return client.colorize(*args, **kwargs)
+        """``WorkerClient.colorize``, which starts the worker first if needed."""
+        return self.session.client(self.python, start=False).colorize(*args, **kwargs)
 
     def close(self) -> None:
         """Stop the worker if it was started."""

@@ -27,7 +27,8 @@ class WorkerError(Exception):
     """The worker could not be started, died, or answered a request with an error.
 
     ``kind``: the protocol's error kind (``bad-request``, ``weights``, ``device``,
-    ``cancelled``, ``internal``) or ``worker`` when the process itself failed.
+    ``cancelled``, ``internal``), ``worker`` when the process itself failed or ``timeout`` when
+    it did not answer in time.
     """
 
     def __init__(self, message: str, kind: str = "worker", stderr: str = ""):
@@ -41,6 +42,13 @@ class WorkerCancelled(WorkerError):
 
     def __init__(self, message: str = "cancelled"):
         super().__init__(message, "cancelled")
+
+
+class WorkerTimeout(WorkerError):
+    """The worker did not answer within the call's deadline (it was stopped or is stuck)."""
+
+    def __init__(self, message: str, kind: str = "timeout", stderr: str = ""):
+        super().__init__(message, kind, stderr)
 
 
 class Pixels(object):
