@@ -184,7 +184,7 @@ def test_entry_point_plugin_in_the_cli(tmp_path):
     args = ["colorize", str(tmp_path / "gray.png"), "-r", str(tmp_path / "red.png"), "-o",
             str(tmp_path / "int8.png"), "--weights", str(weights), "--precision", "int8"]
     result = run_c2e(args, site, home, check=False)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("c2e: ")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("c2e: error: ")]
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert len(errors) == 1 and "only available for the Color2Embed" in errors[0], result.stderr
     assert not (tmp_path / "int8.png").exists()
