@@ -191,14 +191,15 @@ def crash_case(out, plugin, python) -> None:
     reference = new_document("crash-reference", 8, 8, "U8")
     record = {"names_before": layer_names(document)}
     first = session.client(python)
+    first_pid = first.pid
     try:
         plugin.colorize.colorize(document, document.rootNode().childNodes()[0], reference,
                                  plugin.colorize.ColorizeOptions(size=32, device="cpu"), first)
     except Exception as exc:
         record["error"] = {"type": type(exc).__name__, "message": str(exc)}
     record["names_after"] = layer_names(document)
-    second = session.client(python)  # the dead worker is replaced
-    record["restarted"] = second is not first and second.alive
+    second = session.client(python)  # the same client, which replaces its dead worker
+    record["restarted"] = second.alive and second.pid not in (None, first_pid)
     session.close()
     write(out, "crash.json", record)
     document.close()
