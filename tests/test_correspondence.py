@@ -7,14 +7,13 @@ import pytest
 import torch
 
 from c2e_core.inference.pipeline import Colorizer
-from c2e_core.modeling.colour import rgb_to_lab
+from c2e_core.modeling.colour import gray_from_lightness, rgb_to_lab
 from c2e_core.modeling.correspondence import (
     EMPTY_BIAS,
     LINEAR_EPS,
     ReferenceCode,
     blend_reference_codes,
     cell_colour_models,
-    gray_from_lightness,
     linear_prior,
 )
 from c2e_core.weights.build import (
@@ -38,7 +37,7 @@ def tiny(seed: int = 0) -> torch.nn.Module:
 
 def test_gray_from_lightness_has_that_lightness():
     l_norm = torch.linspace(-1, 1, 101).view(1, 1, 1, 101)
-    gray = gray_from_lightness(l_norm)
+    gray = gray_from_lightness(l_norm * 50 + 50)
     assert gray.shape == (1, 3, 1, 101)
     lab = rgb_to_lab(gray)
     torch.testing.assert_close(lab[:, :1], l_norm * 50 + 50, atol=2e-3, rtol=0)

@@ -17,6 +17,7 @@ __all__ = [
     "D65_WHITE",
     "rgb_to_lab",
     "rgb_to_lightness",
+    "gray_from_lightness",
     "lab_to_rgb",
     "lab_to_rgb_in_gamut",
     "srgb_to_linear",
@@ -122,6 +123,13 @@ def linear_to_srgb(lin: Tensor) -> Tensor:
     """The sRGB encoding function (IEC 61966-2-1) of linear-light values, float32."""
     high = 1.055 * _pow(lin.clamp_min(0.0031308), 1.0 / 2.4) - 0.055
     return _select(lin, 0.0031308, high, lin * 12.92)
+
+
+def gray_from_lightness(lum: Tensor) -> Tensor:
+    """The sRGB gray ``[..., 3, H, W]`` in [0, 1] whose CIE L is ``lum`` (``[..., 1, H, W]``,
+    [0, 100]): ``lab_to_rgb`` of ``(L, 0, 0)`` without the a and b work, float32."""
+    y = _f_inverse((lum.to(torch.float32) + 16.0) / 116.0).clamp(0.0, 1.0)  # Y / white Y
+    return linear_to_srgb(y).expand(*lum.shape[:-3], 3, *lum.shape[-2:])
 
 
 def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from c2e_core.modeling.color2embed import LabScaling
 from c2e_core.modeling.color_encoder import feature_to_vector
-from c2e_core.modeling.colour import rgb_to_lab
+from c2e_core.modeling.colour import gray_from_lightness, rgb_to_lab
 from c2e_core.modeling.efficientnet_lite import EffNetLite0Backbone
 from c2e_core.modeling.unet import DoubleConv, Down, ModulatedDecoder, ResBlock
 
@@ -39,8 +39,6 @@ from c2e_core.modeling.unet import DoubleConv, Down, ModulatedDecoder, ResBlock
 #: stride 8 and 112 at stride 16.
 FEATURE_TAPS = (4, 10)
 FEATURE_CHANNELS = (40, 112)
-#: Stride of the correspondence (the attention's tokens).
-CORRESPONDENCE_STRIDE = 8
 #: Attention logit bias of reference tokens that hold no colour.
 EMPTY_BIAS = -1e4
 #: Regulariser of the cells' linear models, in ``((L - 50) / 50)²`` units (4 in L units²).
@@ -84,16 +82,6 @@ def blend_reference_codes(
         z, torch.cat([c.keys for c in codes], 1), torch.cat([c.values for c in codes], 1),
         torch.cat(bias, 1),
     )  # fmt: skip
-
-
-def gray_from_lightness(l_norm: Tensor) -> Tensor:
-    """``(L - 50) / 50`` -> the sRGB gray of that lightness, ``[B,3,H,W]`` in [0, 1]."""
-    fy = (l_norm * 50.0 + 66.0) / 116.0
-    y = torch.where(fy > 0.2068966, fy.clamp_min(0) ** 3, (fy - 16.0 / 116.0) / 7.787)
-    y = y.clamp(0.0, 1.0)
-    curve = 1.055 * y.clamp_min(0.0031308) ** (1 / 2.4) - 0.055
-    srgb = torch.where(y > 0.0031308, curve, 12.92 * y)
-    return srgb.expand(-1, 3, -1, -1)
 
 
 def cell_colour_models(
@@ -260,7 +248,7 @@ class CorrColor2Embed(LabScaling, nn.Module):
     def embed(self, reference_rgb: Tensor) -> ReferenceCode:
         lab = rgb_to_lab(reference_rgb.clamp(0, 1))
         l_norm, ab = self.normalize_lightness(lab[:, :1]), self.output_from_ab(lab[:, 1:])
-        f8, f16 = self._taps(gray_from_lightness(l_norm))
+        f8, f16 = self._taps(gray_from_lightness(self.lightness_from_normalized(l_norm)))
         ab16 = F.adaptive_avg_pool2d(ab, f16.shape[-2:])
         z = self.colour_head(torch.cat((f16, ab16), dim=1))
         keys = self.correspondence.keys(self._keys(f8, f16))
@@ -271,7 +259,7 @@ class CorrColor2Embed(LabScaling, nn.Module):
         return ReferenceCode(z, keys, values.flatten(2).transpose(1, 2), bias)
 
     def predict_ab(self, l_norm: Tensor, code: ReferenceCode) -> Tensor:
-        f8, f16 = self._taps(gray_from_lightness(l_norm))
+        f8, f16 = self._taps(gray_from_lightness(self.lightness_from_normalized(l_norm)))
         keys = self.correspondence.keys(self._keys(f8, f16))
         prior8 = self.correspondence(keys, code, f8.shape[-2:])
         return self.unet(l_norm, f8, f16, prior8, linear_prior(prior8, l_norm), code.z)
