@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -24,16 +24,39 @@ COLOR2EMBED_CORR = "color2embed-corr"
 _SCALAR_SIZES = ("skip_stride", "embed_dim", "encoder_hidden", "encoder_mlp_hidden")
 
 
-def _check_positive_ints(config: Any, names: tuple[str, ...]) -> None:
-    """``ValueError`` unless each named field of ``config`` is a positive integer."""
-    for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+class _SizedConfig:
+    """What both configurations share: their size checks and the plain-dict round trip (tuples
+    as lists) that weights files and recipes store."""
+
+    #: ``(field, length)`` of the tuple fields: each must hold that many positive integers.
+    _TUPLE_SIZES: ClassVar[tuple[tuple[str, int], ...]] = ()
+
+    def _check_sizes(self) -> None:
+        for name, expected in self._TUPLE_SIZES:
+            value = getattr(self, name)
+            if len(value) != expected or not all(isinstance(v, int) and v > 0 for v in value):
+                raise ValueError(f"{name} must be {expected} positive integers, not {list(value)}")
+        for name in _SCALAR_SIZES:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_SizedConfig):
     """Shape of a Color2Embed network. ``paper`` is the authors' architecture.
 
     Smaller variants change widths or the colour encoder's backbone; the names of all modules
@@ -49,30 +72,17 @@ class ModelConfig:
     encoder_hidden: int = 512
     encoder_mlp_hidden: int = 256
 
+    _TUPLE_SIZES: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("unet_widths", 5), ("backbone_widths", 5), ("up_kernels", 4),
+    )  # fmt: skip
+
     def __post_init__(self) -> None:
-        for name, expected in (("unet_widths", 5), ("backbone_widths", 5), ("up_kernels", 4)):
-            value = getattr(self, name)
-            if len(value) != expected or not all(isinstance(v, int) and v > 0 for v in value):
-                raise ValueError(f"{name} must be {expected} positive integers, not {list(value)}")
-        _check_positive_ints(self, _SCALAR_SIZES)
+        self._check_sizes()
         if self.encoder_backbone not in BACKBONES:
             known = ", ".join(sorted(BACKBONES))
             raise ValueError(
                 f"unknown colour-encoder backbone {self.encoder_backbone!r} (known: {known})"
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,7 @@ BACKBONES: dict[str, Callable[[ModelConfig], Backbone]] = {
 
 
 @dataclass(frozen=True)
-class CorrConfig:
+class CorrConfig(_SizedConfig):
     """Shape of a :class:`~c2e_core.modeling.correspondence.CorrColor2Embed` network: the
     project's extension of the paper (frozen EfficientNet-lite0 features of target and
     reference, an attention prior at stride 8, the paper's modulated decoder)."""
@@ -122,17 +132,12 @@ class CorrConfig:
     temperature: float = 0.02
     freeze_features: bool = True
 
+    _TUPLE_SIZES: ClassVar[tuple[tuple[str, int], ...]] = (("unet_widths", 5), ("up_kernels", 4))
+
     def __post_init__(self) -> None:
-        for name, expected in (("unet_widths", 5), ("up_kernels", 4)):
-            value = getattr(self, name)
-            if len(value) != expected or not all(isinstance(v, int) and v > 0 for v in value):
-                raise ValueError(f"{name} must be {expected} positive integers, not {list(value)}")
-        _check_positive_ints(self, _SCALAR_SIZES)
+        self._check_sizes()
         if not 0 < float(self.temperature) < 10:
             raise ValueError(f"temperature must be in (0, 10), not {self.temperature!r}")
-
-    to_dict = ModelConfig.to_dict
-    from_dict = classmethod(ModelConfig.from_dict.__func__)
 
 
 #: Named configurations: ``paper`` (the authors', 48 M parameters) and ``small`` (2.8 M: an
