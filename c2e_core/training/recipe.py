@@ -179,7 +179,9 @@ class LossSection:
     predicted from another photo's reference and that photo's colours (0: off; it costs a
     second forward pass of the batch); ``histogram_bins``: bins per axis of both (2 or more
     over a, b in [-110, 110]); ``chroma``: weight of the difference in mean chroma between
-    each prediction and the colours it should have (0: off)."""
+    each prediction and the colours it should have (0: off); ``cross_smoothness``: weight of
+    the edge-aware smoothness of the colours predicted from another photo's reference (0: off;
+    it also runs the second pass): against patches where the reference matches nothing."""
 
     reconstruction: float = 1.0
     perceptual: str = "vgg19"
@@ -188,6 +190,7 @@ class LossSection:
     cross_histogram: float = 0.0
     histogram_bins: int = 16
     chroma: float = 0.0
+    cross_smoothness: float = 0.0
     vgg19_weights: Path | None = None
     effnet_weights: Path | None = None
 
@@ -198,6 +201,7 @@ class LossSection:
         _float(self.cross_histogram, "loss.cross_histogram")
         _int(self.histogram_bins, "loss.histogram_bins", 2)
         _float(self.chroma, "loss.chroma")
+        _float(self.cross_smoothness, "loss.cross_smoothness")
         if self.perceptual not in PERCEPTUAL_BACKENDS:
             raise ValueError(
                 f"loss.perceptual must be one of {', '.join(PERCEPTUAL_BACKENDS)}, "

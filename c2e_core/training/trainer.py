@@ -46,6 +46,7 @@ from c2e_core.modeling.color2embed import lab_scaling
 from c2e_core.modeling.colour import lab_to_rgb
 from c2e_core.training.losses import (
     chroma_loss,
+    edge_aware_smoothness,
     histogram_loss,
     make_perceptual_loss,
     reconstruction_loss,
@@ -79,7 +80,9 @@ FINAL_WEIGHTS = "final.c2e.pt"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 #: The total loss and its terms (each unweighted), as ``metrics.jsonl`` logs them (window means).
-LOSS_TERMS = ("loss", "loss_rec", "loss_perc", "loss_hist", "loss_cross_hist", "loss_chroma")
+LOSS_TERMS = (
+    "loss", "loss_rec", "loss_perc", "loss_hist", "loss_cross_hist", "loss_chroma", "loss_smooth"
+)
 CHECKPOINT_FORMAT = "c2e-train-checkpoint"
 
 
@@ -476,6 +479,8 @@ def _train(
     w_rec, w_perc = recipe.loss.reconstruction, recipe.loss.perceptual_weight
     w_hist, w_cross = recipe.loss.histogram, recipe.loss.cross_histogram
     bins, w_chroma = recipe.loss.histogram_bins, recipe.loss.chroma
+    w_smooth = recipe.loss.cross_smoothness
+    cross_pass = w_cross > 0 or w_smooth > 0
     use_perc = getattr(perceptual, "enabled", True) and w_perc > 0
     start_time = time.monotonic()
 
@@ -513,7 +518,7 @@ def _train(
                 ref_gen.manual_seed(_step_seed(seed, rank, step))
                 reference = synthesize_references(rgb, recipe.reference, ref_gen)
                 reference = paste_foreign_regions(reference, recipe.reference, ref_gen)
-            if w_cross > 0:
+            if cross_pass:
                 # each target once more with the next photo's reference (one forward pass of
                 # the doubled batch, so DDP sees a single forward per backward)
                 l_norm_in = torch.cat((l_norm, l_norm))
@@ -526,7 +531,7 @@ def _train(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 pred = net(l_in, ref_in)
             pred = pred.float()
-            pred, pred_cross = pred.split(l_norm.shape[0]) if w_cross > 0 else (pred, None)
+            pred, pred_cross = pred.split(l_norm.shape[0]) if cross_pass else (pred, None)
             loss_rec = reconstruction_loss(pred, ab_gt)
             loss = w_rec * loss_rec
             if use_perc:
@@ -542,11 +547,16 @@ def _train(
                 loss = loss + w_hist * loss_hist
             else:
                 loss_hist = loss.new_zeros(())
-            if pred_cross is not None:
+            if pred_cross is not None and w_cross > 0:
                 loss_cross = histogram_loss(pred_cross, ab_next, bins)
                 loss = loss + w_cross * loss_cross
             else:
                 loss_cross = loss.new_zeros(())
+            if pred_cross is not None and w_smooth > 0:
+                loss_smooth = edge_aware_smoothness(pred_cross, l_norm)
+                loss = loss + w_smooth * loss_smooth
+            else:
+                loss_smooth = loss.new_zeros(())
             if w_chroma > 0:
                 loss_chroma = chroma_loss(pred, ab_gt)
                 if pred_cross is not None:
@@ -567,7 +577,7 @@ def _train(
             position += 1
             images_seen += optim_r.batch
             skipped_now = skipped.sum().to(device, torch.float32, non_blocking=True)
-            values = (loss, loss_rec, loss_perc, loss_hist, loss_cross, loss_chroma)  # LOSS_TERMS
+            values = (loss, loss_rec, loss_perc, loss_hist, loss_cross, loss_chroma, loss_smooth)
             window += torch.stack([*(v.detach() for v in values), skipped_now])
             window_steps += 1
 
@@ -684,6 +694,7 @@ _SERIES = tuple(
             (214, 39, 40),
             (148, 103, 189),
             (140, 86, 75),
+            (227, 119, 194),
         ),
         strict=True,
     )
