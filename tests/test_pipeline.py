@@ -251,3 +251,54 @@ def test_the_compat_mode_chooses_one_pipeline_object():
     assert Colorizer(model, device="cpu").pipeline is PIPELINES[None]
     with pytest.raises(OptionError, match="compat must be one of null, 'official', not 'authors'"):
         Colorizer(model, device="cpu", compat="authors")
+
+
+@pytest.mark.parametrize("compat", [None, "official"])
+@pytest.mark.parametrize("finish", ["plain", "mask-strength-post"])
+def test_strips_give_the_whole_image_result(compat, finish):
+    """The full-resolution stages work in strips of rows (bounded memory for huge scans); any
+    strip height gives the whole-image result, to float rounding."""
+    rng = np.random.default_rng(11)
+    target = rng.integers(0, 65536, (203, 157, 3), dtype=np.uint16)
+    reference = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    options = {}
+    if finish != "plain":
+        mask = np.zeros((203, 157), np.float32)
+        mask[40:170, 20:120] = rng.random((130, 100))
+        options = {"mask": mask, "strength": 0.7, "post": [("saturation", {"factor": 1.3})]}
+    results = []
+    for strip_pixels in (None, 157 * 37, 1000):
+        colorizer = Colorizer(
+            tiny_model(), device="cpu", size=64, compat=compat, strip_pixels=strip_pixels
+        )
+        results.append(colorizer.colorize(target, reference=reference, **options))
+    whole = results[0].to_array()
+    for striped in results[1:]:
+        np.testing.assert_allclose(striped.rgb, results[0].rgb, atol=2e-5)
+        assert np.abs(striped.to_array().astype(int) - whole.astype(int)).max() <= 1
+
+
+def test_row_strips_cover_the_image_once():
+    from c2e_core.inference.upsampling import row_strips
+
+    assert row_strips(10, 10, None) == [(0, 10)]
+    assert row_strips(10, 10, 100) == [(0, 10)]
+    strips = row_strips(10, 7, 15)
+    assert strips == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+    assert row_strips(3, 1000, 10) == [(0, 1), (1, 2), (2, 3)]
+
+
+@pytest.mark.parametrize("size", [(8, 9), (40, 33), (301, 499), (7, 500)])
+def test_upsample_and_shrink_in_strips_equal_whole_resizes(size):
+    from c2e_core.inference.upsampling import row_strips, shrink_in_strips, upsample_rows
+
+    x = torch.rand(1, 4, 23, 31)
+    whole = resize(x, size, antialias=False)
+    for start, stop in row_strips(size[0], size[1], 3 * size[1]):
+        torch.testing.assert_close(
+            upsample_rows(x, size, start, stop), whole[..., start:stop, :], atol=2e-6, rtol=0
+        )
+    big = torch.rand(1, 1, 301, 257)
+    strips = row_strips(301, 257, 257 * 40)
+    shrunk = shrink_in_strips(lambda a, b: big[..., a:b, :], 301, 257, (20, 17), strips)
+    torch.testing.assert_close(shrunk, resize(big, (20, 17), antialias=True), atol=1e-6, rtol=0)

@@ -25,6 +25,7 @@ from c2e_core.worker.pixels import (
     image_to_srgb,
     parse_layout,
     request_image,
+    target_alpha,
     to_unit,
 )
 from c2e_core.worker.protocol import MessageWriter, RequestError
@@ -184,7 +185,7 @@ def test_codec_round_trips_bgra_and_keeps_alpha():
     samples = decode_pixels(layout, bgra.tobytes(), "t")
     rgb = image_to_srgb(samples, layout)
     np.testing.assert_allclose(rgb[0, 0], np.array([30, 20, 10]) / 255, atol=1e-7)
-    out_layout, data = encode_result(rgb, samples, layout)
+    out_layout, data = encode_result(rgb, layout, alpha=target_alpha(samples, layout))
     assert out_layout == layout and data == bgra.tobytes()
     assert to_unit(np.array([np.nan, 2.0], np.float32), "f32").tolist() == [0.0, 1.0]
 
@@ -194,7 +195,9 @@ def test_grey_targets_become_rgb_and_keep_masked_out_pixels():
     samples = decode_pixels(layout, bytes([50, 7, 60, 8]), "t")
     rgb = np.full((1, 2, 3), 0.5, np.float32)
     keep = np.array([[True, False]])
-    out_layout, data = encode_result(rgb, samples, layout, keep=keep)
+    out_layout, data = encode_result(
+        rgb, layout, alpha=target_alpha(samples, layout), original=samples, keep=keep
+    )
     assert out_layout.channels == "RGBA"
     assert list(data) == [50, 50, 50, 7, 128, 128, 128, 8]
 

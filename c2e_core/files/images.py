@@ -174,31 +174,54 @@ def _max_value(dtype: np.dtype | type) -> int | None:
     return None
 
 
+#: Samples converted per slice of rows when quantising, so that no float copy of a whole
+#: huge image is ever made (a 10000 x 8000 RGB float32 copy would be 960 MB).
+_ROWS_PIXELS = 1 << 22
+
+
+def _row_slices(shape: tuple[int, ...]) -> list[slice]:
+    """Slices of the first axis with about :data:`_ROWS_PIXELS` samples each."""
+    if len(shape) == 0:
+        return [slice(None)]
+    per_row = max(1, int(np.prod(shape[1:], dtype=np.int64)))
+    rows = max(1, _ROWS_PIXELS // per_row)
+    return [slice(start, start + rows) for start in range(0, max(1, shape[0]), rows)]
+
+
 def _to_unit_float(values: np.ndarray) -> np.ndarray:
-    """uint8 / uint16 / float samples -> float32 in [0, 1]."""
+    """uint8 / uint16 / float samples -> float32 in [0, 1] (one output array, no temporaries
+    the size of the image)."""
     maxval = _max_value(values.dtype)
     if maxval is not None:
-        return values.astype(np.float32) / np.float32(maxval)
+        out = values.astype(np.float32)
+        return np.divide(out, np.float32(maxval), out=out)
+    if values.dtype == np.float32 and values.size and 0.0 <= values.min() <= values.max() <= 1.0:
+        return values  # already clean (NaN fails the comparison): no copy of a huge array
     out = values.astype(np.float32)
-    out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
-    return np.clip(out, 0.0, 1.0)
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def quantise(x: np.ndarray, dtype: np.dtype | type, truncate: bool = False) -> np.ndarray:
-    """float in [0, 1] -> ``dtype`` (round half up, or truncate); float dtypes are clipped."""
+    """float in [0, 1] -> ``dtype`` (round half up, or truncate); float dtypes are clipped.
+    Works through the rows in slices, so its memory is the output plus a few MB."""
     dt = np.dtype(dtype)
-    # float32 is exact enough for 16-bit codes and several times faster than float64.
-    x = np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, copy=True)
-    np.clip(x, 0.0, 1.0, out=x)
     maxval = _max_value(dt)
-    if maxval is None:
-        if dt.kind != "f":
-            raise ValueError(f"unsupported output dtype {dt}")
-        return x.astype(dt, copy=False)
-    np.multiply(x, np.float32(maxval), out=x)
-    if not truncate:
-        np.add(x, np.float32(0.5), out=x)
-    return np.floor(x, out=x).astype(dt)
+    if maxval is None and dt.kind != "f":
+        raise ValueError(f"unsupported output dtype {dt}")
+    x = np.asarray(x)
+    out = np.empty(x.shape, dtype=dt)
+    for rows in _row_slices(x.shape):
+        # float32 is exact enough for 16-bit codes and several times faster than float64.
+        part = np.nan_to_num(np.asarray(x[rows], dtype=np.float32), nan=0.0, copy=True)
+        np.clip(part, 0.0, 1.0, out=part)
+        if maxval is not None:
+            np.multiply(part, np.float32(maxval), out=part)
+            if not truncate:
+                np.add(part, np.float32(0.5), out=part)
+            np.floor(part, out=part)
+        out[rows] = part
+    return out
 
 
 def _convert_samples(values: np.ndarray, dtype: np.dtype | type, truncate: bool) -> np.ndarray:
@@ -211,6 +234,8 @@ def _convert_samples(values: np.ndarray, dtype: np.dtype | type, truncate: bool)
         return values.astype(np.uint16) * np.uint16(257)  # exact widening
     if src_max is not None and dst_max is None:
         return (values.astype(np.float64) / src_max).astype(dt)
+    if values.dtype.kind == "f":  # quantise clips and cleans floats itself, slice by slice
+        return quantise(values, dt, truncate)
     return quantise(_to_unit_float(values), dt, truncate)
 
 

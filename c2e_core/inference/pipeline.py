@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Union
 
@@ -26,7 +27,14 @@ from c2e_core.errors import OptionError
 from c2e_core.files.images import ImageData, from_array, read_image, to_array, write_image
 from c2e_core.inference.device import select_device
 from c2e_core.inference.progress import Progress, ProgressCallback
-from c2e_core.inference.upsampling import guided_upsample, resize
+from c2e_core.inference.upsampling import (
+    apply_guided,
+    guided_coefficients,
+    resize,
+    row_strips,
+    shrink_in_strips,
+    upsample_rows,
+)
 from c2e_core.modeling.color2embed import LabScaling, lab_scaling
 from c2e_core.modeling.colour import lab_to_rgb, lab_to_rgb_in_gamut, rgb_to_lab, rgb_to_lightness
 from c2e_core.options import (
@@ -38,6 +46,11 @@ from c2e_core.options import (
 )
 
 ImageInput = Union[str, Path, np.ndarray, Image.Image, ImageData]  # noqa: UP007 (runtime alias)
+#: ``(lum_rows [1,1,r,W], start_row) -> ab_rows [1,2,r,W]``: ab of some rows of the full image.
+AbRows = Callable[[torch.Tensor, int], torch.Tensor]
+#: Pixels per strip of the full-resolution stages (L, upsampling, post steps, blending, gamut
+#: fit): their memory stays a few hundred MB whatever the image's size.
+STRIP_PIXELS = 1 << 20
 
 
 def as_image(value: ImageInput) -> ImageData:
@@ -127,14 +140,14 @@ class DefaultPipeline:
         l_small = resize(l_full, shape, antialias=True)
         return scaling.normalize_lightness(l_small), l_small
 
-    def upsample_ab(
-        self, ab_low: torch.Tensor, l_small: torch.Tensor, lum: torch.Tensor
-    ) -> torch.Tensor:
-        """ab at the network's resolution -> at ``lum``'s (the target's full L)."""
-        full = tuple(lum.shape[-2:])
-        if tuple(ab_low.shape[-2:]) == full:
-            return resize(ab_low, full, antialias=False)
-        return guided_upsample(ab_low, l_small / 100, lum / 100)
+    def ab_rows(self, ab_low: torch.Tensor, l_small: torch.Tensor, size: tuple[int, int]) -> AbRows:
+        """ab at the network's resolution -> a function giving the ab of any rows of the
+        ``size`` image from their L (``(lum_rows, start) -> ab_rows``): ab upsampled guided by
+        the full-resolution L, strip by strip."""
+        if tuple(ab_low.shape[-2:]) == tuple(size):
+            return lambda lum, start: ab_low[..., start : start + lum.shape[-2], :]
+        coefficients = guided_coefficients(ab_low, l_small / 100)
+        return lambda lum, start: apply_guided(coefficients, lum / 100, size, start)
 
     def to_rgb(self, lab: torch.Tensor) -> torch.Tensor:
         """Lab -> sRGB, out-of-gamut colours losing chroma, never lightness."""
@@ -165,10 +178,8 @@ class OfficialPipeline(DefaultPipeline):
         l_in = resize(scaling.normalize_lightness(l_full), shape, antialias=False)
         return l_in, scaling.lightness_from_normalized(l_in)
 
-    def upsample_ab(
-        self, ab_low: torch.Tensor, l_small: torch.Tensor, lum: torch.Tensor
-    ) -> torch.Tensor:
-        return resize(ab_low, tuple(lum.shape[-2:]), antialias=False)
+    def ab_rows(self, ab_low: torch.Tensor, l_small: torch.Tensor, size: tuple[int, int]) -> AbRows:
+        return lambda lum, start: upsample_rows(ab_low, size, start, start + lum.shape[-2])
 
     def to_rgb(self, lab: torch.Tensor) -> torch.Tensor:
         return lab_to_rgb(lab, clip=True)
@@ -237,6 +248,8 @@ class Colorizer:
 
     ``size``: the network's working size (256 like the authors, a multiple of 16 up to 4096,
     or ``"native"``). ``compat="official"`` reproduces the authors' test pipeline exactly.
+    ``strip_pixels``: size of the strips the full-resolution stages work in (None: the whole
+    image at once; the output is the same up to float rounding).
     ``precision``: ``"fp32"`` (default, bit-faithful), ``"bf16"``/``"fp16"`` autocast (GPU;
     modulation and demodulation always stay fp32), or ``"int8"`` (CPU: the static convolution
     stacks quantized, see :mod:`c2e_core.inference.quantization`). Options are checked by
@@ -255,6 +268,7 @@ class Colorizer:
         batch_size: int = 8,
         host: Any = None,
         info: dict[str, Any] | None = None,
+        strip_pixels: int | None = STRIP_PIXELS,
     ):
         self.device = select_device(device)
         request = ColorizeRequest(size=size, compat=compat, precision=precision)
@@ -270,6 +284,7 @@ class Colorizer:
         self.scaling = lab_scaling(self.model)
         self.reference_size = int(reference_size)
         self.batch_size = max(1, int(batch_size))
+        self.strip_pixels = None if strip_pixels is None else max(1, int(strip_pixels))
         self.info = dict(info or {})
         self._host = host
         self._embeddings: OrderedDict[tuple, torch.Tensor] = OrderedDict()
@@ -437,22 +452,47 @@ class Colorizer:
                 tracker.step(f"{image.width}x{image.height} done")
         return results[0] if single else results
 
+    def _strips(self, image: ImageData) -> list[tuple[int, int]]:
+        return row_strips(image.height, image.width, self.strip_pixels)
+
+    def _lightness_of_rows(self, image: ImageData, start: int, stop: int) -> torch.Tensor:
+        return rgb_to_lightness(self._to_tensor(image.rgb[start:stop]))
+
+    def _lightness(self, image: ImageData) -> torch.Tensor:
+        """The target's full-resolution L ``[1, 1, H, W]``, computed strip by strip."""
+        lum = torch.empty((1, 1, image.height, image.width), device=self.device)
+        for start, stop in self._strips(image):
+            lum[..., start:stop, :] = self._lightness_of_rows(image, start, stop)
+        return lum
+
+    @torch.inference_mode()
     def _colorize_chunk(self, images, embedding, size, pre, finish) -> list[Colorized]:
         prepared = []
         for image in images:
-            rgb = self._to_tensor(image.rgb)
-            lum = rgb_to_lightness(rgb)
-            net_l = rgb_to_lightness(self._run_pre(rgb, "target", pre)) if pre else lum
             shape = self.pipeline.working_shape(image.height, image.width, size, self._multiple)
-            prepared.append((image, lum, net_l, shape))
+            if pre:
+                rgb = self._run_pre(self._to_tensor(image.rgb), "target", pre)
+                net_l = rgb_to_lightness(rgb)
+            elif size != NATIVE and self.pipeline.antialias:
+                # shrunk strip by strip: the full-resolution L is never held whole
+                net_l = shrink_in_strips(
+                    partial(self._lightness_of_rows, image),
+                    image.height,
+                    image.width,
+                    shape,
+                    self._strips(image),
+                )
+            else:  # native size, or the authors' pipeline (normalised L resized whole)
+                net_l = self._lightness(image)
+            small = self.pipeline.network_l(net_l, shape, size, self.scaling)
+            del net_l
+            prepared.append((image, shape, small))
         groups: dict[tuple[int, int], list[int]] = {}
-        for index, (_, _, _, shape) in enumerate(prepared):
+        for index, (_, shape, _) in enumerate(prepared):
             groups.setdefault(shape, []).append(index)
         ab_low: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        for shape, indices in groups.items():
-            small = [
-                self.pipeline.network_l(prepared[i][2], shape, size, self.scaling) for i in indices
-            ]
+        for indices in groups.values():
+            small = [prepared[i][2] for i in indices]
             l_in = torch.cat([s[0] for s in small]).contiguous(memory_format=torch.channels_last)
             with self._autocast():
                 ab = self.scaling.ab_from_output(self.model.predict_ab(l_in, embedding).float())
@@ -460,29 +500,33 @@ class Colorizer:
                 height, width = small[j][1].shape[-2:]
                 ab_low[i] = (ab[j : j + 1, :, :height, :width], small[j][1])
         results = []
-        for index, (image, lum, _, _) in enumerate(prepared):
+        for index, (image, _, _) in enumerate(prepared):
             ab, l_small = ab_low[index]
-            results.append(self._finish(image, lum, ab, l_small, *finish))
+            results.append(self._finish(image, ab, l_small, *finish))
         return results
 
-    def _finish(self, image, lum, ab_low, l_small, post_steps, strength, mask) -> Colorized:
-        """Upsample ab, run the post steps, blend by strength and mask, convert to RGB.
-
-        ``lum``: the target's full-resolution L; its full Lab is computed only when the post
-        steps or the blending need the original colours."""
-        ab = self.pipeline.upsample_ab(ab_low, l_small, lum)
-        out = torch.cat([lum, ab], dim=1)
+    def _finish(self, image, ab_low, l_small, post_steps, strength, mask) -> Colorized:
+        """Upsample ab, run the post steps, blend by strength and mask, convert to RGB, in
+        strips of full-width rows (:data:`STRIP_PIXELS`), so that a huge scan needs little
+        more memory than its input and output arrays. The target's full Lab is computed only
+        when the post steps or the blending need the original colours."""
+        ab_of = self.pipeline.ab_rows(ab_low, l_small, (image.height, image.width))
         blend = mask is not None or strength != 1.0
-        if post_steps or blend:
-            lab = rgb_to_lab(self._to_tensor(image.rgb))
-            for step in post_steps:
-                out = step(out, lab)
-        if blend:
-            weight = torch.tensor(strength, device=self.device)
-            if mask is not None:
-                mask_tensor = torch.as_tensor(np.asarray(mask, np.float32), device=self.device)
-                weight = weight * torch.nan_to_num(mask_tensor).clamp(0, 1)[None, None]
-            out = lab + weight * (out - lab)
-        rgb = self.pipeline.to_rgb(out)
-        array = np.ascontiguousarray(rgb[0].permute(1, 2, 0).float().cpu().numpy())
+        array = np.empty((image.height, image.width, 3), dtype=np.float32)
+        for start, stop in self._strips(image):
+            rgb = self._to_tensor(image.rgb[start:stop])
+            lum = rgb_to_lightness(rgb)
+            out = torch.cat([lum, ab_of(lum, start)], dim=1)
+            if post_steps or blend:
+                lab = rgb_to_lab(rgb)
+                for step in post_steps:
+                    out = step(out, lab)
+            if blend:
+                weight = torch.tensor(strength, device=self.device)
+                if mask is not None:
+                    rows = np.asarray(mask[start:stop], np.float32)
+                    mask_rows = torch.as_tensor(rows, device=self.device)
+                    weight = weight * torch.nan_to_num(mask_rows).clamp(0, 1)[None, None]
+                out = lab + weight * (out - lab)
+            array[start:stop] = self.pipeline.to_rgb(out)[0].permute(1, 2, 0).float().cpu()
         return Colorized(array, image.alpha, image.bit_depth, truncate=self.pipeline.truncate)

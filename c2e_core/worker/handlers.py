@@ -17,14 +17,20 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from c2e_core.errors import C2EError, Cancelled
 from c2e_core.options import STAGES, ColorizeRequest
 from c2e_core.worker import PROTOCOL_VERSION
 from c2e_core.worker.models import ModelCache
-from c2e_core.worker.pixels import encode_result, image_to_srgb, request_image, to_unit
+from c2e_core.worker.pixels import (
+    encode_result,
+    image_to_srgb,
+    request_image,
+    target_alpha,
+    to_unit,
+)
 from c2e_core.worker.protocol import RequestError, one_line
 
 log = logging.getLogger("c2e_core.worker")
@@ -324,21 +330,36 @@ class Handlers:
         ))
         if job.cancelled.is_set():
             raise Cancelled("cancelled")
+        mask = job_input.mask
+        keep = (mask <= 0.0) if mask is not None else None
+        # of the target's samples only what the result needs stays (a huge layer's payload
+        # would otherwise be held beside its float copy and the result)
+        alpha = target_alpha(job_input.target, layout)
+        original = job_input.target if keep is not None else None
+        rgb = image_to_srgb(job_input.target, layout)
+        target_spec = job.message.get("target")
+        if isinstance(target_spec, dict) and isinstance(target_spec.get("payload"), str):
+            job.payloads.pop(target_spec["payload"], None)
+        job_input = replace(job_input, target=None)
         colorized = colorizer.colorize(
-            image_to_srgb(job_input.target, layout),
+            rgb,
             reference=job_input.references,
             reference_weights=request.reference_weights,
             size=request.size,
-            mask=job_input.mask,
+            mask=mask,
             strength=request.strength,
             pre=job_input.pre,
             post=job_input.post,
             progress=lambda done, total, text: self.send_progress(job, done, total, text),
         )
-        mask = job_input.mask
-        keep = (mask <= 0.0) if mask is not None else None
+        del rgb
         out_layout, data = encode_result(
-            colorized.rgb, job_input.target, layout, keep=keep, truncate=bool(colorized.truncate)
+            colorized.rgb,
+            layout,
+            alpha=alpha,
+            original=original,
+            keep=keep,
+            truncate=bool(colorized.truncate),
         )
         header: dict[str, Any] = {"type": "result", "id": job.id, **out_layout.header()}
         header.update(

@@ -121,12 +121,22 @@ def decode_pixels(layout: Layout, data: bytes | bytearray | memoryview, what: st
     return arr.reshape(layout.height, layout.width, layout.channel_count)
 
 
+#: Pixels converted per slice of rows: no temporary the size of a huge layer is ever made.
+ROWS_PIXELS = 1 << 22
+
+
+def _row_slices(height: int, width: int) -> list[slice]:
+    rows = max(1, ROWS_PIXELS // max(1, width))
+    return [slice(start, start + rows) for start in range(0, height, rows)]
+
+
 def to_unit(samples: np.ndarray, dtype: str) -> np.ndarray:
     """Samples -> float32 in [0, 1] (floats are clipped; NaN becomes 0)."""
     if dtype in _INT_MAX:
-        return samples.astype(np.float32) / np.float32(_INT_MAX[dtype])
+        out = samples.astype(np.float32)
+        return np.divide(out, np.float32(_INT_MAX[dtype]), out=out)
     values = np.nan_to_num(samples.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-    return np.clip(values, 0.0, 1.0)
+    return np.clip(values, 0.0, 1.0, out=values)
 
 
 def from_unit(values: np.ndarray, dtype: str, truncate: bool = False) -> np.ndarray:
@@ -137,46 +147,65 @@ def from_unit(values: np.ndarray, dtype: str, truncate: bool = False) -> np.ndar
 
 
 def image_to_srgb(samples: np.ndarray, layout: Layout) -> np.ndarray:
-    """Decoded samples -> float32 ``[H, W, 3]`` sRGB in [0, 1] (alpha dropped)."""
+    """Decoded samples -> float32 ``[H, W, 3]`` sRGB in [0, 1] (alpha dropped), slice by
+    slice of rows into the one output array."""
     indices = CHANNEL_LAYOUTS[layout.channels][1]
     assert indices is not None
-    rgb = to_unit(samples[:, :, list(indices)], layout.dtype)
-    if layout.linear:
-        rgb = _transfer(rgb, "linear_to_srgb")
-    return np.ascontiguousarray(rgb, dtype=np.float32)
+    rgb = np.empty((layout.height, layout.width, 3), dtype=np.float32)
+    for rows in _row_slices(layout.height, layout.width):
+        part = to_unit(samples[rows][:, :, list(indices)], layout.dtype)
+        rgb[rows] = _transfer(part, "linear_to_srgb") if layout.linear else part
+    return rgb
+
+
+def target_alpha(samples: np.ndarray, layout: Layout) -> np.ndarray | None:
+    """A copy of the target's alpha samples ``[H, W]`` (None for layouts without alpha): all
+    that :func:`encode_result` needs of a target when no pixel keeps its own samples."""
+    index = CHANNEL_LAYOUTS[layout.channels][2]
+    return None if index is None else samples[:, :, index].copy()
 
 
 def encode_result(
     rgb: np.ndarray,
-    target: np.ndarray,
     layout: Layout,
     *,
+    alpha: np.ndarray | None = None,
+    original: np.ndarray | None = None,
     keep: np.ndarray | None = None,
     truncate: bool = False,
-) -> tuple[Layout, bytes]:
-    """sRGB float ``[H, W, 3]`` -> raw bytes in the target's layout, alpha copied untouched.
+) -> tuple[Layout, bytearray]:
+    """sRGB float ``[H, W, 3]`` -> raw bytes in the target's layout, slice by slice of rows
+    straight into the returned buffer.
 
-    ``keep`` (``[H, W]`` bool): pixels that take the target's own samples unchanged.
+    ``alpha`` (``[H, W]``, :func:`target_alpha`): copied untouched; ``keep`` (``[H, W]``
+    bool): pixels that take the target's own samples, ``original`` ``[H, W, C]``, unchanged.
     """
     channels = RESULT_CHANNELS.get(layout.channels, layout.channels)
     out_layout = Layout(layout.width, layout.height, channels, layout.dtype, layout.linear)
     count, indices, alpha_index = CHANNEL_LAYOUTS[channels]
     assert indices is not None
-    values = _transfer(rgb, "srgb_to_linear") if layout.linear else rgb
-    native = DTYPES[layout.dtype].newbyteorder("=")
-    out = np.empty((layout.height, layout.width, count), dtype=native)
-    out[:, :, list(indices)] = from_unit(values, layout.dtype, truncate)
-    source_alpha = CHANNEL_LAYOUTS[layout.channels][2]
-    if alpha_index is not None and source_alpha is not None:
-        out[:, :, alpha_index] = target[:, :, source_alpha]
-    if keep is not None and keep.any():
-        if layout.channels in RESULT_CHANNELS:  # grey target: replicate its samples
-            original = out.copy()
-            original[:, :, list(indices)] = target[:, :, :1]
-        else:
-            original = target
-        out[keep] = original[keep]
-    return out_layout, out.astype(DTYPES[layout.dtype], copy=False).tobytes()
+    if keep is not None and original is None:
+        raise ValueError("keep needs the original samples")
+    buffer = bytearray(out_layout.nbytes)
+    out = np.frombuffer(buffer, dtype=DTYPES[layout.dtype]).reshape(
+        layout.height, layout.width, count
+    )
+    grey = layout.channels in RESULT_CHANNELS
+    for rows in _row_slices(layout.height, layout.width):
+        part = _transfer(rgb[rows], "srgb_to_linear") if layout.linear else rgb[rows]
+        out[rows, :, list(indices)] = from_unit(part, layout.dtype, truncate)
+        if alpha_index is not None and alpha is not None:
+            out[rows, :, alpha_index] = alpha[rows]
+        if keep is not None and original is not None:
+            kept = keep[rows]
+            if kept.any():
+                source = original[rows]
+                if grey:  # grey target: its samples replicated into the colour channels
+                    replicated = out[rows].copy()
+                    replicated[:, :, list(indices)] = source[:, :, :1]
+                    source = replicated
+                out[rows][kept] = source[kept]
+    return out_layout, buffer
 
 
 def read_file(path: Any, nbytes: int, what: str) -> bytes:
