@@ -133,7 +133,7 @@ def check_reference_weights(weights: Any, count: int | None = None) -> tuple[flo
         raise _error("reference_weights", f"must be a list of numbers, not {weights!r}")
     try:
         values = tuple(float(w) for w in weights if not isinstance(w, (bool, str, bytes)))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond any float
         values = ()
     if (
         len(values) != len(weights)

@@ -453,6 +453,32 @@ def test_server_survives_bad_framing_and_still_says_hello(monkeypatch):
     assert f"8x8 RGB u8 image needs 192 bytes, got {200 + len(hidden)}" in replies[5]["message"]
 
 
+def test_a_refused_header_that_parses_still_has_its_payloads_dropped(monkeypatch):
+    """A lone surrogate (what os.fsdecode makes of an undecodable file name) or nesting over
+    32 in a header that declares payloads: refused, and its payload bytes read and dropped, so
+    the next message is read in step (none of the payload bytes as one)."""
+    hidden = b'{"type": "hello", "id": "hidden"}\n'
+    nested: list = []
+    for _ in range(40):
+        nested = [nested]
+    escaped = {"type": "colorize", "id": "s", "options": {"weights": "/tmp/\udcff.c2e.pt"},
+               "payloads": [{"name": "t", "bytes": 3 + len(hidden)}]}
+    deep = {"type": "hello", "id": "d", "x": nested,
+            "payloads": [{"name": "a", "bytes": len(hidden)}, {"name": "b", "bytes": 0}]}
+    data = b"".join([json.dumps(escaped).encode(), b"\n", b"abc", hidden,
+                     json.dumps(deep).encode(), b"\n", hidden,
+                     b'{"type": "hello", "id": "after"}\n'])
+    stdout = io.BytesIO()
+    worker = Worker(io.BytesIO(data), stdout)
+    monkeypatch.setattr(worker.handlers, "hello", lambda: {"type": "hello", "protocol": 1})
+    assert worker.serve() == 0
+    replies = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert [(r["type"], r.get("id"), r.get("kind")) for r in replies] == [
+        ("hello", None, None), ("error", "s", "bad-request"), ("error", "d", "bad-request"),
+        ("hello", "after", None)]
+    assert "lone surrogate" in replies[1]["message"] and "deeper than" in replies[2]["message"]
+
+
 def test_a_failing_dispatch_is_answered_and_reading_goes_on(monkeypatch):
     data = b'{"type": "cancel", "id": "a"}\n{"type": "hello", "id": "b"}\n'
     stdout = io.BytesIO()

@@ -30,7 +30,10 @@ def select_device(name: str | torch.device = "auto") -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device("cuda" if name == "gpu" else name)
+    try:
+        device = torch.device("cuda" if name == "gpu" else name)
+    except RuntimeError as exc:  # an index beyond any integer: "cuda:99999999999999999999"
+        raise DeviceError(f"unknown device {name!r} ({exc})") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceError(

@@ -360,14 +360,18 @@ class Colorizer:
 
     def _embed_one(self, image: ImageData, pre: Sequence[Step]) -> torch.Tensor:
         digest = hashlib.sha1(np.ascontiguousarray(image.rgb).data, usedforsecurity=False)
-        key = (
+        key: tuple[Any, ...] | None = (
             digest.hexdigest(),
             image.rgb.shape,
             self.reference_size,
             self.compat,
             tuple((s.name, tuple(sorted(s.options.items()))) for s in pre),
         )
-        if key in self._embeddings:
+        try:
+            hash(key)
+        except TypeError:  # a step option holds a list or an object: not cached
+            key = None
+        if key is not None and key in self._embeddings:
             self._embeddings.move_to_end(key)
             return self._embeddings[key]
         rgb = self._run_pre(self._to_tensor(image.rgb), "reference", pre)
@@ -378,9 +382,10 @@ class Colorizer:
         rgb = rgb.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             embedding = self.model.embed(rgb).float()
-        self._embeddings[key] = embedding
-        while len(self._embeddings) > 32:
-            self._embeddings.popitem(last=False)
+        if key is not None:
+            self._embeddings[key] = embedding
+            while len(self._embeddings) > 32:
+                self._embeddings.popitem(last=False)
         return embedding
 
     # -- targets ----------------------------------------------------------------------------

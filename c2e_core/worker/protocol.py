@@ -33,6 +33,8 @@ class RequestError(InputError):
         self.kind = kind
         #: The id of the message it answers, when known.
         self.request_id: Any = None
+        #: A header that parsed as a JSON object but was refused (its payloads still follow).
+        self.header: dict[str, Any] | None = None
 
 
 def one_line(text: str, limit: int = 600) -> str:
@@ -98,7 +100,8 @@ def _is_unicode(text: str) -> bool:
 
 def parse_header(line: bytes) -> dict[str, Any]:
     """A header line as a JSON object; :class:`RequestError` when it is not one, nests deeper
-    than :data:`MAX_DEPTH` or holds a lone surrogate (its ``id`` then in ``exc.request_id``)."""
+    than :data:`MAX_DEPTH` or holds a lone surrogate (its ``id`` then in ``exc.request_id``, the
+    refused object in ``exc.header``: its payloads are still to be skipped)."""
     try:
         message = json.loads(line.decode("utf-8"))
     except RecursionError:
@@ -113,6 +116,7 @@ def parse_header(line: bytes) -> dict[str, Any]:
         _check_tree(message)
     except RequestError as exc:
         exc.request_id = request_id(message)
+        exc.header = message
         raise
     return message
 

@@ -70,6 +70,8 @@ class Worker:
                         continue
                     message = parse_header(line)
                 except RequestError as exc:
+                    if exc.header is not None:  # parsed, then refused: keep the stream in step
+                        self.skip_payloads(exc.header)
                     self.send_error(exc.request_id, "bad-request", str(exc))
                     continue
                 identifier = request_id(message)
@@ -92,6 +94,14 @@ class Worker:
             log.error("reader thread failed:\n%s", traceback.format_exc())
         finally:
             self.jobs.stop()
+
+    def skip_payloads(self, message: dict[str, Any]) -> None:
+        """Read and drop the payloads a refused header declares (none if its declaration is
+        malformed: then nothing is read, as for a header that does not parse)."""
+        try:
+            read_payloads(self.stdin, message, {})
+        except RequestError:
+            pass
 
     @staticmethod
     def expected(message: dict[str, Any]) -> dict[str, tuple[int, str]]:
