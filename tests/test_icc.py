@@ -4,14 +4,24 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image, ImageCms
 
 from c2e_core.files import colour_profiles
 from c2e_core.files.colour_profiles import ProfileWarning, from_srgb, to_srgb
+from c2e_core.files.images import (
+    ImageWriteError,
+    encode_png16,
+    from_array,
+    read_image,
+    write_image,
+)
 from tests import icc_profiles
 
 RGB_PROFILES = {
@@ -250,3 +260,130 @@ def test_an_rgb_profile_on_a_gray_image_is_ignored():
     (converted, kept), messages = warned_to_srgb(gray, ADOBE, is_gray=True)
     assert converted is gray and kept is None
     assert len(messages) == 1 and "is for RGB data, not gray" in messages[0]
+
+
+# --------------------------------------------------------------------------- files
+
+
+ADOBE_PIXELS = np.random.default_rng(11).integers(0, 256, (12, 10, 3), dtype=np.uint8)
+ADOBE_PIXELS16 = np.random.default_rng(12).integers(0, 65536, (12, 10, 3), dtype=np.uint16)
+
+
+def _png16(path, samples, icc):
+    path.write_bytes(encode_png16(samples, icc_profile=icc))
+
+
+def _tiff(path, samples, icc):
+    tifffile.imwrite(path, samples, photometric="rgb", iccprofile=icc)
+
+
+@pytest.mark.parametrize(
+    "name, samples, save",
+    [
+        ("a.png", ADOBE_PIXELS, lambda p, a, icc: Image.fromarray(a).save(p, icc_profile=icc)),
+        ("a16.png", ADOBE_PIXELS16, _png16),
+        ("a.tif", ADOBE_PIXELS, _tiff),
+        ("a16.tif", ADOBE_PIXELS16, _tiff),
+        ("af.tif", ADOBE_PIXELS16 / np.float32(65535), _tiff),
+    ],
+)  # fmt: skip
+def test_read_image_converts_an_adobe_rgb_file_to_srgb(tmp_path, name, samples, save):
+    data = icc_profiles.adobe_rgb()
+    save(tmp_path / name, samples, data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ProfileWarning)
+        image = read_image(tmp_path / name)
+    assert image.icc_profile == data and image.rgb.dtype == np.float32
+    expected, _ = quiet_to_srgb(from_array(samples).rgb, data, bit_depth=image.bit_depth)
+    np.testing.assert_allclose(image.rgb, expected, atol=1e-6)
+    if samples.dtype == np.uint8:  # and as LittleCMS converts the same pixels
+        assert np.abs(_levels(image.rgb) - littlecms(data, samples)).max() <= 1
+
+
+@pytest.mark.parametrize(
+    "suffix, options", [(".jpg", {"quality": 100}), (".webp", {"lossless": True})]
+)
+def test_read_image_converts_a_display_p3_file_to_srgb_like_littlecms(tmp_path, suffix, options):
+    data, path = icc_profiles.display_p3(), tmp_path / f"p3{suffix}"
+    Image.fromarray(ADOBE_PIXELS).save(path, icc_profile=data, **options)
+    decoded = np.asarray(Image.open(path).convert("RGB"))  # the file's own (lossy) values
+    image = read_image(path)
+    assert image.icc_profile == data
+    assert np.abs(_levels(image.rgb) - littlecms(data, decoded)).max() <= 1
+
+
+def test_alpha_and_exif_orientation_are_kept_with_a_profile(tmp_path):
+    data = icc_profiles.adobe_rgb()
+    rgba = np.random.default_rng(13).integers(0, 256, (6, 9, 4), dtype=np.uint8)
+    Image.fromarray(rgba).save(tmp_path / "a.png", icc_profile=data)
+    image = read_image(tmp_path / "a.png")
+    np.testing.assert_array_equal(image.alpha, rgba[:, :, 3])
+    assert image.icc_profile == data
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.fromarray(rgba[:, :, :3]).save(tmp_path / "r.jpg", icc_profile=data, exif=exif)
+    rotated = read_image(tmp_path / "r.jpg")
+    assert (rotated.height, rotated.width) == (9, 6) and rotated.icc_profile == data
+
+
+def test_a_gray_image_with_a_gray_profile_reads_as_neutral_srgb(tmp_path):
+    data = icc_profiles.gray_gamma(2.2)
+    gray = np.random.default_rng(14).integers(0, 65536, (8, 8), dtype=np.uint16)
+    Image.fromarray(gray).save(tmp_path / "g.png", icc_profile=data)
+    image = read_image(tmp_path / "g.png")
+    assert image.is_gray and image.bit_depth == 16 and image.icc_profile is None
+    linear = (gray / 65535.0) ** (round(2.2 * 256) / 256)
+    expected = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+    np.testing.assert_allclose(image.rgb, np.repeat(expected[..., None], 3, axis=2), atol=1e-6)
+
+
+def test_a_profile_that_does_not_fit_the_file_is_ignored_naming_it(tmp_path):
+    Image.fromarray(ADOBE_PIXELS[:, :, 0], "L").save(tmp_path / "g.png", icc_profile=ADOBE)
+    with pytest.warns(ProfileWarning, match="g.png: its ICC profile is for RGB data, not gray"):
+        image = read_image(tmp_path / "g.png")
+    np.testing.assert_array_equal(image.rgb[:, :, 0], ADOBE_PIXELS[:, :, 0] / np.float32(255))
+    assert image.icc_profile is None
+
+
+def test_an_iccp_chunk_that_does_not_decompress_is_ignored_like_pillow_does(tmp_path):
+    png = encode_png16(ADOBE_PIXELS16, icc_profile=ADOBE)
+    start = png.index(b"iCCP") + 4 + len(b"ICC Profile\0\0")
+    broken = png[:start] + b"\xff" * 8 + png[start + 8 :]
+    crc_at = png.index(b"IDAT") - 8
+    body = broken[png.index(b"iCCP") : crc_at]
+    broken = broken[:crc_at] + struct.pack(">I", zlib.crc32(body)) + broken[crc_at + 4 :]
+    (tmp_path / "b.png").write_bytes(broken)
+    image = read_image(tmp_path / "b.png")
+    assert image.icc_profile is None
+    np.testing.assert_array_equal(image.rgb, ADOBE_PIXELS16 / np.float32(65535))
+
+
+def test_from_array_takes_a_profile_too():
+    image = from_array(ADOBE_PIXELS, icc_profile=ADOBE)
+    assert image.icc_profile == ADOBE
+    assert np.abs(_levels(image.rgb) - littlecms(ADOBE, ADOBE_PIXELS)).max() <= 1
+    assert from_array(ADOBE_PIXELS).icc_profile is None
+
+
+@pytest.mark.parametrize(
+    "name, depth",
+    [("o.png", 8), ("o16.png", 16), ("o.tif", 8), ("o16.tif", 16), ("of.tif", 32),
+     ("o.jpg", 8), ("o.webp", 8)],
+)  # fmt: skip
+def test_write_image_embeds_the_profile_in_every_format(tmp_path, name, depth):
+    data = icc_profiles.display_p3()
+    write_image(tmp_path / name, ADOBE_PIXELS / np.float32(255), bit_depth=depth, icc_profile=data)
+    if name.endswith(".tif"):
+        with tifffile.TiffFile(tmp_path / name) as tif:
+            assert tif.pages[0].tags[34675].value == data
+    else:  # other readers find it too, the 16-bit PNG encoder's iCCP chunk included
+        assert Image.open(tmp_path / name).info["icc_profile"] == data
+    assert read_image(tmp_path / name).icc_profile == data
+
+
+def test_write_image_refuses_a_profile_that_does_not_fit_the_samples(tmp_path):
+    with pytest.raises(ImageWriteError, match="an ICC profile for RGB data cannot describe GRAY"):
+        write_image(tmp_path / "g.png", np.zeros((4, 4)), icc_profile=ADOBE)
+    with pytest.raises(ImageWriteError, match="for GRAY data cannot describe RGB"):
+        write_image(tmp_path / "g.webp", np.zeros((4, 4)), icc_profile=icc_profiles.gray_gamma())
+    assert list(tmp_path.iterdir()) == []
