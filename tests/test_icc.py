@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
+import subprocess
+import sys
 import warnings
 import zlib
 
@@ -17,6 +20,7 @@ from c2e_core.files import colour_profiles
 from c2e_core.files.colour_profiles import ProfileWarning, from_srgb, to_srgb
 from c2e_core.files.images import (
     ImageWriteError,
+    decode_png16,
     encode_png16,
     from_array,
     read_image,
@@ -387,3 +391,104 @@ def test_write_image_refuses_a_profile_that_does_not_fit_the_samples(tmp_path):
     with pytest.raises(ImageWriteError, match="for GRAY data cannot describe RGB"):
         write_image(tmp_path / "g.webp", np.zeros((4, 4)), icc_profile=icc_profiles.gray_gamma())
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- colorizing
+
+
+@pytest.fixture(scope="module")
+def colorizer():
+    from c2e_core.inference.pipeline import Colorizer
+    from tests.conftest import tiny_model
+
+    return Colorizer(tiny_model(), device="cpu", size=64)
+
+
+def _photo(height: int = 40, width: int = 48) -> np.ndarray:
+    """A smooth colour 'photo' in sRGB, float in [0, 1]."""
+    y, x = np.mgrid[0:height, 0:width] / np.array([height, width])[:, None, None]
+    return np.stack([0.2 + 0.7 * x, 0.3 + 0.5 * y, 0.8 - 0.6 * x * y], axis=2).astype(np.float32)
+
+
+def test_a_colorized_profiled_target_comes_back_in_its_profile(tmp_path, colorizer):
+    """Strength 0 keeps the target's colours: the result is the file's own values again, and
+    the saved file carries the profile's bytes."""
+    data = icc_profiles.adobe_rgb()
+    adobe = _levels(from_srgb(_photo(), data)).astype(np.uint8)
+    Image.fromarray(adobe).save(tmp_path / "t.png", icc_profile=data)
+    result = colorizer.colorize(tmp_path / "t.png", reference=tmp_path / "t.png", strength=0)
+    assert result.icc_profile == data
+    assert np.abs(result.to_array().astype(int) - adobe).max() <= 1
+    result.save(tmp_path / "out.png")
+    saved = Image.open(tmp_path / "out.png")
+    assert saved.info["icc_profile"] == data
+    assert np.abs(np.asarray(saved).astype(int) - adobe).max() <= 1
+    colour = colorizer.colorize(tmp_path / "t.png", reference=_photo()[::-1])
+    assert np.abs(colour.to_array().astype(int) - adobe).max() > 10  # it did colorize
+
+
+def test_arrays_stay_srgb_and_pil_images_bring_their_profile(colorizer):
+    from c2e_core.inference.pipeline import as_image
+
+    photo = _levels(_photo()).astype(np.uint8)
+    result = colorizer.colorize(photo, reference=photo, strength=0)
+    assert result.icc_profile is None
+    assert np.abs(result.to_array().astype(int) - photo).max() <= 1
+    pil = Image.fromarray(photo)
+    pil.info["icc_profile"] = ADOBE
+    image = as_image(pil)
+    assert image.icc_profile == ADOBE
+    assert np.abs(_levels(image.rgb) - littlecms(ADOBE, photo)).max() <= 1
+
+
+def _c2e(*args, home):
+    env = {**os.environ, "C2E_HOME": str(home), "C2E_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    return subprocess.run([sys.executable, "-m", "c2e_core", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+@pytest.mark.integration
+def test_the_cli_keeps_each_targets_profile_and_says_what_it_cannot_keep(tmp_path, tiny_weights):
+    adobe, p3 = icc_profiles.adobe_rgb(), icc_profiles.display_p3()
+    photo = _photo()
+    adobe8 = _levels(from_srgb(photo, adobe)).astype(np.uint8)
+    p3_16 = _levels(from_srgb(photo, p3), 65535).astype(np.uint16)
+    Image.fromarray(adobe8).save(tmp_path / "adobe.png", icc_profile=adobe)
+    (tmp_path / "p3.png").write_bytes(encode_png16(p3_16, icc_profile=p3))
+    Image.fromarray(adobe8).save(tmp_path / "broken.png", icc_profile=b"not a profile" * 20)
+    Image.fromarray(adobe8).save(tmp_path / "scanner.png", icc_profile=icc_profiles.lut_rgb(False))
+    tifffile.imwrite(tmp_path / "adobe16.tif", _levels(from_srgb(photo, adobe), 65535).astype(
+        np.uint16), photometric="rgb", iccprofile=adobe)  # fmt: skip
+    out = tmp_path / "out"
+    result = _c2e("colorize", *(tmp_path / n for n in ("adobe.png", "p3.png", "broken.png",
+                  "scanner.png")), "-r", tmp_path / "adobe.png", "--output-dir", out,
+                  "--strength", "0", "--weights", tiny_weights, home=tmp_path / "home")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    warned = [line for line in result.stderr.splitlines() if line.startswith("c2e: warning:")]
+    assert warned == [  # once each, though the pre-check reads every target too
+        f"c2e: warning: {tmp_path / 'broken.png'}: its ICC profile cannot be used (not an ICC "
+        "profile); it is ignored: the colours are taken as sRGB and the output has no profile",
+        f"c2e: warning: {tmp_path / 'scanner.png'}: its ICC profile 'Adobe RGB LUT test' "
+        "converts colours to sRGB but not back; the output is sRGB, without the profile",
+    ]
+    got = Image.open(out / "adobe.png")
+    assert got.info["icc_profile"] == adobe
+    assert np.abs(np.asarray(got).astype(int) - adobe8).max() <= 1
+    got16 = decode_png16((out / "p3.png").read_bytes())[0]
+    assert Image.open(out / "p3.png").info["icc_profile"] == p3
+    assert np.abs(got16.astype(int) - p3_16).max() <= 1
+    assert "icc_profile" not in Image.open(out / "broken.png").info
+    assert np.abs(np.asarray(Image.open(out / "broken.png")).astype(int) - adobe8).max() <= 1
+    scanner = np.asarray(Image.open(out / "scanner.png")).astype(int)
+    assert "icc_profile" not in Image.open(out / "scanner.png").info
+    assert np.abs(scanner - _levels(photo)).max() <= 3  # sRGB now (LittleCMS's 8 bits)
+
+    result = _c2e("colorize", tmp_path / "adobe16.tif", "-r", tmp_path / "adobe.png", "-o",
+                  tmp_path / "out16.tif", "--strength", "0", "--weights", tiny_weights,
+                  home=tmp_path / "home")  # fmt: skip
+    assert result.returncode == 0 and "warning" not in result.stderr, result.stderr
+    with tifffile.TiffFile(tmp_path / "out16.tif") as tif:
+        assert tif.pages[0].tags[34675].value == adobe
+        written = tif.pages[0].asarray().astype(int)
+    assert np.abs(written - tifffile.imread(tmp_path / "adobe16.tif")).max() <= 1
