@@ -214,8 +214,8 @@ def test_a_lookup_table_profile_goes_through_littlecms_both_ways():
     (_, kept), messages = warned_to_srgb(pixels / np.float32(255), data, bit_depth=16)
     assert kept == data
     assert messages == [
-        "test.png: its ICC profile 'Adobe RGB LUT test' is made of lookup tables, which c2e "
-        "converts with LittleCMS at 8 bits per channel: this 16-bit image loses precision"
+        "test.png: its ICC profile 'Adobe RGB LUT test' is not a matrix/TRC one, so c2e "
+        "converts it with LittleCMS at 8 bits per channel: this 16-bit image loses precision"
     ]
 
 

@@ -4,7 +4,7 @@ The network works in sRGB. An image whose file embeds an ICC profile is converte
 read (:func:`to_srgb`), and results go back to that profile (:func:`from_srgb`) in files that
 carry the same profile bytes. Matrix/TRC profiles (Adobe RGB, Display P3, ProPhoto, most camera
 and scanner profiles) and gray profiles with a gray TRC are converted here in floating point,
-exactly enough for 16-bit and float images: each channel's curve ('curv' gamma or table,
+precisely enough for 16-bit and float images: each channel's curve ('curv' gamma or table,
 'para'), then one 3x3 matrix through the D50 connection space into linear sRGB, then the sRGB
 curve. Other profiles (lookup tables) go through LittleCMS (Pillow's ImageCms) at 8 bits per
 channel. The intent is relative colorimetric; values outside sRGB (or outside the profile, on
@@ -331,7 +331,7 @@ def to_srgb(
         return rgb, None
     if bit_depth > 8:
         _warn(
-            f"{source}: its {name} is made of lookup tables, which c2e converts with LittleCMS "
+            f"{source}: its {name} is not a matrix/TRC one, so c2e converts it with LittleCMS "
             f"at 8 bits per channel: this {bit_depth}-bit image loses precision"
         )
     if is_gray:
