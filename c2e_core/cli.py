@@ -365,7 +365,7 @@ def _colorize_with_baseline(args: argparse.Namespace, outputs: list[Path]) -> in
     for index, (target, output) in enumerate(zip(args.targets, outputs, strict=True)):
         image = read_image(target)
         rgb = colorize_with_baseline(args.method, image, reference)
-        result = Colorized(rgb, image.alpha, image.bit_depth)
+        result = Colorized(rgb, image.alpha, image.bit_depth, icc_profile=image.icc_profile)
         result.save(output, bit_depth=_output_depth(output, result.bit_depth))
         _report(bar, index, target, output)
     if bar is not None:
@@ -517,13 +517,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
+        _shown_warnings.clear()
         return _main(argv)
 
 
+#: The warning lines printed in this run: each is said once (an image read by the pre-check and
+#: again to colorize it warns twice, and libraries reset Python's own once-only registry).
+_shown_warnings: set[str] = set()
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    """Warnings as one line on stderr, ``c2e: warning: ...``."""
-    print(f"c2e: warning: {str(message).splitlines()[0] if str(message) else category.__name__}",
-          file=sys.stderr)  # fmt: skip
+    """Warnings as one line on stderr, ``c2e: warning: ...``, each once."""
+    text = f"c2e: warning: {str(message).splitlines()[0] if str(message) else category.__name__}"
+    if text not in _shown_warnings:
+        _shown_warnings.add(text)
+        print(text, file=sys.stderr)
 
 
 def _main(argv: list[str]) -> int:

@@ -2,8 +2,10 @@
 
 Reading goes through Pillow, except where Pillow would lose precision: 16-bit colour PNGs
 (decoded by the small zlib PNG reader below) and 16-bit / float colour TIFFs (``tifffile``, a
-dependency of scikit-image). Writing is atomic: a temporary file in the destination folder is
-renamed over the destination only once it is complete.
+dependency of scikit-image). An embedded ICC profile is converted to sRGB on reading and can be
+embedded again on writing (:mod:`c2e_core.files.colour_profiles`). Writing is atomic: a
+temporary file in the destination folder is renamed over the destination only once it is
+complete.
 
 Mode names: Pillow's for what Pillow decodes ("L", "LA", "RGB", "RGBA", "P", "CMYK", "I;16",
 "F", ...); for sources Pillow cannot hold, ``<layout>;16`` or ``<layout>;F`` ("RGB;16",
@@ -12,6 +14,7 @@ Mode names: Pillow's for what Pillow decodes ("L", "LA", "RGB", "RGBA", "P", "CM
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import struct
@@ -28,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from c2e_core.errors import ImageReadError, ImageWriteError, InputError
+from c2e_core.files.colour_profiles import colour_space, to_srgb
 
 __all__ = [
     "ImageData",
@@ -60,6 +64,7 @@ _FORMAT_DEPTHS = {"PNG": (8, 16), "JPEG": (8,), "TIFF": (8, 16, 32), "WEBP": (8,
 MAX_PIXELS_ENV = "C2E_MAX_IMAGE_PIXELS"
 _pixel_limit: ContextVar[int | None] = ContextVar("c2e_pixel_limit", default=None)
 _PILLOW_LIMIT_LOCK = threading.Lock()
+_MAX_ICC_BYTES = 64 << 20
 
 
 @dataclass
@@ -70,6 +75,9 @@ class ImageData:
     ``alpha``: the alpha channel exactly as stored in the source (its own dtype), ``[H, W]``.
     ``bit_depth``: 8, 16, or 32 (floating point) bits per sample of the source.
     ``mode``: the source mode (see the module docstring). ``is_gray``: no colour channels.
+    ``icc_profile``: the source's embedded RGB ICC profile that ``rgb`` was converted to sRGB
+    from, and that results go back to and carry; ``None``: the source's values are sRGB (no
+    profile, or a gray one, or one that cannot be used back).
     """
 
     rgb: np.ndarray
@@ -77,6 +85,7 @@ class ImageData:
     bit_depth: int
     mode: str
     is_gray: bool
+    icc_profile: bytes | None = None
 
     @property
     def height(self) -> int:
@@ -289,6 +298,19 @@ def _make(
     )
 
 
+def _with_profile(image: ImageData, icc: bytes | None, source: str) -> ImageData:
+    """``image`` (the source's own values) converted from its embedded ICC profile ``icc`` to
+    sRGB, keeping the profile results go back to (:func:`~.colour_profiles.to_srgb`)."""
+    if not icc:
+        return image
+    rgb, restore = to_srgb(
+        image.rgb, bytes(icc), is_gray=image.is_gray, bit_depth=image.bit_depth, source=source
+    )
+    return dataclasses.replace(
+        image, rgb=np.ascontiguousarray(rgb, np.float32), icc_profile=restore
+    )
+
+
 # --------------------------------------------------------------------------- 16-bit PNG
 
 
@@ -422,12 +444,34 @@ def decode_png16(data: bytes) -> tuple[np.ndarray, int, bytes | None]:
     return out, ctype_, exif
 
 
+def _png_icc_profile(data: bytes) -> bytes | None:
+    """The ICC profile of a PNG's iCCP chunk (which comes before the image data); ``None`` if
+    there is none or it does not decompress (Pillow ignores those too)."""
+    pos = len(_PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+        if ctype in (b"IDAT", b"IEND"):
+            return None
+        if ctype == b"iCCP":
+            body = data[pos + 8 : pos + 8 + length]
+            compressed = body[body.find(b"\0") + 2 :]  # name, NUL, compression method
+            try:
+                inflater = zlib.decompressobj()
+                profile = inflater.decompress(compressed, _MAX_ICC_BYTES)
+            except zlib.error:
+                return None
+            return profile if inflater.eof else None
+        pos += 12 + length
+    return None
+
+
 def _png_chunk(ctype: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
 
 
-def encode_png16(samples: np.ndarray, level: int = 6) -> bytes:
-    """Encode uint16 ``[H, W]`` or ``[H, W, C]`` (C in 1-4) samples as a 16-bit PNG."""
+def encode_png16(samples: np.ndarray, level: int = 6, *, icc_profile: bytes | None = None) -> bytes:
+    """Encode uint16 ``[H, W]`` or ``[H, W, C]`` (C in 1-4) samples as a 16-bit PNG, with the
+    ICC profile ``icc_profile`` in an iCCP chunk if given."""
     arr = np.asarray(samples)
     if arr.dtype != np.uint16:
         raise ValueError(f"encode_png16 needs uint16 samples, got {arr.dtype}")
@@ -444,10 +488,12 @@ def encode_png16(samples: np.ndarray, level: int = 6) -> bytes:
     filtered[:, 1 : 1 + bpp] = big[:, :bpp]
     filtered[:, 1 + bpp :] = big[:, bpp:] - big[:, :-bpp]
     ihdr = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    iccp = b"ICC Profile\0\0" + zlib.compress(icc_profile) if icc_profile else None
     return b"".join(
         (
             _PNG_SIGNATURE,
             _png_chunk(b"IHDR", ihdr),
+            _png_chunk(b"iCCP", iccp) if iccp else b"",
             _png_chunk(b"IDAT", zlib.compress(filtered.tobytes(), level)),
             _png_chunk(b"IEND", b""),
         )
@@ -455,7 +501,8 @@ def encode_png16(samples: np.ndarray, level: int = 6) -> bytes:
 
 
 def _read_png16(path: Path) -> ImageData:
-    arr, colour_type, exif = decode_png16(path.read_bytes())
+    data = path.read_bytes()
+    arr, colour_type, exif = decode_png16(data)
     arr = _orient(arr, _exif_orientation(exif))
     channels = arr.shape[2]
     gray = colour_type in (0, 4)
@@ -466,7 +513,7 @@ def _read_png16(path: Path) -> ImageData:
         ("LA" if alpha is not None else "I") if gray else ("RGBA" if alpha is not None else "RGB")
     )
     mode = "I;16" if layout == "I" else f"{layout};16"
-    return _make(samples, alpha, 16, mode, gray)
+    return _with_profile(_make(samples, alpha, 16, mode, gray), _png_icc_profile(data), str(path))
 
 
 # --------------------------------------------------------------------------- TIFF via tifffile
@@ -487,6 +534,8 @@ def _read_tiff(path: Path) -> ImageData:
         orientation = int(orient_tag.value) if orient_tag is not None else 1
         samples_per_pixel = int(page.samplesperpixel)
         extras = tuple(int(e) for e in (page.extrasamples or ()))
+        icc_tag = page.tags.get(34675)  # InterColorProfile
+        icc = icc_tag.value if icc_tag is not None and isinstance(icc_tag.value, bytes) else None
     arr = np.asarray(arr)
     if samples_per_pixel > 1 and arr.ndim == 3 and planar == 2:
         arr = np.moveaxis(arr, 0, -1)
@@ -526,7 +575,7 @@ def _read_tiff(path: Path) -> ImageData:
         mode = "I;16" if depth == 16 else "F"
     else:
         mode = f"{layout};{16 if depth == 16 else 'F'}"
-    return _make(samples, alpha, depth, mode, gray)
+    return _with_profile(_make(samples, alpha, depth, mode, gray), icc, str(path))
 
 
 def _tiff_needs_tifffile(im: Image.Image) -> bool:
@@ -544,7 +593,11 @@ def _tiff_needs_tifffile(im: Image.Image) -> bool:
 # --------------------------------------------------------------------------- Pillow path
 
 
-def _from_pil(im: Image.Image) -> ImageData:
+def _from_pil(im: Image.Image, source: str) -> ImageData:
+    return _with_profile(_decode_pil(im), im.info.get("icc_profile"), source)
+
+
+def _decode_pil(im: Image.Image) -> ImageData:
     mode = im.mode
     transparency = im.info.get("transparency")
     im = ImageOps.exif_transpose(im)
@@ -611,7 +664,7 @@ def read_image(path: str | os.PathLike[str]) -> ImageData:
             if im.format == "TIFF" and _tiff_needs_tifffile(im):
                 return _read_tiff(p)
             im.load()
-            return _from_pil(im)
+            return _from_pil(im, str(p))
     except InputError:
         raise
     except MemoryError:
@@ -624,12 +677,15 @@ def read_image(path: str | os.PathLike[str]) -> ImageData:
 # --------------------------------------------------------------------------- arrays
 
 
-def from_array(array: np.ndarray, *, has_alpha: bool | None = None) -> ImageData:
+def from_array(
+    array: np.ndarray, *, has_alpha: bool | None = None, icc_profile: bytes | None = None
+) -> ImageData:
     """Wrap a numpy image (uint8, uint16, float32/64 in [0, 1]) as :class:`ImageData`.
 
     Shapes: ``[H, W]``, ``[H, W, 1]``, ``[H, W, 2]`` (gray + alpha), ``[H, W, 3]``,
     ``[H, W, 4]``. ``has_alpha=None`` infers alpha from 2 / 4 channels; ``has_alpha=False``
-    with 4 channels ignores the fourth channel.
+    with 4 channels ignores the fourth channel. The values are sRGB, or in the colour space of
+    ``icc_profile`` (converted to sRGB, like a file's embedded profile).
     """
     arr = np.asarray(array)
     if arr.dtype == np.uint8:
@@ -658,7 +714,7 @@ def from_array(array: np.ndarray, *, has_alpha: bool | None = None) -> ImageData
         mode = {8: "L", 16: "I;16", 32: "F"}[depth]
     else:
         mode = layout + suffix
-    return _make(colour, alpha, depth, mode, gray)
+    return _with_profile(_make(colour, alpha, depth, mode, gray), icc_profile, "the array")
 
 
 def to_array(
@@ -723,13 +779,25 @@ def _prepare_samples(
     return np.concatenate([colour, a[:, :, None]], axis=2)
 
 
-def _encoder(fmt: str, samples: np.ndarray, bit_depth: int) -> Callable[[str], None]:
+def _check_profile(icc: bytes, channels: int) -> None:
+    """An ICC profile must describe the samples it is written with (gray or RGB)."""
+    expected = "GRAY" if channels in (1, 2) else "RGB"
+    if colour_space(icc) != expected:
+        found = colour_space(icc) or "unknown"
+        raise ValueError(f"an ICC profile for {found} data cannot describe {expected} samples")
+
+
+def _encoder(
+    fmt: str, samples: np.ndarray, bit_depth: int, icc: bytes | None
+) -> Callable[[str], None]:
     channels = 1 if samples.ndim == 2 else samples.shape[2]
+    if icc and (fmt != "WEBP" or channels > 2):  # WebP: gray becomes RGB below
+        _check_profile(icc, channels)
     if fmt == "PNG" and bit_depth == 16:
 
         def write_png16(tmp: str) -> None:
             with open(tmp, "wb") as fh:
-                fh.write(encode_png16(samples))
+                fh.write(encode_png16(samples, icc_profile=icc))
 
         return write_png16
     if fmt == "TIFF":
@@ -742,13 +810,17 @@ def _encoder(fmt: str, samples: np.ndarray, bit_depth: int) -> Callable[[str], N
             }
             if channels in (2, 4):
                 kwargs["extrasamples"] = ("unassalpha",)
-            tifffile.imwrite(tmp, samples, **kwargs)
+            tifffile.imwrite(tmp, samples, iccprofile=icc or None, **kwargs)
 
         return write_tiff
     if fmt == "JPEG" and channels in (2, 4):
         raise ValueError("JPEG cannot store an alpha channel; drop it or write PNG/TIFF/WebP")
     options: dict[str, Any] = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    if icc:
+        options["icc_profile"] = icc
     if fmt == "WEBP" and channels in (1, 2):
+        if icc:
+            _check_profile(icc, 3)
         samples = (
             _gray_to_rgb(samples)
             if channels == 1
@@ -781,14 +853,16 @@ def write_image(
     bit_depth: int = 8,
     *,
     truncate: bool = False,
+    icc_profile: bytes | None = None,
 ) -> None:
     """Write ``rgb`` (float in [0, 1], or uint8/uint16 samples) and optional alpha atomically.
 
     The format comes from the extension: .png (8/16 bit), .jpg/.jpeg (8), .tif/.tiff
     (8/16/32 float), .webp (8). ``[H, W]`` input writes gray. Float samples are quantised
     with round half up unless ``truncate``; alpha is converted to ``bit_depth`` (bit-exact if
-    it already has that depth). The file appears complete or not at all; on failure
-    :class:`ImageWriteError` is raised and nothing is left behind.
+    it already has that depth). ``icc_profile`` is embedded as it is (the samples must already
+    be in its colour space; no profile: sRGB). The file appears complete or not at all; on
+    failure :class:`ImageWriteError` is raised and nothing is left behind.
     """
     dest = Path(path)
     fmt = _WRITE_FORMATS.get(dest.suffix.lower())
@@ -806,7 +880,7 @@ def write_image(
         raise ImageWriteError(f"cannot write image '{dest}': folder '{dest.parent}' not found")
     try:
         samples = _prepare_samples(rgb, alpha, bit_depth, truncate)
-        encode = _encoder(fmt, samples, bit_depth)
+        encode = _encoder(fmt, samples, bit_depth, icc_profile)
     except ValueError as exc:
         raise ImageWriteError(f"cannot write image '{dest}': {exc}") from exc
     try:

@@ -24,6 +24,7 @@ from PIL import Image
 from torch import nn
 
 from c2e_core.errors import OptionError
+from c2e_core.files.colour_profiles import from_srgb
 from c2e_core.files.images import ImageData, from_array, read_image, to_array, write_image
 from c2e_core.inference.device import select_device
 from c2e_core.inference.progress import Progress, ProgressCallback
@@ -55,18 +56,24 @@ STRIP_PIXELS = 1 << 20
 
 def as_image(value: ImageInput) -> ImageData:
     """Accept a path, a PIL image, a numpy array (``HWC``/``HW``; uint8, uint16 or float in
-    [0, 1]) or an :class:`ImageData`."""
+    [0, 1], sRGB) or an :class:`ImageData`. A file's or PIL image's embedded ICC profile is
+    converted to sRGB (an RGB one is kept for the result)."""
     if isinstance(value, ImageData):
         return value
     if isinstance(value, (str, Path)):
         return read_image(value)
     if isinstance(value, Image.Image):
+        icc = value.info.get("icc_profile")
         if value.mode in ("I;16", "I;16B", "I;16L", "I"):
-            return from_array(np.asarray(value).astype(np.uint16))
+            return from_array(np.asarray(value).astype(np.uint16), icc_profile=icc)
         if value.mode == "F":
-            return from_array(np.asarray(value, dtype=np.float32))
+            return from_array(np.asarray(value, dtype=np.float32), icc_profile=icc)
         has_alpha = value.mode in ("RGBA", "LA", "PA") or "transparency" in value.info
-        return from_array(np.asarray(value.convert("RGBA" if has_alpha else "RGB")))
+        if value.mode in ("1", "L", "LA"):
+            gray = np.asarray(value.convert("LA" if has_alpha else "L"))
+            return from_array(gray, icc_profile=icc)
+        rgb = np.asarray(value.convert("RGBA" if has_alpha else "RGB"))
+        return from_array(rgb, icc_profile=icc)
     if isinstance(value, np.ndarray):
         return from_array(value)
     raise TypeError(f"cannot colorize a {type(value).__name__}; give a path, array or PIL image")
@@ -212,25 +219,41 @@ class Colorized:
     """A colorized image at the target's full resolution.
 
     ``rgb``: float32 ``[H, W, 3]`` sRGB in [0, 1]; ``alpha``: the target's alpha, untouched;
-    ``bit_depth``: the target's; ``truncate``: quantise like the authors (``compat="official"``).
+    ``bit_depth``: the target's; ``truncate``: quantise like the authors (``compat="official"``);
+    ``icc_profile``: the target's embedded RGB ICC profile (:attr:`ImageData.icc_profile`), which
+    :meth:`to_array` and :meth:`save` convert back to.
     """
 
     rgb: np.ndarray
     alpha: np.ndarray | None
     bit_depth: int
     truncate: bool = False
+    icc_profile: bytes | None = None
+
+    def _target_rgb(self) -> np.ndarray:
+        """``rgb`` in the target's colour space: its ICC profile's, else sRGB."""
+        return self.rgb if self.icc_profile is None else from_srgb(self.rgb, self.icc_profile)
 
     def to_array(self, dtype: Any = None) -> np.ndarray:
-        """``HWC`` array in ``dtype`` (default: the target's bit depth), alpha re-attached."""
+        """``HWC`` array in ``dtype`` (default: the target's bit depth), alpha re-attached, in
+        the target's colour space (its ICC profile's when it had one, else sRGB)."""
         if dtype is None:
             dtype = {8: np.uint8, 16: np.uint16}.get(self.bit_depth, np.float32)
         source = ImageData(self.rgb, self.alpha, self.bit_depth, "RGB", False)
-        return to_array(source, self.rgb, dtype, truncate=self.truncate)
+        return to_array(source, self._target_rgb(), dtype, truncate=self.truncate)
 
     def save(self, path: str | Path, bit_depth: int | None = None) -> None:
-        """Write atomically; ``bit_depth`` defaults to the target's (8 for JPEG)."""
+        """Write atomically; ``bit_depth`` defaults to the target's (8 for JPEG). The file is in
+        the target's colour space and carries its ICC profile."""
         depth = bit_depth or self.bit_depth
-        write_image(path, self.rgb, self.alpha, bit_depth=depth, truncate=self.truncate)
+        write_image(
+            path,
+            self._target_rgb(),
+            self.alpha,
+            bit_depth=depth,
+            truncate=self.truncate,
+            icc_profile=self.icc_profile,
+        )
 
 
 def prepare_for_inference(model: nn.Module, device: torch.device) -> nn.Module:
@@ -534,4 +557,10 @@ class Colorizer:
                     weight = weight * torch.nan_to_num(mask_rows).clamp(0, 1)[None, None]
                 out = lab + weight * (out - lab)
             array[start:stop] = self.pipeline.to_rgb(out)[0].permute(1, 2, 0).float().cpu()
-        return Colorized(array, image.alpha, image.bit_depth, truncate=self.pipeline.truncate)
+        return Colorized(
+            array,
+            image.alpha,
+            image.bit_depth,
+            truncate=self.pipeline.truncate,
+            icc_profile=image.icc_profile,
+        )
