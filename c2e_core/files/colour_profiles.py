@@ -277,20 +277,27 @@ def _warn(message: str) -> None:
     warnings.warn(message, ProfileWarning, stacklevel=3)
 
 
+#: Pixels converted per slice of rows: a huge scan's conversion needs only its output array.
+_SLICE_PIXELS = 1 << 20
+
+
 def _through_matrix(
     rgb: np.ndarray, curves: tuple[_Curve, ...], matrix: np.ndarray, out_curves: tuple[_Curve, ...]
 ) -> np.ndarray:
     """Linearise with ``curves``, apply ``matrix``, clip, encode with ``out_curves`` (one curve
-    for all channels, or one each)."""
-    linear = np.empty(rgb.shape, np.float32)
-    for channel in range(3):
-        curve = curves[channel if len(curves) == 3 else 0]
-        linear[..., channel] = curve.forward(rgb[..., channel])
-    linear = np.clip(linear @ matrix.T, 0.0, 1.0)
-    out = np.empty_like(linear)
-    for channel in range(3):
-        curve = out_curves[channel if len(out_curves) == 3 else 0]
-        out[..., channel] = curve.inverse(linear[..., channel])
+    for all channels, or one each), slice by slice of rows into one output array."""
+    out = np.empty(rgb.shape, np.float32)
+    rows = max(1, _SLICE_PIXELS // max(1, int(np.prod(rgb.shape[1:-1], dtype=np.int64))))
+    for start in range(0, rgb.shape[0], rows):
+        part = rgb[start : start + rows]
+        linear = np.empty(part.shape, np.float32)
+        for channel in range(3):
+            curve = curves[channel if len(curves) == 3 else 0]
+            linear[..., channel] = curve.forward(part[..., channel])
+        linear = np.clip(linear @ matrix.T, 0.0, 1.0)
+        for channel in range(3):
+            curve = out_curves[channel if len(out_curves) == 3 else 0]
+            out[start : start + rows, ..., channel] = curve.inverse(linear[..., channel])
     return out
 
 
