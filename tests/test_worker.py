@@ -193,6 +193,16 @@ def test_soft_mask_keeps_pixels_outside(client):
     assert np.abs(again.astype(int) - out.astype(int)).max() <= 3  # mask quantised to u8
 
 
+def test_a_header_longer_than_the_worker_reads_is_refused_before_sending(client):
+    """A request the worker could not attribute (header over its 1 MiB limit) fails at once in
+    the client, instead of waiting out the deadline; the worker keeps serving."""
+    pid = client.pid
+    options = dict(OPTIONS, weights="w" * (1 << 20))
+    with pytest.raises(WorkerError, match="more than the worker reads"):
+        client.colorize(pixels(rgba_u8(), "RGBA", "u8"), reference(), options=options)
+    assert client.hello()["type"] == "hello" and client.pid == pid
+
+
 def test_model_is_reused(client):
     target = pixels(rgba_u8(16, 16), "RGBA", "u8")
     first = client.colorize(target, reference(), options=OPTIONS)

@@ -17,6 +17,7 @@ import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from .protocol import (
+    MAX_HEADER_BYTES,
     PROTOCOL_VERSION,
     Pixels,
     WorkerCancelled,
@@ -437,6 +438,11 @@ class WorkerClient(object):
         """Write one message and its payloads (``lock_wait``: seconds to wait for another
         thread's write, -1 for as long as it takes)."""
         line = encode_message(message, payloads)
+        if len(line) > MAX_HEADER_BYTES:
+            raise WorkerError(
+                f"the request's header is {len(line)} bytes, more than the worker reads "
+                f"({MAX_HEADER_BYTES}); an option value is far too long"
+            )
         process = self.process
         if process is None:
             raise WorkerError("the c2e worker is not started")

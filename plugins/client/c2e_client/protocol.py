@@ -11,6 +11,9 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 PROTOCOL_VERSION = 1
 CHANNEL_COUNTS = {"RGBA": 4, "BGRA": 4, "RGB": 3, "BGR": 3, "GRAY": 1, "GRAYA": 2, "A": 1}
 DTYPE_SIZES = {"u8": 1, "u16": 2, "f16": 2, "f32": 4}
+#: The longest header line the worker reads (its ``MAX_HEADER_BYTES``): a longer one is
+#: refused before it is sent, as the worker could not tell whose request it was.
+MAX_HEADER_BYTES = 1 << 20
 
 
 def encode_message(
