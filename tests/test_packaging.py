@@ -24,12 +24,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 def plugin_files(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` by relative path, without what ``install`` never copies:
-    bytecode and the plugins' lint settings (``ruff.toml``)."""
+    bytecode, the plugins' lint settings (``ruff.toml``) and hidden tool caches."""
     return {
         path.relative_to(folder).as_posix(): path.read_bytes()
         for path in sorted(folder.rglob("*"))
         if path.is_file()
         and "__pycache__" not in path.parts
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
         and path.suffix != ".pyc"
         and path.name != "ruff.toml"
     }

@@ -35,7 +35,8 @@ PLUGINS_PACKAGE = "c2e_plugins"
 CLIENT_PACKAGE = "c2e_client"
 #: The file, inside an installed plugin's package, that the plugin reads its settings from.
 SETTINGS_FILE = "settings.json"
-_SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", SETTINGS_FILE, "ruff.toml")
+#: Never copied: bytecode, an old settings file, lint settings, tool caches (``.ruff_cache``).
+_SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", SETTINGS_FILE, "ruff.toml", ".*")
 
 
 def plugins_root() -> Path:
