@@ -9,7 +9,11 @@ here, without building anything: the wheel's files are what setuptools' ``build_
 
 from __future__ import annotations
 
+import ast
 import os
+import re
+import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -88,7 +92,9 @@ def test_the_wheel_carries_every_plugin_file(monkeypatch):
     from setuptools.dist import Distribution
 
     monkeypatch.chdir(REPO)
-    dist = apply_configuration(Distribution({"script_name": "setup.py"}), "pyproject.toml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a deprecated setting warns on every pip install
+        dist = apply_configuration(Distribution({"script_name": "setup.py"}), "pyproject.toml")
     build_py = dist.get_command_obj("build_py")
     build_py.ensure_finalized()
     wheel = {
@@ -98,3 +104,26 @@ def test_the_wheel_carries_every_plugin_file(monkeypatch):
     files = set(under("c2e_plugins", plugin_files(REPO / "c2e_plugins")))
     assert files - wheel == set()
     assert "c2e_core/bundled/manifest.json" in wheel
+
+
+#: Import names whose distribution is called otherwise.
+DISTRIBUTIONS = {"PIL": "pillow", "skimage": "scikit-image"}
+
+
+def test_every_imported_package_is_declared():
+    """Every third-party module c2e_core imports is a dependency or in an extra."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirements = project["dependencies"] + [
+        r for extra in project["optional-dependencies"].values() for r in extra
+    ]
+    declared = {re.match(r"[A-Za-z0-9_.-]+", r).group().lower() for r in requirements}
+    imported = set()
+    for path in (REPO / "c2e_core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_bytes())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"c2e_core"}
+    assert {DISTRIBUTIONS.get(name, name).lower() for name in third_party} - declared == set()
