@@ -140,7 +140,7 @@ def main() -> None:
         "share_8bit_beyond_1_level": beyond_1,
     }
     if not args.skip_worker:
-        client_dir = str(ROOT / "plugins" / "client")
+        client_dir = str(ROOT / "c2e_plugins" / "client")
         done = subprocess.run(
             [python, "-c", WORKER, str(scan), str(REFERENCE), client_dir],
             capture_output=True, text=True, check=False,

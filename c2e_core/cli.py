@@ -419,16 +419,20 @@ def cmd_info(args: argparse.Namespace) -> int:
     import numpy
     import PIL
     import torch
-    import torchvision
 
     from c2e_core import __version__
     from c2e_core.inference.device import available_devices, select_device
     from c2e_core.weights.store import WeightsError, WeightsStore, weights_home
 
+    try:  # only training needs it (the [train] extra)
+        import torchvision
+
+        vision = f"torchvision {torchvision.__version__}  "
+    except ImportError:
+        vision = ""
     print(
         f"c2e {__version__}  python {sys.version.split()[0]}  torch {torch.__version__}  "
-        f"torchvision {torchvision.__version__}  numpy {numpy.__version__}  "
-        f"pillow {PIL.__version__}"
+        f"{vision}numpy {numpy.__version__}  pillow {PIL.__version__}"
     )
     print(f"devices: {', '.join(available_devices())} (auto -> {select_device('auto')})")
     print(f"weights home: {weights_home()}")

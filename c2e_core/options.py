@@ -5,8 +5,8 @@ It is built from keyword arguments (``ColorizeRequest(size=512)``), from the CLI
 (:meth:`ColorizeRequest.from_message`); the CLI, the worker and
 :class:`~c2e_core.inference.pipeline.Colorizer` check options only through it. Standard library
 only, so a bad option is reported without importing torch. The options table of
-``docs/worker-protocol.md`` and the plugins' client (``plugins/client/c2e_client/options.py``)
-are tested against it.
+``docs/worker-protocol.md`` and the plugins' client
+(``c2e_plugins/client/c2e_client/options.py``) are tested against it.
 """
 
 from __future__ import annotations

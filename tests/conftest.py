@@ -13,7 +13,7 @@ import torch
 from c2e_core.weights.build import build_color2embed
 
 REPO = Path(__file__).resolve().parents[1]
-CLIENT_DIR = REPO / "plugins" / "client" / "c2e_client"
+CLIENT_DIR = REPO / "c2e_plugins" / "client" / "c2e_client"
 TINY_CONFIG = {
     "unet_widths": [8, 16, 16, 32, 32],
     "backbone_widths": [8, 8, 16, 16, 16],

@@ -23,7 +23,7 @@ from c2e_core.hosts.install import HOSTS, GimpPlugin, HostPluginError, get_host
 from tests.conftest import client_files, vendored_files
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCE = REPO / "plugins" / "gimp" / "color2embed"
+SOURCE = REPO / "c2e_plugins" / "gimp" / "color2embed"
 
 
 def c2e(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:

@@ -31,7 +31,7 @@ from c2e_core.hosts.install import (
 from tests.conftest import client_files, vendored_files
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCE = REPO / "plugins" / "krita"
+SOURCE = REPO / "c2e_plugins" / "krita"
 KRITA_IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
 
 

@@ -1,5 +1,5 @@
-"""The plugins' shared client package (``plugins/client/c2e_client``) and what both plugins are
-made of once installed: standard library, their host's modules and their own files only."""
+"""The plugins' shared client package (``c2e_plugins/client/c2e_client``) and what both plugins
+are made of once installed: standard library, their host's modules and their own files only."""
 
 from __future__ import annotations
 

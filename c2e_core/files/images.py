@@ -1,11 +1,10 @@
 """Reading and writing images of every kind users have, as float32 sRGB plus untouched alpha.
 
 Reading goes through Pillow, except where Pillow would lose precision: 16-bit colour PNGs
-(decoded by the small zlib PNG reader below) and 16-bit / float colour TIFFs (``tifffile``, a
-dependency of scikit-image). An embedded ICC profile is converted to sRGB on reading and can be
-embedded again on writing (:mod:`c2e_core.files.colour_profiles`). Writing is atomic: a
-temporary file in the destination folder is renamed over the destination only once it is
-complete.
+(decoded by the small zlib PNG reader below) and 16-bit / float colour TIFFs (``tifffile``).
+An embedded ICC profile is converted to sRGB on reading and can be embedded again on writing
+(:mod:`c2e_core.files.colour_profiles`). Writing is atomic: a temporary file in the destination
+folder is renamed over the destination only once it is complete.
 
 Mode names: Pillow's for what Pillow decodes ("L", "LA", "RGB", "RGBA", "P", "CMYK", "I;16",
 "F", ...); for sources Pillow cannot hold, ``<layout>;16`` or ``<layout>;F`` ("RGB;16",
@@ -522,7 +521,7 @@ def _read_png16(path: Path) -> ImageData:
 def _read_tiff(path: Path) -> ImageData:
     try:
         import tifffile
-    except ImportError as exc:  # pragma: no cover - tifffile ships with scikit-image
+    except ImportError as exc:  # pragma: no cover - a declared dependency
         raise ValueError("this TIFF needs the 'tifffile' package") from exc
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]

@@ -2,8 +2,10 @@
 
 One table, :data:`HOSTS`, maps a host's name to a :class:`HostPlugin` that knows where that
 host keeps user plugins on Linux, Windows and macOS and how to put its plugin there. A host
-plugin is the folder ``plugins/<host>/`` of this repository plus the one shared client package,
-``plugins/client/c2e_client/``, copied (vendored) into it at install time, and a
+plugin is the folder ``<host>/`` of the resource package ``c2e_plugins`` (``c2e_plugins/`` of
+the source tree, package data of the wheel; found with :mod:`importlib.resources`, so an
+editable install, a checkout and an installed wheel all work) plus the one shared client
+package, ``c2e_plugins/client/c2e_client/``, copied (vendored) into it at install time, and a
 ``settings.json`` recording the interpreter the worker runs with (this one: the environment
 ``c2e`` runs in). Nothing happens at import.
 """
@@ -21,19 +23,38 @@ import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from c2e_core.errors import HostPluginError
 from c2e_core.files.atomic import atomic_write
 
-#: The plugin sources: ``<repository>/plugins`` (next to the ``c2e_core`` package).
-PLUGINS_ROOT = Path(__file__).resolve().parents[2] / "plugins"
+#: The resource package that holds the plugins' files (a sibling of ``c2e_core``).
+PLUGINS_PACKAGE = "c2e_plugins"
 #: The shared client package (worker protocol, option checks, worker start-up, settings).
 CLIENT_PACKAGE = "c2e_client"
-CLIENT_SOURCE = PLUGINS_ROOT / "client" / CLIENT_PACKAGE
 #: The file, inside an installed plugin's package, that the plugin reads its settings from.
 SETTINGS_FILE = "settings.json"
-_SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", SETTINGS_FILE, "ruff.toml")
+#: Never copied: bytecode, an old settings file, lint settings, tool caches (``.ruff_cache``).
+_SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", SETTINGS_FILE, "ruff.toml", ".*")
+
+
+def plugins_root() -> Path:
+    """The folder of the plugins' files: package ``c2e_plugins``, wherever it is installed."""
+    try:
+        root = resources.files(PLUGINS_PACKAGE)
+    except ModuleNotFoundError:
+        raise HostPluginError(
+            f"the plugins' files (package '{PLUGINS_PACKAGE}') are not installed: reinstall c2e"
+        ) from None
+    if not isinstance(root, Path):  # a zip import: the files must be copied from a folder
+        raise HostPluginError(f"{root}: the plugins' files are not in a folder: reinstall c2e")
+    return root
+
+
+def client_source() -> Path:
+    """The shared client package's folder, ``c2e_plugins/client/c2e_client``."""
+    return plugins_root() / "client" / CLIENT_PACKAGE
 
 
 @dataclass
@@ -56,6 +77,13 @@ class HostPlugin:
     menu = ""
     #: What to do with the zip that :meth:`package` makes.
     package_use = ""
+    #: The host's folder in ``c2e_plugins``.
+    source_folder = ""
+
+    @property
+    def source(self) -> Path:
+        """The host's plugin files: ``c2e_plugins/<source_folder>``."""
+        return plugins_root() / self.source_folder
 
     def default_dir(self, system: str | None = None, env: Mapping[str, str] | None = None,
                     home: Path | None = None) -> Path:
@@ -121,7 +149,7 @@ class HostPlugin:
     def _copy_package(self, destination: Path, settings: dict) -> None:
         """The plugin package with the vendored client and ``settings``, at ``destination``."""
         shutil.copytree(self.source / self.plugin, destination, ignore=_SKIPPED)
-        shutil.copytree(CLIENT_SOURCE, destination / CLIENT_PACKAGE, ignore=_SKIPPED)
+        shutil.copytree(client_source(), destination / CLIENT_PACKAGE, ignore=_SKIPPED)
         text = json.dumps(settings, indent=2, sort_keys=True) + "\n"
         (destination / SETTINGS_FILE).write_text(text, encoding="utf-8")
 
@@ -136,7 +164,7 @@ class KritaPlugin(HostPlugin):
     menu = "Tools > Scripts > Colorize from Reference…"
     package_use = "in Krita, Tools > Scripts > Import Python Plugin from File…"
     plugin = "color2embed"
-    source = PLUGINS_ROOT / "krita"
+    source_folder = "krita"
     package_extras = (f"{plugin}.desktop", f"{plugin}.action")
 
     def default_dir(self, system=None, env=None, home=None) -> Path:
@@ -200,12 +228,11 @@ class KritaPlugin(HostPlugin):
 
     def _check_sources(self) -> None:
         needed = [self.source / f"{self.plugin}.desktop", self.source / f"{self.plugin}.action",
-                  self.source / self.plugin / "__init__.py", CLIENT_SOURCE / "__init__.py"]
+                  self.source / self.plugin / "__init__.py", client_source() / "__init__.py"]
         missing = [str(p) for p in needed if not p.is_file()]
         if missing:
             raise HostPluginError(
-                f"the {self.title} plugin's files are missing ({missing[0]}): install c2e from "
-                "its source tree (pip install -e .)"
+                f"the {self.title} plugin's files are missing ({missing[0]}): reinstall c2e"
             )
 
 
@@ -220,7 +247,7 @@ class GimpPlugin(HostPlugin):
     package_use = ("unpack it into GIMP's plug-ins folder (Edit > Preferences > Folders > "
                    "Plug-ins), then restart GIMP")
     plugin = "color2embed"
-    source = PLUGINS_ROOT / "gimp"
+    source_folder = "gimp"
     #: The profile folder GIMP 3.0 uses when none newer exists.
     version = "3.0"
 
@@ -258,12 +285,11 @@ class GimpPlugin(HostPlugin):
 
     def _check_sources(self) -> None:
         needed = [self.source / self.plugin / f"{self.plugin}.py",
-                  CLIENT_SOURCE / "__init__.py"]
+                  client_source() / "__init__.py"]
         missing = [str(p) for p in needed if not p.is_file()]
         if missing:
             raise HostPluginError(
-                f"the {self.title} plug-in's files are missing ({missing[0]}): install c2e from "
-                "its source tree (pip install -e .)"
+                f"the {self.title} plug-in's files are missing ({missing[0]}): reinstall c2e"
             )
 
     def _copy_package(self, destination: Path, settings: dict) -> None:

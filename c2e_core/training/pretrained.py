@@ -170,7 +170,13 @@ def load_vgg19_features(path: str | Path | None = None, *, last: int = 31) -> nn
     included, then the classifier is discarded); None looks in the torch hub cache. Default
     ``last=31`` ends at relu5_2. In eval mode.
     """
-    from torchvision.models import vgg19
+    try:
+        from torchvision.models import vgg19
+    except ImportError as exc:
+        raise ImportError(
+            "the vgg19 perceptual loss needs torchvision: pip install 'c2e-studio[train]' "
+            "(or choose the effnet-lite0 perceptual loss)"
+        ) from exc
 
     if path is None:
         path = find_vgg19_weights()

@@ -315,7 +315,7 @@ def _make_perceptual(recipe: TrainRecipe, device: torch.device) -> nn.Module:
     path = loss.weights_path
     try:
         return make_perceptual_loss(loss.perceptual, str(path) if path else None, device)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ImportError) as exc:  # missing weights, or torchvision for vgg19
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         raise TrainingError(f"perceptual loss {loss.perceptual}: {message}") from None
 
