@@ -498,11 +498,15 @@ class Colorizer:
         prepared = []
         for image in images:
             shape = self.pipeline.working_shape(image.height, image.width, size, self._multiple)
+            # an image of one strip keeps its L for the output; a bigger one recomputes it per
+            # strip there, so that its full-resolution L is never held whole
+            lum = self._lightness(image) if len(self._strips(image)) == 1 else None
             if pre:
                 rgb = self._run_pre(self._to_tensor(image.rgb), "target", pre)
                 net_l = rgb_to_lightness(rgb)
+            elif lum is not None:
+                net_l = lum
             elif size != NATIVE and self.pipeline.antialias:
-                # shrunk strip by strip: the full-resolution L is never held whole
                 net_l = shrink_in_strips(
                     partial(self._lightness_of_rows, image),
                     image.height,
@@ -514,9 +518,9 @@ class Colorizer:
                 net_l = self._lightness(image)
             small = self.pipeline.network_l(net_l, shape, size, self.scaling)
             del net_l
-            prepared.append((image, shape, small))
+            prepared.append((image, shape, small, lum))
         groups: dict[tuple[int, int], list[int]] = {}
-        for index, (_, shape, _) in enumerate(prepared):
+        for index, (_, shape, _, _) in enumerate(prepared):
             groups.setdefault(shape, []).append(index)
         ab_low: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         for indices in groups.values():
@@ -528,22 +532,23 @@ class Colorizer:
                 height, width = small[j][1].shape[-2:]
                 ab_low[i] = (ab[j : j + 1, :, :height, :width], small[j][1])
         results = []
-        for index, (image, _, _) in enumerate(prepared):
+        for index, (image, _, _, lum) in enumerate(prepared):
             ab, l_small = ab_low[index]
-            results.append(self._finish(image, ab, l_small, *finish))
+            results.append(self._finish(image, lum, ab, l_small, *finish))
         return results
 
-    def _finish(self, image, ab_low, l_small, post_steps, strength, mask) -> Colorized:
+    def _finish(self, image, lum_full, ab_low, l_small, post_steps, strength, mask) -> Colorized:
         """Upsample ab, run the post steps, blend by strength and mask, convert to RGB, in
         strips of full-width rows (:data:`STRIP_PIXELS`), so that a huge scan needs little
-        more memory than its input and output arrays. The target's full Lab is computed only
-        when the post steps or the blending need the original colours."""
+        more memory than its input and output arrays. ``lum_full``: the target's L when it was
+        kept (one strip), else None (computed per strip). The target's full Lab is computed
+        only when the post steps or the blending need the original colours."""
         ab_of = self.pipeline.ab_rows(ab_low, l_small, (image.height, image.width))
         blend = mask is not None or strength != 1.0
         array = np.empty((image.height, image.width, 3), dtype=np.float32)
         for start, stop in self._strips(image):
             rgb = self._to_tensor(image.rgb[start:stop])
-            lum = rgb_to_lightness(rgb)
+            lum = rgb_to_lightness(rgb) if lum_full is None else lum_full[..., start:stop, :]
             out = torch.cat([lum, ab_of(lum, start)], dim=1)
             if post_steps or blend:
                 lab = rgb_to_lab(rgb)
