@@ -527,7 +527,7 @@ def test_quantise_in_row_slices_equals_one_pass(monkeypatch):
     x = np.random.default_rng(3).random((37, 11, 3), dtype=np.float32) * 1.2 - 0.1
     x[0, 0, 0], x[5, 5, 1] = np.nan, np.inf
     whole = images.quantise(x, np.uint16)
-    monkeypatch.setattr(images, "_ROWS_PIXELS", 50)
+    monkeypatch.setattr(images, "STRIP_PIXELS", 50)
     np.testing.assert_array_equal(images.quantise(x, np.uint16), whole)
     expected = np.floor(np.clip(np.nan_to_num(x, nan=0.0), 0, 1) * 65535 + 0.5).astype(np.uint16)
     np.testing.assert_array_equal(whole, expected)

@@ -279,7 +279,7 @@ def test_strips_give_the_whole_image_result(compat, finish):
 
 
 def test_row_strips_cover_the_image_once():
-    from c2e_core.inference.upsampling import row_strips
+    from c2e_core.files.strips import row_strips
 
     assert row_strips(10, 10, None) == [(0, 10)]
     assert row_strips(10, 10, 100) == [(0, 10)]
@@ -290,7 +290,8 @@ def test_row_strips_cover_the_image_once():
 
 @pytest.mark.parametrize("size", [(8, 9), (40, 33), (301, 499), (7, 500)])
 def test_upsample_and_shrink_in_strips_equal_whole_resizes(size):
-    from c2e_core.inference.upsampling import row_strips, shrink_in_strips, upsample_rows
+    from c2e_core.files.strips import row_strips
+    from c2e_core.inference.upsampling import shrink_in_strips, upsample_rows
 
     x = torch.rand(1, 4, 23, 31)
     whole = resize(x, size, antialias=False)

@@ -24,6 +24,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from c2e_core.files.strips import STRIP_PIXELS, row_strips
+
 __all__ = ["ProfileWarning", "colour_space", "from_srgb", "to_srgb"]
 
 #: The D50 white of the ICC connection space.
@@ -277,19 +279,15 @@ def _warn(message: str) -> None:
     warnings.warn(message, ProfileWarning, stacklevel=3)
 
 
-#: Pixels converted per slice of rows: a huge scan's conversion needs only its output array.
-_SLICE_PIXELS = 1 << 20
-
-
 def _through_matrix(
     rgb: np.ndarray, curves: tuple[_Curve, ...], matrix: np.ndarray, out_curves: tuple[_Curve, ...]
 ) -> np.ndarray:
     """Linearise with ``curves``, apply ``matrix``, clip, encode with ``out_curves`` (one curve
-    for all channels, or one each), slice by slice of rows into one output array."""
+    for all channels, or one each), strip by strip of rows into one output array."""
     out = np.empty(rgb.shape, np.float32)
-    rows = max(1, _SLICE_PIXELS // max(1, int(np.prod(rgb.shape[1:-1], dtype=np.int64))))
-    for start in range(0, rgb.shape[0], rows):
-        part = rgb[start : start + rows]
+    row_size = int(np.prod(rgb.shape[1:-1], dtype=np.int64))
+    for start, stop in row_strips(rgb.shape[0], row_size, STRIP_PIXELS):
+        part = rgb[start:stop]
         linear = np.empty(part.shape, np.float32)
         for channel in range(3):
             curve = curves[channel if len(curves) == 3 else 0]
@@ -297,7 +295,7 @@ def _through_matrix(
         linear = np.clip(linear @ matrix.T, 0.0, 1.0)
         for channel in range(3):
             curve = out_curves[channel if len(out_curves) == 3 else 0]
-            out[start : start + rows, ..., channel] = curve.inverse(linear[..., channel])
+            out[start:stop, ..., channel] = curve.inverse(linear[..., channel])
     return out
 
 

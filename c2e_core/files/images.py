@@ -31,6 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from c2e_core.errors import ImageReadError, ImageWriteError, InputError
 from c2e_core.files.colour_profiles import colour_space, to_srgb
+from c2e_core.files.strips import STRIP_PIXELS, row_strips
 
 __all__ = [
     "ImageData",
@@ -182,20 +183,6 @@ def _max_value(dtype: np.dtype | type) -> int | None:
     return None
 
 
-#: Samples converted per slice of rows when quantising, so that no float copy of a whole
-#: huge image is ever made (a 10000 x 8000 RGB float32 copy would be 960 MB).
-_ROWS_PIXELS = 1 << 22
-
-
-def _row_slices(shape: tuple[int, ...]) -> list[slice]:
-    """Slices of the first axis with about :data:`_ROWS_PIXELS` samples each."""
-    if len(shape) == 0:
-        return [slice(None)]
-    per_row = max(1, int(np.prod(shape[1:], dtype=np.int64)))
-    rows = max(1, _ROWS_PIXELS // per_row)
-    return [slice(start, start + rows) for start in range(0, max(1, shape[0]), rows)]
-
-
 def _to_unit_float(values: np.ndarray) -> np.ndarray:
     """uint8 / uint16 / float samples -> float32 in [0, 1] (one output array, no temporaries
     the size of the image)."""
@@ -212,14 +199,17 @@ def _to_unit_float(values: np.ndarray) -> np.ndarray:
 
 def quantise(x: np.ndarray, dtype: np.dtype | type, truncate: bool = False) -> np.ndarray:
     """float in [0, 1] -> ``dtype`` (round half up, or truncate); float dtypes are clipped.
-    Works through the rows in slices, so its memory is the output plus a few MB."""
+    Works through the rows in strips (no float copy of a huge image is made), so its memory
+    is the output plus a few MB."""
     dt = np.dtype(dtype)
     maxval = _max_value(dt)
     if maxval is None and dt.kind != "f":
         raise ValueError(f"unsupported output dtype {dt}")
     x = np.asarray(x)
     out = np.empty(x.shape, dtype=dt)
-    for rows in _row_slices(x.shape):
+    height, row_size = (x.shape[0], x[:1].size) if x.ndim else (1, 1)
+    for start, stop in row_strips(height, row_size, STRIP_PIXELS):
+        rows = slice(start, stop) if x.ndim else ()
         # float32 is exact enough for 16-bit codes and several times faster than float64.
         part = np.nan_to_num(np.asarray(x[rows], dtype=np.float32), nan=0.0, copy=True)
         np.clip(part, 0.0, 1.0, out=part)

@@ -26,13 +26,13 @@ from torch import nn
 from c2e_core.errors import OptionError
 from c2e_core.files.colour_profiles import from_srgb
 from c2e_core.files.images import ImageData, from_array, read_image, to_array, write_image
+from c2e_core.files.strips import STRIP_PIXELS, row_strips
 from c2e_core.inference.device import select_device
 from c2e_core.inference.progress import Progress, ProgressCallback
 from c2e_core.inference.upsampling import (
     apply_guided,
     guided_coefficients,
     resize,
-    row_strips,
     shrink_in_strips,
     upsample_rows,
 )
@@ -49,9 +49,6 @@ from c2e_core.options import (
 ImageInput = Union[str, Path, np.ndarray, Image.Image, ImageData]  # noqa: UP007 (runtime alias)
 #: ``(lum_rows [1,1,r,W], start_row) -> ab_rows [1,2,r,W]``: ab of some rows of the full image.
 AbRows = Callable[[torch.Tensor, int], torch.Tensor]
-#: Pixels per strip of the full-resolution stages (L, upsampling, post steps, blending, gamut
-#: fit): their memory stays a few hundred MB whatever the image's size.
-STRIP_PIXELS = 1 << 20
 
 
 def as_image(value: ImageInput) -> ImageData:

@@ -90,15 +90,6 @@ def apply_guided(
     return a * guide_rows + b
 
 
-def row_strips(height: int, width: int, max_pixels: int | None) -> list[tuple[int, int]]:
-    """``(start, stop)`` row ranges of at most about ``max_pixels`` pixels each covering
-    ``height`` rows of ``width`` pixels (None: one strip, the whole image)."""
-    if max_pixels is None or height * width <= max_pixels:
-        return [(0, height)]
-    rows = max(1, int(max_pixels) // max(1, width))
-    return [(start, min(start + rows, height)) for start in range(0, height, rows)]
-
-
 def shrink_in_strips(
     rows: Callable[[int, int], torch.Tensor],
     height: int,

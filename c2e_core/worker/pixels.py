@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from c2e_core.files.strips import STRIP_PIXELS, row_strips
 from c2e_core.worker.protocol import RequestError
 
 #: channels -> (count, indices of R, G, B, index of alpha or None)
@@ -121,13 +122,11 @@ def decode_pixels(layout: Layout, data: bytes | bytearray | memoryview, what: st
     return arr.reshape(layout.height, layout.width, layout.channel_count)
 
 
-#: Pixels converted per slice of rows: no temporary the size of a huge layer is ever made.
-ROWS_PIXELS = 1 << 22
-
-
-def _row_slices(height: int, width: int) -> list[slice]:
-    rows = max(1, ROWS_PIXELS // max(1, width))
-    return [slice(start, start + rows) for start in range(0, height, rows)]
+def _row_slices(layout: Layout) -> list[slice]:
+    """The layout's rows in strips (:mod:`c2e_core.files.strips`): no temporary the size of
+    a huge layer is ever made."""
+    strips = row_strips(layout.height, layout.width, STRIP_PIXELS)
+    return [slice(start, stop) for start, stop in strips]
 
 
 def to_unit(samples: np.ndarray, dtype: str) -> np.ndarray:
@@ -152,7 +151,7 @@ def image_to_srgb(samples: np.ndarray, layout: Layout) -> np.ndarray:
     indices = CHANNEL_LAYOUTS[layout.channels][1]
     assert indices is not None
     rgb = np.empty((layout.height, layout.width, 3), dtype=np.float32)
-    for rows in _row_slices(layout.height, layout.width):
+    for rows in _row_slices(layout):
         part = to_unit(samples[rows][:, :, list(indices)], layout.dtype)
         rgb[rows] = _transfer(part, "linear_to_srgb") if layout.linear else part
     return rgb
@@ -191,7 +190,7 @@ def encode_result(
         layout.height, layout.width, count
     )
     grey = layout.channels in RESULT_CHANNELS
-    for rows in _row_slices(layout.height, layout.width):
+    for rows in _row_slices(layout):
         part = _transfer(rgb[rows], "srgb_to_linear") if layout.linear else rgb[rows]
         out[rows, :, list(indices)] = from_unit(part, layout.dtype, truncate)
         if alpha_index is not None and alpha is not None:
