@@ -187,7 +187,7 @@ def test_codec_round_trips_bgra_and_keeps_alpha():
     np.testing.assert_allclose(rgb[0, 0], np.array([30, 20, 10]) / 255, atol=1e-7)
     out_layout, data = encode_result(rgb, layout, alpha=target_alpha(samples, layout))
     assert out_layout == layout and data == bgra.tobytes()
-    assert to_unit(np.array([np.nan, 2.0], np.float32), "f32").tolist() == [0.0, 1.0]
+    assert to_unit(np.array([np.nan, 2.0], np.float32)).tolist() == [0.0, 1.0]
 
 
 def test_grey_targets_become_rgb_and_keep_masked_out_pixels():

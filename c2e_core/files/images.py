@@ -183,7 +183,7 @@ def _max_value(dtype: np.dtype | type) -> int | None:
     return None
 
 
-def _to_unit_float(values: np.ndarray) -> np.ndarray:
+def to_unit_float(values: np.ndarray) -> np.ndarray:
     """uint8 / uint16 / float samples -> float32 in [0, 1] (one output array, no temporaries
     the size of the image)."""
     maxval = _max_value(values.dtype)
@@ -234,7 +234,7 @@ def _convert_samples(values: np.ndarray, dtype: np.dtype | type, truncate: bool)
         return (values.astype(np.float64) / src_max).astype(dt)
     if values.dtype.kind == "f":  # quantise clips and cleans floats itself, slice by slice
         return quantise(values, dt, truncate)
-    return quantise(_to_unit_float(values), dt, truncate)
+    return quantise(to_unit_float(values), dt, truncate)
 
 
 def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
@@ -275,7 +275,7 @@ def _exif_orientation(raw_exif: bytes | None) -> int:
 def _make(
     samples: np.ndarray, alpha: np.ndarray | None, bit_depth: int, mode: str, is_gray: bool
 ) -> ImageData:
-    rgb = _to_unit_float(samples)
+    rgb = to_unit_float(samples)
     if rgb.ndim == 2:
         rgb = _gray_to_rgb(rgb)
     return ImageData(

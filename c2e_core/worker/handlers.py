@@ -296,7 +296,7 @@ class Handlers:
                     f"mask is {mask_layout.width}x{mask_layout.height}, "
                     f"the target is {layout.width}x{layout.height}"
                 )
-            mask = to_unit(mask_samples[:, :, 0], mask_layout.dtype)
+            mask = to_unit(mask_samples[:, :, 0])
         spec = request.weights
         if spec is None:
             spec = default_weights_spec(WeightsStore(host=self.host))

@@ -37,7 +37,6 @@ DTYPES: dict[str, np.dtype] = {
     "f16": np.dtype("<f2"),
     "f32": np.dtype("<f4"),
 }
-_INT_MAX = {"u8": 255.0, "u16": 65535.0}
 #: The widest and tallest image accepted, in pixels.
 MAX_SIDE = 1 << 17
 #: How long reading one ``file`` image may take, in seconds.
@@ -129,13 +128,12 @@ def _row_slices(layout: Layout) -> list[slice]:
     return [slice(start, stop) for start, stop in strips]
 
 
-def to_unit(samples: np.ndarray, dtype: str) -> np.ndarray:
-    """Samples -> float32 in [0, 1] (floats are clipped; NaN becomes 0)."""
-    if dtype in _INT_MAX:
-        out = samples.astype(np.float32)
-        return np.divide(out, np.float32(_INT_MAX[dtype]), out=out)
-    values = np.nan_to_num(samples.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-    return np.clip(values, 0.0, 1.0, out=values)
+def to_unit(samples: np.ndarray) -> np.ndarray:
+    """Samples -> float32 in [0, 1] (floats are clipped; NaN becomes 0), exactly as files
+    are read (:func:`c2e_core.files.images.to_unit_float`)."""
+    from c2e_core.files.images import to_unit_float
+
+    return to_unit_float(samples)
 
 
 def from_unit(values: np.ndarray, dtype: str, truncate: bool = False) -> np.ndarray:
@@ -152,7 +150,7 @@ def image_to_srgb(samples: np.ndarray, layout: Layout) -> np.ndarray:
     assert indices is not None
     rgb = np.empty((layout.height, layout.width, 3), dtype=np.float32)
     for rows in _row_slices(layout):
-        part = to_unit(samples[rows][:, :, list(indices)], layout.dtype)
+        part = to_unit(samples[rows][:, :, list(indices)])
         rgb[rows] = _transfer(part, "linear_to_srgb") if layout.linear else part
     return rgb
 
