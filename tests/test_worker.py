@@ -505,6 +505,27 @@ def test_stray_output_goes_to_stderr(worker_env):
 
 
 # -- a worker that dies or stops answering ------------------------------------------------------
+def _stop(pid: int, bound: float = 20.0) -> None:
+    """SIGSTOP ``pid`` and wait until every thread of it has stopped.
+
+    ``kill`` returns before the stop takes effect; a thread still running for a moment (a loaded
+    2-core CI machine) could answer the next request, so the tests wait for the kernel's state."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        try:
+            states = [Path(task, "stat").read_text().rsplit(")", 1)[1].split()[0]
+                      for task in Path("/proc", str(pid), "task").iterdir()]
+        except OSError:  # no /proc (not Linux) or a thread ended meanwhile
+            if not Path("/proc", str(pid)).exists():
+                return
+            continue
+        if states and all(state in "Tt" for state in states):
+            return
+        time.sleep(0.005)
+    raise AssertionError("worker %d did not stop within %gs" % (pid, bound))
+
+
 def _guarded(call, bound: float = 60.0):
     """Run ``call`` on a thread and return what it returned or raised; a hang fails the test."""
     outcome: list = []
@@ -542,7 +563,7 @@ def test_sigkill_mid_call_is_reported_once_then_a_fresh_worker(own_client):
     target = pixels(rgba_u8(32, 32), "RGBA", "u8")
     first = own_client.colorize(target, reference(), options=OPTIONS)  # starts lazily
     killed = own_client.pid
-    os.kill(killed, signal.SIGSTOP)  # so the request below is still pending when it dies
+    _stop(killed)  # so the request below is still pending when it dies
     pending: list = []
     waiter = threading.Thread(target=lambda: pending.append(_guarded(
         lambda: own_client.colorize(target, reference(), options=OPTIONS))), daemon=True)
@@ -565,7 +586,7 @@ def test_sigkill_mid_call_is_reported_once_then_a_fresh_worker(own_client):
 def test_sigstop_times_out_within_the_deadline(own_client):
     own_client.start(timeout=60)
     stopped = own_client.pid
-    os.kill(stopped, signal.SIGSTOP)
+    _stop(stopped)
     error = _guarded(lambda: own_client.hello(timeout=1.0))  # per call, under the client's 300s
     assert isinstance(error, c2e_client.WorkerTimeout) and error.kind == "timeout"
     assert "did not answer within 1s" in str(error)
@@ -573,7 +594,7 @@ def test_sigstop_times_out_within_the_deadline(own_client):
     target = pixels(rgba_u8(16, 16), "RGBA", "u8")
     assert own_client.hello()["protocol"] == 1 and own_client.pid != stopped  # a fresh worker
     stopped = own_client.pid
-    os.kill(stopped, signal.SIGSTOP)
+    _stop(stopped)
     error = _guarded(lambda: own_client.colorize(target, reference(), options=OPTIONS))
     assert isinstance(error, c2e_client.WorkerTimeout)  # the client's colorize_timeout, 5s
     assert "did not answer within 5s" in str(error)
@@ -593,7 +614,7 @@ def test_a_dead_worker_never_deadlocks_the_client(own_client):
 
 def test_a_stopped_worker_cannot_block_sending_a_large_layer(own_client):
     own_client.start(timeout=60)
-    os.kill(own_client.pid, signal.SIGSTOP)
+    _stop(own_client.pid)
     layer = pixels(rgba_u8(512, 512), "RGBA", "u8")  # 1 MiB: more than a pipe holds
     error = _guarded(lambda: own_client.colorize(layer, reference(), options=OPTIONS))
     assert isinstance(error, c2e_client.WorkerTimeout)
@@ -605,7 +626,7 @@ def test_cancel_returns_while_a_stopped_worker_blocks_the_request(own_client):
     own_client.start(timeout=60)
     own_client.colorize_timeout = 120.0  # the send would wait this long
     stopped = own_client.pid
-    os.kill(stopped, signal.SIGSTOP)
+    _stop(stopped)
     layer = pixels(rgba_u8(512, 512), "RGBA", "u8")
     outcome: list = []
     waiter = threading.Thread(target=lambda: outcome.append(_guarded(lambda: own_client.colorize(
