@@ -132,7 +132,7 @@ def test_cell_models_fit_ab_as_a_line_of_lightness_over_valid_pixels():
     valid = torch.ones(1, 1, 8, 64)
     valid[..., 32:] = 0  # right half is black fill: ignored
     ab = ab * valid + (1 - valid) * 0.9
-    values, lit = cell_colour_models(l_norm, ab, valid, (1, 2))
+    values, lit = cell_colour_models(l_norm, ab, valid, (8, 32))
     assert lit.flatten().tolist() == [1.0, 0.0]
     mean_ab, alpha, beta = values[..., 0, 0].split(2, dim=1)
     var = l_norm[..., :32].var(unbiased=False)

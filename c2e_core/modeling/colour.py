@@ -56,15 +56,13 @@ def _mix(matrix: tuple[tuple[float, float, float], ...], x: Tensor) -> Tensor:
     """Apply a K x 3 matrix over the channel dimension (-3) of ``x`` (float32): ``[..., K, H, W]``
     (K = 3 for a colour-space change, 1 for a single row such as Y)."""
     m = torch.tensor(matrix, dtype=torch.float32, device=x.device)
-    shape = x.shape
-    flat = x.reshape(-1, 3, shape[-2] * shape[-1])
-    return torch.matmul(m, flat).reshape(*shape[:-3], len(matrix), *shape[-2:])
+    # flatten + broadcasting matmul, no -1 in a reshape: exportable, and fine for 0 pixels
+    return torch.matmul(m, x.flatten(-2)).reshape(*x.shape[:-3], len(matrix), *x.shape[-2:])
 
 
 def _select(x: Tensor, threshold: float, above: Tensor, below: Tensor) -> Tensor:
     """``where(x > threshold, above, below)``, as a float-mask lerp (much faster on CPU)."""
-    mask = torch.gt(x, threshold, out=torch.empty_like(x))
-    return torch.lerp(below, above, mask)
+    return torch.lerp(below, above, torch.gt(x, threshold).to(x.dtype))
 
 
 def _pow(x: Tensor, exponent: float) -> Tensor:

@@ -39,6 +39,8 @@ from c2e_core.modeling.unet import DoubleConv, Down, ModulatedDecoder, ResBlock
 #: stride 8 and 112 at stride 16.
 FEATURE_TAPS = (4, 10)
 FEATURE_CHANNELS = (40, 112)
+#: Their strides: the network's input sides are multiples of the larger.
+FEATURE_STRIDES = (8, 16)
 #: Attention logit bias of reference tokens that hold no colour.
 EMPTY_BIAS = -1e4
 #: Regulariser of the cells' linear models, in ``((L - 50) / 50)²`` units (4 in L units²).
@@ -85,15 +87,16 @@ def blend_reference_codes(
 
 
 def cell_colour_models(
-    l_norm: Tensor, ab: Tensor, valid: Tensor, size: tuple[int, int]
+    l_norm: Tensor, ab: Tensor, valid: Tensor, cell: int | tuple[int, int]
 ) -> tuple[Tensor, Tensor]:
-    """Per cell of a ``size`` grid, over the ``valid`` pixels: mean ab and the least-squares
-    line ``ab = alpha * l + beta`` (regularised by :data:`LINEAR_EPS`, as a guided filter's);
-    returns ``([B, 6, h, w]`` mean ab, alpha, beta``, [B, 1, h, w]`` valid share``)``."""
-    lit = F.adaptive_avg_pool2d(valid, size)
+    """Per ``cell`` x ``cell`` block (the sides are multiples of it), over the ``valid`` pixels:
+    mean ab and the least-squares line ``ab = alpha * l + beta`` (regularised by
+    :data:`LINEAR_EPS`, as a guided filter's); returns ``([B, 6, h, w]`` mean ab, alpha, beta``,
+    [B, 1, h, w]`` valid share``)``."""
+    lit = F.avg_pool2d(valid, cell)
 
     def mean(t: Tensor) -> Tensor:
-        return F.adaptive_avg_pool2d(t * valid, size) / lit.clamp_min(1e-6)
+        return F.avg_pool2d(t * valid, cell) / lit.clamp_min(1e-6)
 
     mean_l, mean_ab = mean(l_norm), mean(ab)
     var_l = (mean(l_norm * l_norm) - mean_l * mean_l).clamp_min(0)
@@ -249,12 +252,14 @@ class CorrColor2Embed(LabScaling, nn.Module):
         lab = rgb_to_lab(reference_rgb.clamp(0, 1))
         l_norm, ab = self.normalize_lightness(lab[:, :1]), self.output_from_ab(lab[:, 1:])
         f8, f16 = self._taps(gray_from_lightness(self.lightness_from_normalized(l_norm)))
-        ab16 = F.adaptive_avg_pool2d(ab, f16.shape[-2:])
+        # block means rather than adaptive pooling (the same for sides that are multiples of
+        # 16): fixed kernels keep the network exportable at any input size
+        ab16 = F.avg_pool2d(ab, FEATURE_STRIDES[1])
         z = self.colour_head(torch.cat((f16, ab16), dim=1))
         keys = self.correspondence.keys(self._keys(f8, f16))
         # black fill (a rotated reference's corners, an empty canvas) offers no colour
         valid = (reference_rgb.amax(dim=1, keepdim=True) > 0).float()
-        values, lit = cell_colour_models(l_norm, ab, valid, f8.shape[-2:])
+        values, lit = cell_colour_models(l_norm, ab, valid, FEATURE_STRIDES[0])
         bias = torch.where(lit > 0.5, 0.0, EMPTY_BIAS).flatten(1)
         return ReferenceCode(z, keys, values.flatten(2).transpose(1, 2), bias)
 
