@@ -174,6 +174,20 @@ def build_parser(host=None) -> argparse.ArgumentParser:
     rem.add_argument("name")
     rem.set_defaults(handler=cmd_weights_remove)
 
+    export = commands.add_parser("export", help="turn weights into other formats")
+    export_commands = export.add_subparsers(
+        dest="export_format", metavar="FORMAT", parser_class=_Parser, required=True
+    )
+    onnx = export_commands.add_parser(
+        "onnx", help="runtime weights (.c2e.onnx) for onnxruntime, from any weights"
+    )
+    onnx.add_argument("--weights", required=True, metavar="NAME-OR-PATH",
+                      help="the weights to export (a name, a c2e file or an authors' checkpoint)")
+    onnx.add_argument("-o", "--output", type=Path, metavar="FILE.c2e.onnx",
+                      help="where to write them (default: NAME.c2e.onnx here)")
+    onnx.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    onnx.set_defaults(handler=cmd_export_onnx)
+
     worker = commands.add_parser("worker", help="serve the host plugins over stdin/stdout")
     worker.add_argument("--weights", help="weights to use when a request names none")
     worker.add_argument("--device", default="auto", help="default device: auto, cpu, cuda")
@@ -250,6 +264,32 @@ def cmd_plugins_package(args: argparse.Namespace) -> int:
     host = get_host(args.host)
     path = host.package(args.output, weights=args.weights, overwrite=args.overwrite)
     print(f"wrote {path}: {host.package_use}")
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from c2e_core.runtime.weights import RUNTIME_SUFFIX
+    from c2e_core.weights.loader import load_model
+    from c2e_core.weights.onnx_model import OnnxModel
+
+    loaded = load_model(args.weights)
+    if isinstance(loaded.model, OnnxModel):
+        raise UserError(f"{loaded.path}: these are runtime weights already")
+    stem = loaded.name or loaded.path.name.split(".")[0]
+    output = args.output if args.output is not None else Path(stem + RUNTIME_SUFFIX)
+    if not output.name.endswith(RUNTIME_SUFFIX):
+        raise UserError(f"{output}: runtime weights are named *{RUNTIME_SUFFIX}")
+    if output.exists() and not args.overwrite:
+        raise UserError(f"{output}: exists; pass --overwrite to replace it")
+    from c2e_core.weights.onnx_export import export_onnx
+    from c2e_core.weights.store import sha256_file
+
+    provenance = {**loaded.metadata, "exported_from": {
+        "weights": loaded.name or str(loaded.path), "sha256": sha256_file(loaded.path)}}
+    sha256, difference = export_onnx(loaded.model, loaded.architecture, loaded.config, output,
+                                     provenance)
+    print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, sha256 {sha256[:12]}; "
+          f"onnxruntime matches torch within {difference:.1g})")
     return 0
 
 
@@ -435,6 +475,15 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"{vision}numpy {numpy.__version__}  pillow {PIL.__version__}"
     )
     print(f"devices: {', '.join(available_devices())} (auto -> {select_device('auto')})")
+    from c2e_core.runtime.networks import available_providers, runtime_version
+
+    version = runtime_version()
+    if version is None:
+        print("onnxruntime: not installed (runtime weights, .c2e.onnx, cannot run)")
+    else:
+        print(f"onnxruntime {version}: devices {', '.join(available_providers())} (runtime "
+              "weights, .c2e.onnx; cuda, directml, coreml and openvino where their "
+              "onnxruntime package is installed)")
     print(f"weights home: {weights_home()}")
     try:
         entries = WeightsStore(host=host).list()

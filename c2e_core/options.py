@@ -33,8 +33,8 @@ COMPAT_MODES = (None, "official")
 #: ``c2e`` (the network) or a classical baseline that needs no weights (CLI only).
 METHODS = ("c2e", "lookup", "reinhard", "gray")
 #: The devices as users write them (``cuda:N`` for the N-th GPU; ``gpu`` means ``cuda``).
-DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-_DEVICE = re.compile(r"auto|gpu|(cpu|cuda|mps)(:\d+)?")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps", "directml", "coreml", "openvino")
+_DEVICE = re.compile(r"auto|gpu|(cpu|cuda|mps|directml|dml|coreml|openvino)(:\d+)?")
 STAGES = ("pre", "post")
 
 #: A processing step: ``"name"`` or ``(name, {option: value})``.

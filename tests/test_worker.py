@@ -523,7 +523,7 @@ def _stop(pid: int, bound: float = 20.0) -> None:
         if states and all(state in "Tt" for state in states):
             return
         time.sleep(0.005)
-    raise AssertionError("worker %d did not stop within %gs" % (pid, bound))
+    raise AssertionError(f"worker {pid} did not stop within {bound:g}s")
 
 
 def _guarded(call, bound: float = 60.0):

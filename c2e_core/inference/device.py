@@ -7,6 +7,9 @@ import torch
 from c2e_core.errors import DeviceError
 from c2e_core.options import check_device
 
+#: Devices that only onnxruntime has (:mod:`c2e_core.runtime.networks`).
+RUNTIME_ONLY = ("directml", "dml", "coreml", "openvino")
+
 
 def available_devices() -> list[str]:
     devices = ["cpu"]
@@ -23,6 +26,11 @@ def select_device(name: str | torch.device = "auto") -> torch.device:
     if isinstance(name, torch.device):
         name = str(name)
     name = check_device(name).strip().lower()
+    if name.partition(":")[0] in RUNTIME_ONLY:
+        raise DeviceError(
+            f"{name} is an onnxruntime execution provider: it runs runtime weights (.c2e.onnx, "
+            "`c2e export onnx`), not torch weights"
+        )
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -45,6 +45,7 @@ from c2e_core.options import (
     check_reference_weights,
     check_steps,
 )
+from c2e_core.weights.onnx_model import OnnxModel
 
 ImageInput = Union[str, Path, np.ndarray, Image.Image, ImageData]  # noqa: UP007 (runtime alias)
 #: ``(lum_rows [1,1,r,W], start_row) -> ab_rows [1,2,r,W]``: ab of some rows of the full image.
@@ -270,6 +271,8 @@ class Colorizer:
     or ``"native"``). ``compat="official"`` reproduces the authors' test pipeline exactly.
     ``strip_pixels``: size of the strips the full-resolution stages work in (None: the whole
     image at once; the output is the same up to float rounding).
+    ``model``: a torch model, or an :class:`~c2e_core.weights.onnx_model.OnnxModel` (runtime
+    weights: the networks run in onnxruntime on ``device``'s execution provider, fp32).
     ``precision``: ``"fp32"`` (default, bit-faithful), ``"bf16"``/``"fp16"`` autocast (GPU;
     modulation and demodulation always stay fp32), or ``"int8"`` (CPU: the static convolution
     stacks quantized, see :mod:`c2e_core.inference.quantization`). Options are checked by
@@ -290,13 +293,20 @@ class Colorizer:
         info: dict[str, Any] | None = None,
         strip_pixels: int | None = STRIP_PIXELS,
     ):
-        self.device = select_device(device)
         request = ColorizeRequest(size=size, compat=compat, precision=precision)
+        runtime = isinstance(model, OnnxModel)
+        if runtime:  # onnxruntime runs the networks; the rest runs on the CPU
+            if request.precision != "fp32":
+                raise OptionError("runtime weights (.c2e.onnx) run in fp32 only")
+            model.open(str(device))
+            self.device = torch.device("cpu")
+        else:
+            self.device = select_device(device)
         if precision == "int8" and self.device.type != "cpu":
             raise OptionError("int8 runs on the CPU only; on a GPU use fp16 or bf16")
         self.size, self.precision = request.size, request.precision
         self.pipeline = pipeline_for(request.compat)
-        self.model = prepare_for_inference(model, self.device)
+        self.model = model if runtime else prepare_for_inference(model, self.device)
         if precision == "int8":
             from c2e_core.inference.quantization import quantize_static_parts
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from c2e_core.runtime.weights import is_runtime_weights, read_runtime_weights
 from c2e_core.weights.build import StateDictError, build_model, load_state_strictly
 from c2e_core.weights.official import NotAnOfficialCheckpoint, load_official_checkpoint
 from c2e_core.weights.store import (
@@ -46,12 +47,20 @@ def read_weights_any(
     """Read c2e weights or an authors' checkpoint and check them against their architecture.
 
     Returns the weights and the model built from them (eval mode, CPU); an authors'
-    checkpoint's model is the one its conversion built and checked. Every failure is a
-    one-line :class:`~c2e_core.weights.store.WeightsError` naming the file.
+    checkpoint's model is the one its conversion built and checked; runtime weights
+    (``*.c2e.onnx``) give an :class:`~c2e_core.weights.onnx_model.OnnxModel` and no tensors.
+    Every failure is a one-line :class:`~c2e_core.weights.store.WeightsError` naming the file.
     """
     path = Path(path)
     if path.is_dir():
         raise WeightsError(f"{path}: is a folder, not a weights file")
+    if is_runtime_weights(path):
+        from c2e_core.weights.onnx_model import OnnxModel
+
+        runtime = read_runtime_weights(path, expected_sha256)
+        described = WeightsFile(runtime.architecture, runtime.config, {}, runtime.metadata,
+                                path, runtime.sha256)  # fmt: skip
+        return described, OnnxModel(runtime)  # type: ignore[return-value]
     if not is_c2e_weights(path):
         try:
             return load_official_checkpoint(path)

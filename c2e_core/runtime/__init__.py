@@ -1,0 +1,1 @@
+"""The ONNX runtime: exported networks run by onnxruntime, without torch."""

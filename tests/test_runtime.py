@@ -1,0 +1,215 @@
+"""Runtime weights (``*.c2e.onnx``): export, reading, execution providers, and the same colours.
+
+The outputs of onnxruntime's networks are compared with torch's on real photos through the
+whole pipeline: at least 99.9 % of 8-bit values within one level, for the bundled default
+weights and for the paper model (the authors' checkpoint format, exported here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from c2e_core.errors import DeviceError, WeightsError
+from c2e_core.inference.pipeline import Colorizer
+from c2e_core.runtime.networks import providers_for
+from c2e_core.runtime.weights import is_runtime_weights, read_runtime_weights
+from c2e_core.weights.loader import load_model, read_weights_any
+from c2e_core.weights.onnx_model import OnnxModel
+from tests.conftest import REPO
+from tests.official_format import write_official_checkpoint
+from tests.test_cli import c2e
+
+EXAMPLES = REPO / "examples"
+
+
+def photo_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Real photos: the bundled example pair, and scikit-image's astronaut from its coffee."""
+    chelsea = np.asarray(Image.open(EXAMPLES / "chelsea-gray.jpg").convert("RGB"))
+    coffee = np.asarray(Image.open(EXAMPLES / "coffee.jpg").convert("RGB"))
+    return [(chelsea, coffee), (skimage.data.astronaut(), skimage.data.coffee())]
+
+
+def share_within_one_level(a: np.ndarray, b: np.ndarray) -> float:
+    assert a.shape == b.shape and a.dtype == b.dtype == np.uint8
+    return float((np.abs(a.astype(np.int16) - b.astype(np.int16)) <= 1).mean())
+
+
+def assert_same_colours(torch_colorizer: Colorizer, runtime_colorizer: Colorizer, **options):
+    for target, reference in photo_pairs():
+        expected = torch_colorizer.colorize(target, reference, **options).to_array(np.uint8)
+        got = runtime_colorizer.colorize(target, reference, **options).to_array(np.uint8)
+        assert share_within_one_level(got, expected) >= 0.999
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= 3
+
+
+@pytest.fixture(scope="module")
+def paper_runtime(tmp_path_factory) -> tuple[Path, Path]:
+    """An authors'-format checkpoint (the parity fixture's deterministic weights) and its
+    runtime weights, exported by the real ``c2e export onnx``."""
+    folder = tmp_path_factory.mktemp("paper")
+    checkpoint = write_official_checkpoint(folder / "paper.pt")
+    home = tmp_path_factory.mktemp("home")
+    out = folder / "paper.c2e.onnx"
+    result = c2e("export", "onnx", "--weights", checkpoint, "-o", out, home=home)
+    assert "onnxruntime matches torch within" in result.stdout
+    return checkpoint, out
+
+
+def test_the_bundled_runtime_weights_give_the_default_colours():
+    resolved = load_model("default-onnx")
+    assert isinstance(resolved.model, OnnxModel) and resolved.architecture == "color2embed-corr"
+    default = Colorizer.from_weights("default", device="cpu")
+    runtime = Colorizer.from_weights("default-onnx", device="cpu")
+    assert_same_colours(default, runtime)
+    assert_same_colours(default, runtime, size=384, strength=0.7)
+
+
+def test_several_references_blend_as_in_torch():
+    default = Colorizer.from_weights("default", device="cpu")
+    runtime = Colorizer.from_weights("default-onnx", device="cpu")
+    target = np.asarray(Image.open(EXAMPLES / "chelsea-gray.jpg").convert("RGB"))
+    references = [skimage.data.coffee(), skimage.data.astronaut()]
+    expected = default.colorize(target, references, reference_weights=[2, 1]).to_array(np.uint8)
+    got = runtime.colorize(target, references, reference_weights=[2, 1]).to_array(np.uint8)
+    assert share_within_one_level(got, expected) >= 0.999
+
+
+def test_the_paper_model_exports_and_gives_the_same_colours(paper_runtime):
+    checkpoint, runtime_path = paper_runtime
+    weights = read_runtime_weights(runtime_path)
+    assert weights.architecture == "color2embed" and weights.code_names == ("z",)
+    assert weights.metadata["exported_from"]["weights"] == str(checkpoint)
+    for compat in (None, "official"):
+        torch_colorizer = Colorizer(load_model(checkpoint).model, device="cpu", compat=compat)
+        runtime = Colorizer(read_weights_any(runtime_path)[1], device="cpu", compat=compat)
+        assert_same_colours(torch_colorizer, runtime)
+
+
+def test_cli_colorizes_with_runtime_weights(paper_runtime, tmp_path):
+    _, runtime_path = paper_runtime
+    out = tmp_path / "out.png"
+    c2e("colorize", EXAMPLES / "chelsea-gray.jpg", "--reference", EXAMPLES / "coffee.jpg",
+        "--weights", runtime_path, "-o", out, home=tmp_path)  # fmt: skip
+    image = np.asarray(Image.open(out))
+    assert image.shape[2] == 3 and image.std(axis=2).mean() > 0.5  # coloured, not gray
+    refused = c2e("colorize", EXAMPLES / "chelsea-gray.jpg", "--reference",
+                  EXAMPLES / "coffee.jpg", "--weights", runtime_path, "--precision", "int8",
+                  "-o", tmp_path / "int8.png", home=tmp_path, check=False)  # fmt: skip
+    assert refused.returncode == 2 and "fp32 only" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "int8.png").exists()
+
+
+def test_export_refuses_what_it_cannot_do(paper_runtime, tmp_path):
+    checkpoint, runtime_path = paper_runtime
+    again = c2e("export", "onnx", "--weights", runtime_path, "-o", tmp_path / "x.c2e.onnx",
+                home=tmp_path, check=False)  # fmt: skip
+    assert again.returncode == 2 and "runtime weights already" in again.stderr
+    exists = c2e("export", "onnx", "--weights", checkpoint, "-o", runtime_path,
+                 home=tmp_path, check=False)  # fmt: skip
+    assert exists.returncode == 2 and "--overwrite" in exists.stderr
+    suffix = c2e("export", "onnx", "--weights", checkpoint, "-o", tmp_path / "paper.onnx",
+                 home=tmp_path, check=False)  # fmt: skip
+    assert suffix.returncode == 2 and "*.c2e.onnx" in suffix.stderr
+    for result in (again, exists, suffix):
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def _rewrite(source: Path, out: Path, change) -> Path:
+    with zipfile.ZipFile(source) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    change(members)
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out
+
+
+def test_damaged_runtime_weights_are_one_line_errors(paper_runtime, tmp_path):
+    _, good = paper_runtime
+    truncated = tmp_path / "cut.c2e.onnx"
+    truncated.write_bytes(good.read_bytes()[:100000])
+    no_graph = _rewrite(good, tmp_path / "nograph.c2e.onnx", lambda m: m.pop("predict_ab.onnx"))
+
+    def future(members):
+        manifest = json.loads(members["runtime.json"])
+        members["runtime.json"] = json.dumps({**manifest, "format_version": 99})
+
+    newer = _rewrite(good, tmp_path / "newer.c2e.onnx", future)
+    bad_graph = _rewrite(good, tmp_path / "badgraph.c2e.onnx",
+                         lambda m: m.update({"embed.onnx": b"not a graph"}))  # fmt: skip
+    with pytest.raises(WeightsError, match="sha256"):
+        read_runtime_weights(good, expected_sha256="0" * 64)
+    with pytest.raises(WeightsError, match="not readable runtime weights"):
+        read_runtime_weights(no_graph)
+    with pytest.raises(WeightsError, match="format version 99"):
+        read_runtime_weights(newer)
+    assert not is_runtime_weights(truncated)
+    for path, message in ((truncated, "weights"), (bad_graph, "cannot load the networks")):
+        result = c2e("colorize", EXAMPLES / "chelsea-gray.jpg", "--reference",
+                     EXAMPLES / "coffee.jpg", "--weights", path, "-o", tmp_path / "o.png",
+                     home=tmp_path, check=False)  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / "o.png").exists()
+
+
+def test_devices_map_to_execution_providers():
+    assert providers_for("cpu") == ["CPUExecutionProvider"]
+    assert providers_for("auto")[-1] == "CPUExecutionProvider"
+    import onnxruntime
+
+    if "DmlExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(DeviceError, match="install onnxruntime-directml"):
+            providers_for("directml")
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(DeviceError, match="install onnxruntime-gpu"):
+            providers_for("cuda:0")
+    with pytest.raises(DeviceError, match="unknown device"):
+        providers_for("mps")
+
+
+def test_torch_refuses_runtime_only_devices(tmp_path):
+    result = c2e("colorize", EXAMPLES / "chelsea-gray.jpg", "--reference",
+                 EXAMPLES / "coffee.jpg", "--device", "openvino", "-o", tmp_path / "o.png",
+                 home=tmp_path, check=False)  # fmt: skip
+    assert result.returncode == 2 and "runtime weights" in result.stderr
+
+
+def test_info_shows_onnxruntime_and_its_devices(tmp_path):
+    import onnxruntime
+
+    out = c2e("info", home=tmp_path).stdout
+    assert f"onnxruntime {onnxruntime.__version__}: devices cpu" in out
+    assert "default-onnx" in out
+
+
+def test_the_runtime_runs_the_networks_without_torch():
+    """The runtime package alone (no torch imported) runs the bundled graphs."""
+    script = (
+        "import sys, numpy as np\n"
+        "from importlib import resources\n"
+        "from c2e_core.runtime.weights import read_runtime_weights\n"
+        "from c2e_core.runtime.networks import OnnxNetworks\n"
+        "path = resources.files('c2e_core.bundled') / 'corr-photos153.c2e.onnx'\n"
+        "nets = OnnxNetworks(read_runtime_weights(path), 'cpu')\n"
+        "code = nets.embed(np.random.default_rng(0).random((1, 3, 128, 96), np.float32))\n"
+        "ab = nets.predict_ab(np.zeros((2, 1, 64, 80), np.float32), code)\n"
+        "assert ab.shape == (2, 2, 64, 80) and np.isfinite(ab).all()\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print('ok', nets.provider)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=env, timeout=120, cwd=str(REPO))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok CPUExecutionProvider"
