@@ -530,6 +530,11 @@ def cmd_weights_import(args: argparse.Namespace) -> int:
     name = check_name(args.name if args.name is not None else args.path.name.split(".")[0])
     _check_input(args.path)
     weights, _ = read_weights_any(args.path, host=host)
+    if not weights.state_dict:  # runtime weights: graphs, no tensors to store
+        raise UserError(
+            f"{args.path}: runtime weights (.c2e.onnx) are used by path (--weights FILE); the "
+            "store keeps c2e weights, which `c2e export onnx` turns into runtime weights"
+        )
     entry = WeightsStore(host=host).add(
         name, weights, imported_from=str(args.path.resolve()), overwrite=args.force
     )

@@ -124,6 +124,13 @@ def test_export_refuses_what_it_cannot_do(paper_runtime, tmp_path):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_the_store_refuses_runtime_weights(paper_runtime, tmp_path):
+    _, runtime_path = paper_runtime
+    result = c2e("weights", "import", runtime_path, "--name", "x", home=tmp_path, check=False)
+    assert result.returncode == 2 and "used by path" in result.stderr
+    assert not list((tmp_path / "weights").glob("x*"))
+
+
 def _rewrite(source: Path, out: Path, change) -> Path:
     with zipfile.ZipFile(source) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
