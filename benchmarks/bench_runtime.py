@@ -1,11 +1,13 @@
 """Runtime weights (onnxruntime) against the torch path, and the paper model against the
-authors' code, side by side in one process.
+authors' code, side by side in one run.
 
 Contenders, interleaved (the order rotates every repeat), each timed on the same inputs:
 
-* ``default``: the bundled default weights through the torch path and through their runtime
-  weights (``default-onnx``): the two networks alone at 256², and a 1024² photo end to end at
-  working size 256 (the reference embedded every time);
+* ``default``: the bundled default weights as runtime weights (``default``, onnxruntime) and as
+  the torch model (``default-torch``) in this version's pipeline, and — with ``--previous DIR``,
+  a checkout of an earlier version — that version's torch pipeline (its own process, started
+  once, asked for one timed run per round): the two networks alone at 256², and a 1024² photo
+  end to end at working size 256 (the reference embedded every time);
 * ``paper``: the paper architecture in the authors' test pipeline
   (``../shared/anchors/color2embed-official``, their unmodified code, imported by path), in
   c2e's torch path, and exported to runtime weights in c2e's runtime path (random weights:
@@ -13,13 +15,16 @@ Contenders, interleaved (the order rotates every repeat), each timed on the same
 
 Prints each contender's median and the median of the per-repeat ratios against the torch path.
 
-    python benchmarks/bench_runtime.py [--repeats 9] [--threads 2] [--anchors DIR]
+    python benchmarks/bench_runtime.py [--repeats 9] [--threads 2] [--anchors DIR] [--previous DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,14 +40,14 @@ from bench_inference import cpu_name, photo_pair
 from c2e_core.inference.pipeline import Colorizer
 from c2e_core.runtime.networks import runtime_version
 from c2e_core.weights.build import build_color2embed
-from c2e_core.weights.loader import read_weights_any
 from c2e_core.weights.onnx_export import export_onnx
 
 ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "color2embed-official"
 
 
 def interleaved(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Times of each run, ``repeats`` rounds, the order rotating every round (two warm-ups)."""
+    """Times of each run, ``repeats`` rounds, the order rotating every round (two warm-ups).
+    A run with an ``elapsed`` attribute (another process) reports its own time."""
     for run in runs.values():
         run()
         run()
@@ -53,7 +58,8 @@ def interleaved(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str
         for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
             runs[name]()
-            times[name].append(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            times[name].append(getattr(runs[name], "elapsed", elapsed))
     return times
 
 
@@ -68,20 +74,56 @@ def report(title: str, times: dict[str, list[float]], base: str) -> None:
 
 
 def network_runs(colorizer: Colorizer) -> Callable[[], object]:
-    """Both networks at 256² through a colorizer's model (torch module or runtime weights)."""
-    generator = torch.Generator().manual_seed(0)
-    reference = torch.rand((1, 3, 256, 256), generator=generator)
-    l_norm = torch.rand((1, 1, 256, 256), generator=generator) * 2 - 1
-    if isinstance(colorizer.model, torch.nn.Module):
-        reference = reference.contiguous(memory_format=torch.channels_last)
-        l_norm = l_norm.contiguous(memory_format=torch.channels_last)
-    model = colorizer.model
+    """Both networks at 256² through a colorizer's backend (numpy in and out)."""
+    rng = np.random.default_rng(0)
+    reference = rng.random((1, 3, 256, 256), dtype=np.float32)
+    l_norm = rng.random((1, 1, 256, 256), dtype=np.float32) * 2 - 1
+    networks = colorizer.networks
 
     def run() -> object:
-        with torch.inference_mode():
-            return model.predict_ab(l_norm, model.embed(reference))
+        return networks.predict_ab(l_norm, networks.embed(reference))
 
     return run
+
+
+#: The child that times an earlier version's pipeline (``--previous``): one run per line read.
+PREVIOUS_CHILD = """
+import sys, time, numpy as np
+sys.path.insert(0, sys.argv[1] + "/benchmarks")
+from bench_inference import photo_pair
+from c2e_core.inference.pipeline import Colorizer
+target, reference = photo_pair()
+colorizer = Colorizer.from_weights(sys.argv[2], device="cpu")
+for line in sys.stdin:
+    colorizer._embeddings.clear()
+    start = time.perf_counter()
+    colorizer.colorize(target, reference=reference).to_array(np.uint8)
+    print(time.perf_counter() - start, flush=True)
+"""
+
+
+class PreviousVersion:
+    """An earlier checkout's pipeline in a process of its own, timed from inside it."""
+
+    def __init__(self, folder: Path, weights: str, threads: int):
+        env = {**os.environ, "PYTHONPATH": str(folder)}
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
+        self.process = subprocess.Popen([sys.executable, "-c", PREVIOUS_CHILD, str(folder),
+                                         weights], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, env=env, cwd=str(folder))  # fmt: skip
+        self.elapsed = 0.0
+
+    def __call__(self) -> None:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write("run\n")
+        self.process.stdin.flush()
+        self.elapsed = float(self.process.stdout.readline())
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(30)
 
 
 def end_to_end(colorizer: Colorizer, target: np.ndarray, reference: np.ndarray):
@@ -132,6 +174,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--anchors", type=Path, default=ANCHORS, help="the authors' code")
+    parser.add_argument("--previous", type=Path, help="a checkout of an earlier c2e version")
+    parser.add_argument("--previous-weights", default="default",
+                        help="the weights name in that version (its torch default weights)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -140,15 +185,22 @@ def main() -> None:
           f"{torch.__version__} · onnxruntime {runtime_version()} · fp32 · {args.repeats} "
           "interleaved repeats")  # fmt: skip
 
-    torch_default = Colorizer.from_weights("default", device="cpu")
-    runtime_default = Colorizer.from_weights("default-onnx", device="cpu")
+    runtime_default = Colorizer.from_weights("default", device="cpu")
+    torch_default = Colorizer.from_weights("default-torch", device="cpu")
     report("default weights, both networks at 256²", interleaved({
         "torch": network_runs(torch_default), "runtime (onnx)": network_runs(runtime_default),
     }, args.repeats), "torch")  # fmt: skip
-    report("default weights, 1024² end to end at working size 256", interleaved({
-        "torch": end_to_end(torch_default, target, reference),
-        "runtime (onnx)": end_to_end(runtime_default, target, reference),
-    }, args.repeats), "torch")  # fmt: skip
+    runs = {"torch": end_to_end(torch_default, target, reference),
+            "runtime (onnx)": end_to_end(runtime_default, target, reference)}  # fmt: skip
+    previous = None
+    if args.previous is not None:
+        previous = PreviousVersion(args.previous, args.previous_weights, args.threads)
+        runs = {"previous version (torch)": previous, **runs}
+    times = interleaved(runs, args.repeats)
+    report("default weights, 1024² end to end at working size 256", times, next(iter(runs)))
+    if previous is not None:
+        previous.close()
+    print(json.dumps({k: statistics.median(v) for k, v in times.items()}))
 
     if not args.anchors.is_dir():
         print(f"\n(the authors' code is not at {args.anchors}: paper model skipped)")
@@ -159,7 +211,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "paper.c2e.onnx"
         export_onnx(paper, "color2embed", {}, path)
-        runtime_paper = Colorizer(read_weights_any(path)[1], device="cpu", compat="official")
+        runtime_paper = Colorizer.from_weights(path, device="cpu", compat="official")
     torch_paper = Colorizer(paper, device="cpu", compat="official")
     report("paper model, both networks at 256²", interleaved({
         "authors' code": authors_net, "torch": network_runs(torch_paper),

@@ -5,6 +5,7 @@ It uses exactly the hooks a third-party plugin uses (see :mod:`c2e_core.hookspec
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from importlib import resources
 
@@ -17,6 +18,10 @@ BUNDLED_WEIGHTS_PACKAGE = "c2e_core.bundled"
 # The built-in collectors run first (``tryfirst``), so built-ins are listed before plugins'.
 @hookimpl(tryfirst=True)
 def c2e_register_architectures(register):
+    """The paper's architecture and this project's extension: torch models, so registered
+    only where torch is installed (runtime weights need no architecture)."""
+    if importlib.util.find_spec("torch") is None:
+        return
     from c2e_core.weights.build import (
         COLOR2EMBED,
         COLOR2EMBED_CORR,

@@ -268,13 +268,16 @@ def cmd_plugins_package(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from c2e_core.runtime.weights import RUNTIME_SUFFIX
-    from c2e_core.weights.loader import load_model
-    from c2e_core.weights.onnx_model import OnnxModel
+    from c2e_core.runtime.weights import RUNTIME_SUFFIX, is_runtime_weights
+    from c2e_core.weights.store import resolve_weights, torch_required
 
-    loaded = load_model(args.weights)
-    if isinstance(loaded.model, OnnxModel):
-        raise UserError(f"{loaded.path}: these are runtime weights already")
+    resolved = resolve_weights(args.weights, host=get_plugin_host())
+    if is_runtime_weights(resolved.path):
+        raise UserError(f"{resolved.path}: these are runtime weights already")
+    with torch_required(resolved.path):
+        from c2e_core.weights.loader import load_model
+
+        loaded = load_model(resolved)
     stem = loaded.name or loaded.path.name.split(".")[0]
     output = args.output if args.output is not None else Path(stem + RUNTIME_SUFFIX)
     if not output.name.endswith(RUNTIME_SUFFIX):
@@ -363,7 +366,7 @@ def _colorize(args: argparse.Namespace) -> int:
         return _colorize_with_baseline(args, outputs)
     host = get_plugin_host()
     from c2e_core.inference.pipeline import Colorizer
-    from c2e_core.weights.loader import default_weights_spec
+    from c2e_core.weights.store import default_weights_spec
 
     colorizer = Colorizer.from_weights(
         request.weights or default_weights_spec(),
@@ -458,32 +461,39 @@ def cmd_info(args: argparse.Namespace) -> int:
     host = get_plugin_host()
     import numpy
     import PIL
-    import torch
 
     from c2e_core import __version__
-    from c2e_core.inference.device import available_devices, select_device
+    from c2e_core.inference.device import available_devices, select_device, torch_installed
+    from c2e_core.runtime.networks import available_providers, runtime_version
     from c2e_core.weights.store import WeightsError, WeightsStore, weights_home
 
-    try:  # only training needs it (the [train] extra)
-        import torchvision
+    versions = [f"c2e {__version__}", f"python {sys.version.split()[0]}"]
+    if torch_installed():
+        import torch
 
-        vision = f"torchvision {torchvision.__version__}  "
-    except ImportError:
-        vision = ""
-    print(
-        f"c2e {__version__}  python {sys.version.split()[0]}  torch {torch.__version__}  "
-        f"{vision}numpy {numpy.__version__}  pillow {PIL.__version__}"
-    )
-    print(f"devices: {', '.join(available_devices())} (auto -> {select_device('auto')})")
-    from c2e_core.runtime.networks import available_providers, runtime_version
+        versions.append(f"torch {torch.__version__}")
+        try:  # only training needs it (the [train] extra)
+            import torchvision
 
+            versions.append(f"torchvision {torchvision.__version__}")
+        except ImportError:
+            pass
     version = runtime_version()
+    if version is not None:
+        versions.append(f"onnxruntime {version}")
+    versions += [f"numpy {numpy.__version__}", f"pillow {PIL.__version__}"]
+    print("  ".join(versions))
     if version is None:
-        print("onnxruntime: not installed (runtime weights, .c2e.onnx, cannot run)")
+        print("runtime weights (.c2e.onnx): onnxruntime is not installed")
     else:
-        print(f"onnxruntime {version}: devices {', '.join(available_providers())} (runtime "
-              "weights, .c2e.onnx; cuda, directml, coreml and openvino where their "
-              "onnxruntime package is installed)")
+        print(f"devices for runtime weights (.c2e.onnx): {', '.join(available_providers())} "
+              "(cuda, directml, coreml and openvino where their onnxruntime package is "
+              "installed)")  # fmt: skip
+    if torch_installed():
+        print(f"devices for torch weights: {', '.join(available_devices())} "
+              f"(auto -> {select_device('auto')})")  # fmt: skip
+    else:
+        print("torch weights (.c2e.pt): torch is not installed (pip install 'c2e-studio[torch]')")
     print(f"weights home: {weights_home()}")
     try:
         entries = WeightsStore(host=host).list()
@@ -522,19 +532,22 @@ def cmd_weights_list(args: argparse.Namespace) -> int:
 
 def cmd_weights_import(args: argparse.Namespace) -> int:
     host = get_plugin_host()
-    from c2e_core.weights.loader import read_weights_any
-    from c2e_core.weights.store import WeightsStore, check_name
-
+    from c2e_core.weights.store import WeightsStore, check_name, torch_required
 
     # an explicit name, even an empty one, is checked as given, before anything is read
     name = check_name(args.name if args.name is not None else args.path.name.split(".")[0])
     _check_input(args.path)
-    weights, _ = read_weights_any(args.path, host=host)
-    if not weights.state_dict:  # runtime weights: graphs, no tensors to store
+    from c2e_core.runtime.weights import is_runtime_weights
+
+    if is_runtime_weights(args.path):  # graphs, no tensors to store
         raise UserError(
             f"{args.path}: runtime weights (.c2e.onnx) are used by path (--weights FILE); the "
             "store keeps c2e weights, which `c2e export onnx` turns into runtime weights"
         )
+    with torch_required(args.path):
+        from c2e_core.weights.loader import read_weights_any
+
+        weights, _ = read_weights_any(args.path, host=host)
     entry = WeightsStore(host=host).add(
         name, weights, imported_from=str(args.path.resolve()), overwrite=args.force
     )

@@ -63,10 +63,11 @@ def c2e_register_processors(register: Callable[..., None]) -> None:
     """Register pre- and post-processing steps.
 
     Call ``register(name, stage, function, description="")`` with ``stage`` ``"pre"`` or
-    ``"post"``. A ``pre`` step receives ``(rgb, role, **options)`` where ``rgb`` is a float tensor
-    ``[B,3,H,W]`` in [0, 1] and ``role`` is ``"target"`` or ``"reference"``, and returns a tensor of
-    the same shape. A ``post`` step receives ``(lab, target_lab, **options)``, both ``[B,3,H,W]``
-    Lab tensors at the target's full resolution, and returns the new ``lab``; for bounded memory
+    ``"post"``. Steps work on float32 numpy arrays (the pipeline runs without torch). A ``pre``
+    step receives ``(rgb, role, **options)`` where ``rgb`` is ``[B,3,H,W]`` in [0, 1] and
+    ``role`` is ``"target"`` or ``"reference"``, and returns an array of the same shape. A
+    ``post`` step receives ``(lab, target_lab, **options)``, both ``[B,3,H,W]`` Lab arrays at the
+    target's full resolution, and returns the new ``lab``; for bounded memory
     on huge scans it is called once per strip of full-width rows (about 1 Mpx each; the whole
     image when it is smaller), so it must work on any rows it is given (per pixel, or with
     statistics it does not need from the other rows).

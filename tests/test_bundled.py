@@ -24,12 +24,12 @@ EXAMPLE_REFERENCE = EXAMPLES / "coffee.jpg"
 C2E = Path(sys.executable).with_name("c2e")
 
 
-def manifest_entry() -> dict:
-    return json.loads((BUNDLED / "manifest.json").read_text())["weights"][DEFAULT_WEIGHTS_NAME]
+def manifest_entry(name: str = DEFAULT_WEIGHTS_NAME) -> dict:
+    return json.loads((BUNDLED / "manifest.json").read_text())["weights"][name]
 
 
 def test_bundled_default_weights_are_small_verified_and_documented():
-    entry = manifest_entry()
+    entry = manifest_entry("default-torch")
     path = BUNDLED / entry["file"]
     assert path.stat().st_size <= 25 * 1024 * 1024
     assert sha256_file(path) == entry["sha256"]
@@ -52,12 +52,31 @@ def test_bundled_default_weights_are_small_verified_and_documented():
         assert stage in meta["data_note"]
 
 
+def test_the_default_is_the_torch_models_runtime_weights_with_its_provenance():
+    """``default`` is runtime weights (onnxruntime, no torch needed), exported from the torch
+    model ``default-torch``, and carries that model's training provenance."""
+    from c2e_core.runtime.weights import read_runtime_weights
+
+    entry, torch_entry = manifest_entry(), manifest_entry("default-torch")
+    path = BUNDLED / entry["file"]
+    assert path.name.endswith(".c2e.onnx") and path.stat().st_size <= 25 * 1024 * 1024
+    runtime = read_runtime_weights(path, expected_sha256=entry["sha256"])
+    assert runtime.architecture == COLOR2EMBED_CORR
+    assert runtime.config == CORR_PRESETS["corr-small"].to_dict()
+    exported = runtime.metadata["exported_from"]
+    assert exported == {"weights": "default-torch", "sha256": torch_entry["sha256"]}
+    torch_meta = read_weights(BUNDLED / torch_entry["file"]).metadata
+    for key in ("recipe", "data_manifest_sha256", "steps", "images_seen", "hardware"):
+        assert runtime.metadata[key] == torch_meta[key]
+    assert runtime.metadata["export_max_difference"] <= 1e-3
+
+
 def test_default_weights_are_registered_and_load():
     store = WeightsStore()
     entry = store.get(DEFAULT_WEIGHTS_NAME)
     assert entry.source == "plugin:c2e_core.builtin" and "photos" in entry.description
     assert default_weights_spec(store) == DEFAULT_WEIGHTS_NAME
-    loaded = load_model(DEFAULT_WEIGHTS_NAME)
+    loaded = load_model("default-torch")
     assert loaded.config == CORR_PRESETS["corr-small"].to_dict()
 
 
@@ -137,11 +156,17 @@ def test_bundle_script_writes_file_and_manifest(tmp_path, tiny_weights):
         from bundle_weights import bundle
     finally:
         sys.path.remove(str(REPO / "training"))
+    from c2e_core.runtime.weights import read_runtime_weights
+
     sha = bundle(tiny_weights, "default", "tiny.c2e.pt", "tiny test", "no data", tmp_path)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["weights"]["default"] == {
-        "file": "tiny.c2e.pt", "sha256": sha, "description": "tiny test"
+        "file": "tiny.c2e.onnx", "sha256": sha, "description": "tiny test"
     }
-    assert read_weights(tmp_path / "tiny.c2e.pt", expected_sha256=sha).metadata["data_note"] == (
-        "no data"
-    )
+    torch_entry = manifest["weights"]["default-torch"]
+    assert torch_entry["file"] == "tiny.c2e.pt"
+    torch_weights = read_weights(tmp_path / "tiny.c2e.pt", expected_sha256=torch_entry["sha256"])
+    assert torch_weights.metadata["data_note"] == "no data"
+    runtime = read_runtime_weights(tmp_path / "tiny.c2e.onnx", expected_sha256=sha)
+    assert runtime.metadata["data_note"] == "no data"
+    assert runtime.metadata["exported_from"]["sha256"] == torch_entry["sha256"]

@@ -182,7 +182,8 @@ def test_existing_output_is_never_overwritten(tmp_path, images, tiny_weights):
 
 def test_info(tmp_path):
     out = c2e("info", home=tmp_path).stdout
-    for fragment in ("torch", "devices: cpu", "color2embed", "saturation", "c2e_core.builtin"):
+    for fragment in ("torch", "devices for torch weights: cpu", "color2embed", "saturation",
+                     "c2e_core.builtin", "devices for runtime weights (.c2e.onnx): cpu"):
         assert fragment in out
 
 

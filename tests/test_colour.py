@@ -114,9 +114,14 @@ def test_split_l_ab():
     torch.testing.assert_close(torch.cat([lum, ab], dim=1), lab)
 
 
-def test_gamut_fit_keeps_lightness_and_hue():
-    from c2e_core.modeling.colour import lab_to_rgb_in_gamut
+def lab_to_rgb_in_gamut(lab: torch.Tensor) -> torch.Tensor:
+    """The pipeline's gamut fit (numpy, :mod:`c2e_core.inference.colour`) on a tensor."""
+    from c2e_core.inference.colour import lab_to_rgb_in_gamut as fit
 
+    return torch.from_numpy(fit(lab.numpy()))
+
+
+def test_gamut_fit_keeps_lightness_and_hue():
     gen = torch.Generator().manual_seed(0)
     lab = torch.stack(
         [
@@ -140,9 +145,10 @@ def test_gamut_fit_keeps_lightness_and_hue():
 
 
 def test_gamut_fit_keeps_nearly_all_the_chroma_that_fits():
-    """The chroma factor is the largest in-gamut one within 1/256 (8 bisection steps): 1/256
-    more chroma leaves the gamut for at least one pixel in a hundred, and 1/128 less never."""
-    from c2e_core.modeling.colour import _lab_to_linear_rgb, lab_to_rgb_in_gamut
+    """The chroma factor is the largest in-gamut one (bisection, then interpolated to the
+    gamut's face): 1/256 more chroma leaves the gamut for at least one pixel in a hundred, and
+    1/128 less never."""
+    from c2e_core.modeling.colour import _lab_to_linear_rgb
 
     gen = torch.Generator().manual_seed(1)
     lab = torch.stack(
@@ -175,3 +181,26 @@ def test_rgb_to_lightness_is_lab_l():
     x = torch.rand(2, 3, 17, 19, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(rgb_to_lightness(x), rgb_to_lab(x)[:, :1], atol=1e-4, rtol=0)
     torch.testing.assert_close(rgb_to_lightness(x[0]), rgb_to_lab(x[0])[:1], atol=1e-4, rtol=0)
+
+
+def test_the_pipelines_numpy_conversion_is_the_torch_one():
+    """c2e_core.inference.colour (numpy, what the pipeline runs) against
+    c2e_core.modeling.colour (torch, what the networks and training compute in): the whole
+    8-bit cube forward, and Lab far outside the gamut back (clipped and unclipped)."""
+    from c2e_core.inference import colour as pipeline_colour
+    from c2e_core.modeling import colour as torch_colour
+
+    for rgb in _cube_chunks(64):
+        planar = _to_chw(rgb).numpy()
+        for name in ("rgb_to_lab", "rgb_to_lightness"):
+            expected = getattr(torch_colour, name)(torch.from_numpy(planar)).numpy()
+            got = getattr(pipeline_colour, name)(planar)
+            np.testing.assert_allclose(got, expected, atol=2e-4, rtol=0)
+    rng = np.random.default_rng(5)
+    lab = np.concatenate((rng.random((1, 1, 64, 64)) * 100,
+                          rng.standard_normal((1, 2, 64, 64)) * 60), axis=1).astype(np.float32)
+    for clip in (True, False):
+        expected = torch_colour.lab_to_rgb(torch.from_numpy(lab), clip=clip).numpy()
+        got = pipeline_colour.lab_to_rgb(lab, clip=clip)
+        assert got.shape == expected.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)

@@ -109,8 +109,9 @@ def test_colorizer_blends_several_references_and_keeps_lightness():
     rng = np.random.default_rng(0)
     target = rng.integers(0, 256, (70, 50, 3), dtype=np.uint8)
     refs = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(2)]
-    code = colorizer.embed(refs, weights=[2, 1])
-    assert isinstance(code, ReferenceCode) and code.keys.shape[1] == 2 * code.keys.shape[1] // 2
+    code = ReferenceCode(*colorizer.embed(refs, weights=[2, 1]))
+    single = ReferenceCode(*colorizer.embed(refs[0]))
+    assert code.keys.shape[1] == 2 * single.keys.shape[1]  # both references' tokens
     out = colorizer.colorize(target, embedding=code)
     lum = rgb_to_lab(torch.from_numpy(target).permute(2, 0, 1).float() / 255)[0]
     out_lum = rgb_to_lab(torch.from_numpy(out.to_array(np.float32)).permute(2, 0, 1))[0]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from c2e_core.inference.pipeline import Colorizer, OptionError, working_shape
-from c2e_core.inference.upsampling import guided_upsample, resize
+from c2e_core.inference.upsampling import apply_guided, guided_coefficients, resize
 from c2e_core.modeling.colour import rgb_to_lab
 from c2e_core.weights.build import build_color2embed
 from c2e_core.weights.official import convert_official_checkpoint
@@ -48,8 +48,8 @@ def test_official_pipeline_reproduces_the_authors_image(official_model, fixture)
 
 def test_official_embedding_matches_fixture(official_model, fixture):
     colorizer = Colorizer(official_model, device="cpu", compat="official")
-    z = colorizer.embed(fixture["reference_rgb_uint8"].numpy())
-    assert (z - fixture["color_vector"]).abs().max().item() <= 1e-4
+    (z,) = colorizer.embed(fixture["reference_rgb_uint8"].numpy())
+    assert np.abs(z - fixture["color_vector"].numpy()).max() <= 1e-4
 
 
 @pytest.mark.parametrize(
@@ -111,11 +111,11 @@ def test_embedding_cache_and_blend():
     ref_a = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     ref_b = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     colorizer = Colorizer(tiny_model(), device="cpu", size=64)
-    z_a = colorizer.embed(ref_a)
-    assert colorizer.embed(ref_a.copy()) is z_a  # cached by content
-    z_b = colorizer.embed(ref_b)
-    blend = colorizer.embed([ref_a, ref_b], weights=[3, 1])
-    torch.testing.assert_close(blend, 0.75 * z_a + 0.25 * z_b)
+    (z_a,) = code_a = colorizer.embed(ref_a)
+    assert colorizer.embed(ref_a.copy()) is code_a  # cached by content
+    (z_b,) = colorizer.embed(ref_b)
+    (blend,) = colorizer.embed([ref_a, ref_b], weights=[3, 1])
+    np.testing.assert_allclose(blend, 0.75 * z_a + 0.25 * z_b, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="weights"):
         colorizer.embed([ref_a, ref_b], weights=[1])
 
@@ -145,18 +145,41 @@ def test_guided_upsampling_keeps_colour_off_the_other_side_of_an_edge():
     """A sharp luminance edge at full resolution; ab predicted at low resolution is blurred
     across it. Guided upsampling must leak less colour across the edge than bilinear."""
     high, low = 256, 64
-    l_high = torch.full((1, 1, high, high), 20.0)
+    l_high = np.full((1, 1, high, high), 20.0, np.float32)
     l_high[..., :, 131:] = 80.0  # edge not aligned with the low-res grid
     l_low = resize(l_high, (low, low), antialias=True)
-    ab_low = torch.zeros(1, 2, low, low)
-    ab_low[:, 0] = (l_low[:, 0] > 50).float() * 60.0  # colour on the bright side only
-    ab_low = torch.nn.functional.avg_pool2d(ab_low, 3, 1, 1, count_include_pad=False)
+    ab_low = np.zeros((1, 2, low, low), np.float32)
+    ab_low[:, 0] = (l_low[:, 0] > 50) * 60.0  # colour on the bright side only
+    ab_low = torch.nn.functional.avg_pool2d(torch.from_numpy(ab_low), 3, 1, 1,
+                                            count_include_pad=False).numpy()  # fmt: skip
     bilinear = resize(ab_low, (high, high), antialias=False)
-    guided = guided_upsample(ab_low, l_low / 100, l_high / 100)
-    dark_side = (l_high < 50).expand(1, 2, high, high)
-    leak_bilinear = bilinear[dark_side].abs().mean().item()
-    leak_guided = guided[dark_side].abs().mean().item()
+    guided = apply_guided(guided_coefficients(ab_low, l_low / 100), l_high / 100, (high, high), 0)
+    dark_side = np.broadcast_to(l_high < 50, (1, 2, high, high))
+    leak_bilinear = np.abs(bilinear[dark_side]).mean()
+    leak_guided = np.abs(guided[dark_side]).mean()
     assert leak_guided < 0.5 * leak_bilinear
+
+
+@pytest.mark.parametrize("antialias", [True, False])
+@pytest.mark.parametrize("shapes", [((1024, 768), (256, 192)), ((300, 257), (20, 17)),
+                                    ((100, 80), (256, 208)), ((64, 48), (1024, 768))])  # fmt: skip
+def test_numpy_resize_is_torchs_interpolate(shapes, antialias):
+    """The pipeline's numpy resize computes torch's bilinear interpolate (shrink and enlarge,
+    with and without antialiasing): the torch path's numbers, without torch."""
+    (height, width), size = shapes
+    x = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
+    expected = torch.nn.functional.interpolate(torch.from_numpy(x), size=size, mode="bilinear",
+                                               align_corners=False, antialias=antialias)  # fmt: skip
+    np.testing.assert_allclose(resize(x, size, antialias), expected.numpy(), atol=1e-5, rtol=0)
+
+
+def test_guided_filter_box_is_torchs_average_pool():
+    from c2e_core.inference.upsampling import _box
+
+    x = np.random.default_rng(1).random((1, 2, 37, 50), dtype=np.float32)
+    expected = torch.nn.functional.avg_pool2d(torch.from_numpy(x), 5, stride=1, padding=2,
+                                              count_include_pad=False)  # fmt: skip
+    np.testing.assert_allclose(_box(x, 2), expected.numpy(), atol=1e-6, rtol=0)
 
 
 def test_bad_options():
@@ -293,13 +316,14 @@ def test_upsample_and_shrink_in_strips_equal_whole_resizes(size):
     from c2e_core.files.strips import row_strips
     from c2e_core.inference.upsampling import shrink_in_strips, upsample_rows
 
-    x = torch.rand(1, 4, 23, 31)
+    rng = np.random.default_rng(2)
+    x = rng.random((1, 4, 23, 31), dtype=np.float32)
     whole = resize(x, size, antialias=False)
     for start, stop in row_strips(size[0], size[1], 3 * size[1]):
-        torch.testing.assert_close(
+        np.testing.assert_allclose(
             upsample_rows(x, size, start, stop), whole[..., start:stop, :], atol=2e-6, rtol=0
         )
-    big = torch.rand(1, 1, 301, 257)
+    big = rng.random((1, 1, 301, 257), dtype=np.float32)
     strips = row_strips(301, 257, 257 * 40)
     shrunk = shrink_in_strips(lambda a, b: big[..., a:b, :], 301, 257, (20, 17), strips)
-    torch.testing.assert_close(shrunk, resize(big, (20, 17), antialias=True), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(shrunk, resize(big, (20, 17), antialias=True), atol=1e-6, rtol=0)

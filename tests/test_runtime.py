@@ -23,13 +23,13 @@ from c2e_core.errors import DeviceError, WeightsError
 from c2e_core.inference.pipeline import Colorizer
 from c2e_core.runtime.networks import providers_for
 from c2e_core.runtime.weights import is_runtime_weights, read_runtime_weights
-from c2e_core.weights.loader import load_model, read_weights_any
-from c2e_core.weights.onnx_model import OnnxModel
+from c2e_core.weights.loader import load_model
 from tests.conftest import REPO
 from tests.official_format import write_official_checkpoint
 from tests.test_cli import c2e
 
 EXAMPLES = REPO / "examples"
+NO_TORCH = REPO / "tests" / "no_torch.py"
 
 
 def photo_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
@@ -65,18 +65,19 @@ def paper_runtime(tmp_path_factory) -> tuple[Path, Path]:
     return checkpoint, out
 
 
-def test_the_bundled_runtime_weights_give_the_default_colours():
-    resolved = load_model("default-onnx")
-    assert isinstance(resolved.model, OnnxModel) and resolved.architecture == "color2embed-corr"
-    default = Colorizer.from_weights("default", device="cpu")
-    runtime = Colorizer.from_weights("default-onnx", device="cpu")
+def test_the_bundled_default_is_runtime_weights_with_the_torch_models_colours():
+    runtime = Colorizer.from_weights("default", device="cpu")
+    assert runtime.info["architecture"] == "color2embed-corr"
+    assert type(runtime.networks).__name__ == "OnnxNetworks"
+    default = Colorizer.from_weights("default-torch", device="cpu")
+    assert type(default.networks).__name__ == "TorchNetworks"
     assert_same_colours(default, runtime)
     assert_same_colours(default, runtime, size=384, strength=0.7)
 
 
 def test_several_references_blend_as_in_torch():
-    default = Colorizer.from_weights("default", device="cpu")
-    runtime = Colorizer.from_weights("default-onnx", device="cpu")
+    default = Colorizer.from_weights("default-torch", device="cpu")
+    runtime = Colorizer.from_weights("default", device="cpu")
     target = np.asarray(Image.open(EXAMPLES / "chelsea-gray.jpg").convert("RGB"))
     references = [skimage.data.coffee(), skimage.data.astronaut()]
     expected = default.colorize(target, references, reference_weights=[2, 1]).to_array(np.uint8)
@@ -91,7 +92,7 @@ def test_the_paper_model_exports_and_gives_the_same_colours(paper_runtime):
     assert weights.metadata["exported_from"]["weights"] == str(checkpoint)
     for compat in (None, "official"):
         torch_colorizer = Colorizer(load_model(checkpoint).model, device="cpu", compat=compat)
-        runtime = Colorizer(read_weights_any(runtime_path)[1], device="cpu", compat=compat)
+        runtime = Colorizer.from_weights(runtime_path, device="cpu", compat=compat)
         assert_same_colours(torch_colorizer, runtime)
 
 
@@ -187,8 +188,8 @@ def test_devices_map_to_execution_providers():
 
 def test_torch_refuses_runtime_only_devices(tmp_path):
     result = c2e("colorize", EXAMPLES / "chelsea-gray.jpg", "--reference",
-                 EXAMPLES / "coffee.jpg", "--device", "openvino", "-o", tmp_path / "o.png",
-                 home=tmp_path, check=False)  # fmt: skip
+                 EXAMPLES / "coffee.jpg", "--device", "openvino", "--weights", "default-torch",
+                 "-o", tmp_path / "o.png", home=tmp_path, check=False)  # fmt: skip
     assert result.returncode == 2 and "runtime weights" in result.stderr
 
 
@@ -196,8 +197,9 @@ def test_info_shows_onnxruntime_and_its_devices(tmp_path):
     import onnxruntime
 
     out = c2e("info", home=tmp_path).stdout
-    assert f"onnxruntime {onnxruntime.__version__}: devices cpu" in out
-    assert "default-onnx" in out
+    assert f"onnxruntime {onnxruntime.__version__}" in out
+    assert "devices for runtime weights (.c2e.onnx): cpu" in out
+    assert "default-torch" in out
 
 
 def test_the_runtime_runs_the_networks_without_torch():
@@ -220,3 +222,28 @@ def test_the_runtime_runs_the_networks_without_torch():
                             env=env, timeout=120, cwd=str(REPO))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok CPUExecutionProvider"
+
+
+def test_colorize_info_and_the_worker_run_without_torch(tmp_path):
+    """The light runtime: with torch made unimportable, ``c2e colorize`` (default weights), ``c2e
+    info`` and the worker's hello and colorize work, and torch weights get a one-line error."""
+    out = tmp_path / "out.png"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "C2E_HOME": str(tmp_path / "home"),
+           "C2E_DISABLE_PLUGIN_AUTOLOAD": "1"}  # fmt: skip
+
+    def run(*args):
+        return subprocess.run([sys.executable, str(NO_TORCH), *map(str, args)],
+                              capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+
+    done = run("colorize", EXAMPLES / "chelsea-gray.jpg", "-r", EXAMPLES / "coffee.jpg", "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert np.asarray(Image.open(out)).std(axis=2).mean() > 0.5
+    info = run("info")
+    assert info.returncode == 0 and "torch is not installed" in info.stdout
+    refused = run("colorize", EXAMPLES / "chelsea-gray.jpg", "-r", EXAMPLES / "coffee.jpg",
+                  "--weights", "default-torch", "-o", tmp_path / "t.png")  # fmt: skip
+    assert refused.returncode == 2 and "torch is not installed" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    worker = run("--worker-check", EXAMPLES / "chelsea-gray.jpg", EXAMPLES / "coffee.jpg")
+    assert worker.returncode == 0, worker.stderr
+    assert worker.stdout.strip() == "worker ok: torch None, default weights default"

@@ -5,10 +5,11 @@
         --description "small model, ..."
 
 The file is re-written with ``description`` and ``data_note`` added to its metadata (the
-training provenance that ``c2e train`` recorded is kept), and ``manifest.json`` records its
-name, file, sha256 and description; ``c2e weights list`` shows them, and the name
-``default`` is what ``c2e colorize``, the worker and the host plugins use when no weights are
-named.
+training provenance that ``c2e train`` recorded is kept) under the name ``NAME-torch``, and
+exported to runtime weights (``*.c2e.onnx``, for onnxruntime: no torch needed) under ``NAME``;
+``manifest.json`` records each name, file, sha256 and description; ``c2e weights list`` shows
+them, and the name ``default`` is what ``c2e colorize``, the worker and the host plugins use
+when no weights are named.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ BUNDLED = Path(__file__).resolve().parents[1] / "c2e_core" / "bundled"
 def bundle(
     source: Path, name: str, file_name: str, description: str, data_note: str, folder: Path
 ) -> str:
-    """Write ``folder/file_name`` and its manifest entry; return the file's sha256."""
+    """Write ``folder/file_name`` (torch weights, as ``name-torch``) and its runtime weights
+    (as ``name``) with their manifest entries; return the runtime weights' sha256."""
+    from c2e_core.runtime.weights import RUNTIME_SUFFIX
     from c2e_core.weights.loader import read_weights_any
+    from c2e_core.weights.onnx_export import export_onnx
     from c2e_core.weights.store import check_name, save_weights
 
     check_name(name)
@@ -41,12 +45,21 @@ def bundle(
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     entries = manifest.setdefault("weights", {})
-    old = entries.get(name, {}).get("file")
-    entries[name] = {"file": file_name, "sha256": sha256, "description": description}
+    torch_name = check_name(f"{name}-torch")
+    old = {entries.get(n, {}).get("file") for n in (name, torch_name)} - {None}
+    runtime_file = file_name.removesuffix(".c2e.pt") + RUNTIME_SUFFIX
+    _, model = read_weights_any(folder / file_name)
+    provenance = {**metadata, "exported_from": {"weights": torch_name, "sha256": sha256}}
+    runtime_sha256, _ = export_onnx(model, weights.architecture, weights.config,
+                                    folder / runtime_file, provenance)  # fmt: skip
+    entries[name] = {"file": runtime_file, "sha256": runtime_sha256, "description": description}
+    entries[torch_name] = {"file": file_name, "sha256": sha256,
+                           "description": f"{description} (the torch model)"}  # fmt: skip
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    if old and old != file_name and not any(e["file"] == old for e in entries.values()):
-        (folder / old).unlink(missing_ok=True)
-    return sha256
+    for stale in old - {file_name, runtime_file}:
+        if not any(e["file"] == stale for e in entries.values()):
+            (folder / stale).unlink(missing_ok=True)
+    return runtime_sha256
 
 
 def main(argv: list[str] | None = None) -> int:

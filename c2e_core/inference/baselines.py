@@ -14,10 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 
+from c2e_core.inference.colour import lab_to_rgb_in_gamut, rgb_to_lab
 from c2e_core.inference.pipeline import OptionError, as_image
-from c2e_core.modeling.colour import lab_to_rgb_in_gamut, rgb_to_lab
 
 __all__ = [
     "BASELINES",
@@ -42,16 +41,15 @@ REINHARD_MIN_STD = 1.0
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
-    """``[H, W, 3]`` sRGB in [0, 1] -> float32 Lab ``[H, W, 3]`` (the project's torch code)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)
-    return rgb_to_lab(tensor.contiguous()).permute(1, 2, 0).numpy()
+    """``[H, W, 3]`` sRGB in [0, 1] -> float32 Lab ``[H, W, 3]`` (the pipeline's conversion)."""
+    planar = np.ascontiguousarray(np.moveaxis(np.asarray(rgb, np.float32), -1, 0))
+    return np.moveaxis(rgb_to_lab(planar), 0, -1)
 
 
 def _rgb_keeping_l(lab: np.ndarray) -> np.ndarray:
     """Lab ``[H, W, 3]`` -> sRGB float32 in [0, 1], chroma reduced where out of gamut (L kept)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(lab, dtype=np.float32)).permute(2, 0, 1)
-    rgb = lab_to_rgb_in_gamut(tensor.contiguous()[None])[0].permute(1, 2, 0).numpy()
-    return np.ascontiguousarray(rgb, dtype=np.float32)
+    planar = np.ascontiguousarray(np.moveaxis(np.asarray(lab, np.float32), -1, 0))
+    return np.ascontiguousarray(np.moveaxis(lab_to_rgb_in_gamut(planar), 0, -1), np.float32)
 
 
 def _with_ab(lum: np.ndarray, ab: np.ndarray) -> np.ndarray:

@@ -1,8 +1,11 @@
-"""Choosing the torch device: ``auto`` is CUDA, then Apple MPS, then CPU."""
+"""Choosing the device. Torch models: ``auto`` is CUDA, then Apple MPS, then CPU. Runtime
+weights: onnxruntime's execution providers (:mod:`c2e_core.runtime.networks`). torch is
+imported only to answer for torch models."""
 
 from __future__ import annotations
 
-import torch
+import importlib.util
+from typing import Any
 
 from c2e_core.errors import DeviceError
 from c2e_core.options import check_device
@@ -11,7 +14,16 @@ from c2e_core.options import check_device
 RUNTIME_ONLY = ("directml", "dml", "coreml", "openvino")
 
 
+def torch_installed() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
 def available_devices() -> list[str]:
+    """The devices torch models can use here (``cpu`` only where torch is not installed)."""
+    if not torch_installed():
+        return ["cpu"]
+    import torch
+
     devices = ["cpu"]
     if torch.cuda.is_available():
         devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
@@ -21,8 +33,22 @@ def available_devices() -> list[str]:
     return devices
 
 
-def select_device(name: str | torch.device = "auto") -> torch.device:
-    """Resolve ``auto``/``cpu``/``cuda``/``cuda:N``/``mps``; a clear error when absent."""
+def check_device_for(name: str, runtime: bool) -> str:
+    """A device name checked for runtime weights (``runtime``) or a torch model; returned as
+    the name the model is then loaded with (:class:`DeviceError` when absent)."""
+    if runtime:
+        from c2e_core.runtime.networks import providers_for
+
+        providers_for(check_device(name))
+        return check_device(name).strip().lower()
+    return str(select_device(name))
+
+
+def select_device(name: Any = "auto") -> Any:
+    """Resolve ``auto``/``cpu``/``cuda``/``cuda:N``/``mps`` to a ``torch.device``; a clear
+    error when absent."""
+    import torch
+
     if isinstance(name, torch.device):
         name = str(name)
     name = check_device(name).strip().lower()

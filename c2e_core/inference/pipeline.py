@@ -11,23 +11,28 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import nn
 
 from c2e_core.errors import OptionError
 from c2e_core.files.colour_profiles import from_srgb
 from c2e_core.files.images import ImageData, from_array, read_image, to_array, write_image
 from c2e_core.files.strips import STRIP_PIXELS, row_strips
-from c2e_core.inference.device import select_device
+from c2e_core.inference.colour import (
+    lab_to_rgb,
+    lab_to_rgb_in_gamut,
+    rgb_to_lab,
+    rgb_to_lightness,
+)
 from c2e_core.inference.progress import Progress, ProgressCallback
 from c2e_core.inference.upsampling import (
     apply_guided,
@@ -36,8 +41,7 @@ from c2e_core.inference.upsampling import (
     shrink_in_strips,
     upsample_rows,
 )
-from c2e_core.modeling.color2embed import LabScaling, lab_scaling
-from c2e_core.modeling.colour import lab_to_rgb, lab_to_rgb_in_gamut, rgb_to_lab, rgb_to_lightness
+from c2e_core.modeling.lab_constants import LabScaling
 from c2e_core.options import (
     NATIVE,
     ColorizeRequest,
@@ -45,11 +49,14 @@ from c2e_core.options import (
     check_reference_weights,
     check_steps,
 )
-from c2e_core.weights.onnx_model import OnnxModel
 
 ImageInput = Union[str, Path, np.ndarray, Image.Image, ImageData]  # noqa: UP007 (runtime alias)
 #: ``(lum_rows [1,1,r,W], start_row) -> ab_rows [1,2,r,W]``: ab of some rows of the full image.
-AbRows = Callable[[torch.Tensor, int], torch.Tensor]
+AbRows = Callable[[np.ndarray, int], np.ndarray]
+#: A reference code: the arrays a model's ``embed`` returns (one for the paper's model).
+Code = tuple[np.ndarray, ...]
+#: The Lab scaling every network shares (the ab scale is each network's own).
+SCALING = LabScaling()
 
 
 def as_image(value: ImageInput) -> ImageData:
@@ -135,17 +142,18 @@ class DefaultPipeline:
         )
 
     def network_l(
-        self, l_full: torch.Tensor, shape: tuple[int, int], size: int | str, scaling: LabScaling
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, l_full: np.ndarray, shape: tuple[int, int], size: int | str
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The network's L input at ``shape`` (padded for native) and the unpadded small L."""
         if size == NATIVE:
             pad_h, pad_w = shape[0] - l_full.shape[-2], shape[1] - l_full.shape[-1]
-            l_in = scaling.normalize_lightness(l_full)
-            return torch.nn.functional.pad(l_in, (0, pad_w, 0, pad_h), mode="replicate"), l_full
+            l_in = SCALING.normalize_lightness(l_full)
+            padding = [(0, 0)] * (l_in.ndim - 2) + [(0, pad_h), (0, pad_w)]
+            return np.pad(l_in, padding, mode="edge"), l_full
         l_small = resize(l_full, shape, antialias=True)
-        return scaling.normalize_lightness(l_small), l_small
+        return SCALING.normalize_lightness(l_small), l_small
 
-    def ab_rows(self, ab_low: torch.Tensor, l_small: torch.Tensor, size: tuple[int, int]) -> AbRows:
+    def ab_rows(self, ab_low: np.ndarray, l_small: np.ndarray, size: tuple[int, int]) -> AbRows:
         """ab at the network's resolution -> a function giving the ab of any rows of the
         ``size`` image from their L (``(lum_rows, start) -> ab_rows``): ab upsampled guided by
         the full-resolution L, strip by strip."""
@@ -154,7 +162,7 @@ class DefaultPipeline:
         coefficients = guided_coefficients(ab_low, l_small / 100)
         return lambda lum, start: apply_guided(coefficients, lum / 100, size, start)
 
-    def to_rgb(self, lab: torch.Tensor) -> torch.Tensor:
+    def to_rgb(self, lab: np.ndarray) -> np.ndarray:
         """Lab -> sRGB, out-of-gamut colours losing chroma, never lightness."""
         return lab_to_rgb_in_gamut(lab)
 
@@ -176,17 +184,17 @@ class OfficialPipeline(DefaultPipeline):
         return (int(size), int(size))
 
     def network_l(
-        self, l_full: torch.Tensor, shape: tuple[int, int], size: int | str, scaling: LabScaling
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, l_full: np.ndarray, shape: tuple[int, int], size: int | str
+    ) -> tuple[np.ndarray, np.ndarray]:
         if size == NATIVE:
-            return super().network_l(l_full, shape, size, scaling)
-        l_in = resize(scaling.normalize_lightness(l_full), shape, antialias=False)
-        return l_in, scaling.lightness_from_normalized(l_in)
+            return super().network_l(l_full, shape, size)
+        l_in = resize(SCALING.normalize_lightness(l_full), shape, antialias=False)
+        return l_in, SCALING.lightness_from_normalized(l_in)
 
-    def ab_rows(self, ab_low: torch.Tensor, l_small: torch.Tensor, size: tuple[int, int]) -> AbRows:
+    def ab_rows(self, ab_low: np.ndarray, l_small: np.ndarray, size: tuple[int, int]) -> AbRows:
         return lambda lum, start: upsample_rows(ab_low, size, start, start + lum.shape[-2])
 
-    def to_rgb(self, lab: torch.Tensor) -> torch.Tensor:
+    def to_rgb(self, lab: np.ndarray) -> np.ndarray:
         return lab_to_rgb(lab, clip=True)
 
 
@@ -254,36 +262,30 @@ class Colorized:
         )
 
 
-def prepare_for_inference(model: nn.Module, device: torch.device) -> nn.Module:
-    """Eval mode on ``device`` with channels-last 4-D weights (faster convolutions on CPU and
-    GPU). The model is changed in place: the :class:`Colorizer` owns the model it is given."""
-    model = model.eval().to(device)
-    for parameter in model.parameters():
-        if parameter.dim() == 4:
-            parameter.data = parameter.data.contiguous(memory_format=torch.channels_last)
-    return model
-
-
 class Colorizer:
     """Load once, colorize many: ``embed()`` a reference (cached), ``colorize()`` targets.
 
+    ``model``: a torch model (the ``[torch]`` backend: :class:`~c2e_core.inference.
+    torch_networks.TorchNetworks` on ``device``), or the networks of runtime weights
+    (:class:`~c2e_core.runtime.networks.OnnxNetworks`: onnxruntime on ``device``'s execution
+    provider, fp32, no torch). Everything around the networks is numpy, the same for both.
     ``size``: the network's working size (256 like the authors, a multiple of 16 up to 4096,
     or ``"native"``). ``compat="official"`` reproduces the authors' test pipeline exactly.
     ``strip_pixels``: size of the strips the full-resolution stages work in (None: the whole
-    image at once; the output is the same up to float rounding).
-    ``model``: a torch model, or an :class:`~c2e_core.weights.onnx_model.OnnxModel` (runtime
-    weights: the networks run in onnxruntime on ``device``'s execution provider, fp32).
-    ``precision``: ``"fp32"`` (default, bit-faithful), ``"bf16"``/``"fp16"`` autocast (GPU;
-    modulation and demodulation always stay fp32), or ``"int8"`` (CPU: the static convolution
-    stacks quantized, see :mod:`c2e_core.inference.quantization`). Options are checked by
-    :class:`~c2e_core.options.ColorizeRequest`.
+    image at once; the output is the same up to float rounding). ``threads``: how many strips
+    the full-resolution stages work on at once (default: one per core; numpy releases the GIL),
+    the strips made smaller so that the pixels in flight stay within ``strip_pixels``.
+    ``precision`` (torch models): ``"fp32"`` (default, bit-faithful), ``"bf16"``/``"fp16"``
+    autocast (GPU; modulation and demodulation always stay fp32), or ``"int8"`` (CPU: the static
+    convolution stacks quantized, see :mod:`c2e_core.inference.quantization`). Options are
+    checked by :class:`~c2e_core.options.ColorizeRequest`.
     """
 
     def __init__(
         self,
-        model: nn.Module,
+        model: Any,
         *,
-        device: str | torch.device = "auto",
+        device: Any = "auto",
         size: int | str = 256,
         compat: str | None = None,
         precision: str = "fp32",
@@ -292,42 +294,58 @@ class Colorizer:
         host: Any = None,
         info: dict[str, Any] | None = None,
         strip_pixels: int | None = STRIP_PIXELS,
+        threads: int | None = None,
     ):
+        from c2e_core.runtime.networks import OnnxNetworks
+
         request = ColorizeRequest(size=size, compat=compat, precision=precision)
-        runtime = isinstance(model, OnnxModel)
-        if runtime:  # onnxruntime runs the networks; the rest runs on the CPU
+        if isinstance(model, OnnxNetworks):
             if request.precision != "fp32":
                 raise OptionError("runtime weights (.c2e.onnx) run in fp32 only")
-            model.open(str(device))
-            self.device = torch.device("cpu")
-        else:
-            self.device = select_device(device)
-        if precision == "int8" and self.device.type != "cpu":
-            raise OptionError("int8 runs on the CPU only; on a GPU use fp16 or bf16")
+            self.networks: Any = model.on(str(device))
+        else:  # a torch model
+            from c2e_core.inference.torch_networks import TorchNetworks
+
+            self.networks = TorchNetworks(model, device, request.precision)
+        self.model = model
+        self.device = getattr(self.networks, "device", self.networks.device_name)
         self.size, self.precision = request.size, request.precision
         self.pipeline = pipeline_for(request.compat)
-        self.model = model if runtime else prepare_for_inference(model, self.device)
-        if precision == "int8":
-            from c2e_core.inference.quantization import quantize_static_parts
-
-            self.model = quantize_static_parts(self.model)
-        self.scaling = lab_scaling(self.model)
         self.reference_size = int(reference_size)
         self.batch_size = max(1, int(batch_size))
         self.strip_pixels = None if strip_pixels is None else max(1, int(strip_pixels))
+        self.threads = max(1, int(threads or _cores()))
         self.info = dict(info or {})
         self._host = host
-        self._embeddings: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-        self._multiple = int(getattr(model, "size_multiple", 16))
+        self._embeddings: OrderedDict[tuple, Code] = OrderedDict()
+        self._multiple = int(self.networks.size_multiple)
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
     def from_weights(cls, spec: Any, **kwargs: Any) -> Colorizer:
-        """Build from a weights name, a c2e weights file, an authors' checkpoint file, or
-        :class:`~c2e_core.weights.store.ResolvedWeights` (not resolved again)."""
-        from c2e_core.weights.loader import load_model
+        """Build from a weights name, a c2e weights file, runtime weights (``*.c2e.onnx``), an
+        authors' checkpoint file, or :class:`~c2e_core.weights.store.ResolvedWeights` (not
+        resolved again). Runtime weights need no torch; the others need the ``[torch]`` extra."""
+        from c2e_core.runtime.networks import OnnxNetworks
+        from c2e_core.runtime.weights import is_runtime_weights, read_runtime_weights
+        from c2e_core.weights.store import ResolvedWeights, resolve_weights, torch_required
 
-        loaded = load_model(spec, host=kwargs.get("host"))
+        host = kwargs.get("host")
+        if host is None:
+            from c2e_core.plugins import get_plugin_host
+
+            host = get_plugin_host()
+        resolved = spec if isinstance(spec, ResolvedWeights) else resolve_weights(spec, host=host)
+        if is_runtime_weights(resolved.path):
+            weights = read_runtime_weights(resolved.path, resolved.expected_sha256)
+            info = {"weights": resolved.name or str(resolved.path),
+                    "architecture": weights.architecture}  # fmt: skip
+            networks = OnnxNetworks(weights, str(kwargs.get("device", "auto")))
+            return cls(networks, info=info, **kwargs)
+        with torch_required(resolved.path):
+            from c2e_core.weights.loader import load_model
+
+            loaded = load_model(resolved, host=host)
         info = {"weights": loaded.name or str(loaded.path), "architecture": loaded.architecture}
         return cls(loaded.model, info=info, **kwargs)
 
@@ -344,34 +362,32 @@ class Colorizer:
         """The ``compat`` mode of the pipeline chosen at construction."""
         return self.pipeline.compat
 
-    def _autocast(self):
-        if self.precision in ("fp32", "int8"):
-            return torch.autocast(self.device.type, enabled=False)
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
-
-    def _to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None]
+    @staticmethod
+    def _planar(rgb: np.ndarray) -> np.ndarray:
+        """``[H, W, 3]`` -> ``[1, 3, H, W]`` float32 (the networks' and the maths' layout)."""
+        return np.ascontiguousarray(np.moveaxis(np.asarray(rgb, np.float32), -1, 0)[None])
 
     @staticmethod
-    def _run_pre(rgb: torch.Tensor, role: str, steps: Sequence[Step]) -> torch.Tensor:
+    def _run_pre(rgb: np.ndarray, role: str, steps: Sequence[Step]) -> np.ndarray:
         for step in steps:
-            rgb = step(rgb, role)
+            rgb = np.asarray(step(rgb, role), dtype=np.float32)
         return rgb
 
     # -- reference --------------------------------------------------------------------------
-    @torch.inference_mode()
     def embed(
         self,
         reference: ImageInput | Sequence[ImageInput],
         weights: Sequence[float] | None = None,
         pre: Sequence[str | tuple | Step] = (),
-    ) -> torch.Tensor:
-        """Colour embedding ``[1, E, 1, 1]`` of one reference, or the weighted mean of several
-        (the architecture's own reference code and blend where it has ``blend_embeddings``).
+    ) -> Code:
+        """The reference code (a tuple of float32 arrays: for the paper's model, the colour
+        embedding ``[1, E, 1, 1]``) of one reference, or the blend of several (the weighted
+        mean, or a correspondence model's tokens side by side).
 
-        Embeddings are cached by image content, so repeated calls are free.
+        Codes are cached by image content, so repeated calls are free.
         """
+        from c2e_core.runtime.networks import blend_codes
+
         references = list(reference) if isinstance(reference, (list, tuple)) else [reference]
         if not references:
             raise OptionError("at least one reference is needed")
@@ -379,16 +395,12 @@ class Colorizer:
             weights = [1.0] * len(references)
         weights = list(check_reference_weights(weights, len(references)))
         steps = resolve_steps(pre, "pre", self.host)
-        embeddings = [self._embed_one(as_image(r), steps) for r in references]
-        if len(embeddings) == 1:
-            return embeddings[0]
-        blend = getattr(self.model, "blend_embeddings", None)
-        if blend is not None:  # an architecture whose reference code is more than a vector
-            return blend(embeddings, weights)
-        total = float(sum(weights))
-        return sum(e * (w / total) for e, w in zip(embeddings, weights, strict=True))
+        codes = [self._embed_one(as_image(r), steps) for r in references]
+        if len(codes) == 1:
+            return codes[0]
+        return blend_codes(codes, weights, self.networks.blend)
 
-    def _embed_one(self, image: ImageData, pre: Sequence[Step]) -> torch.Tensor:
+    def _embed_one(self, image: ImageData, pre: Sequence[Step]) -> Code:
         digest = hashlib.sha1(np.ascontiguousarray(image.rgb).data, usedforsecurity=False)
         key: tuple[Any, ...] | None = (
             digest.hexdigest(),
@@ -404,28 +416,24 @@ class Colorizer:
         if key is not None and key in self._embeddings:
             self._embeddings.move_to_end(key)
             return self._embeddings[key]
-        rgb = self._run_pre(self._to_tensor(image.rgb), "reference", pre)
+        rgb = self._run_pre(self._planar(image.rgb), "reference", pre)
         shape = self.pipeline.working_shape(
             image.height, image.width, self.reference_size, self._multiple
         )
-        rgb = resize(rgb, shape, antialias=self.pipeline.antialias)
-        rgb = rgb.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            embedding = self.model.embed(rgb).float()
+        code = tuple(self.networks.embed(resize(rgb, shape, antialias=self.pipeline.antialias)))
         if key is not None:
-            self._embeddings[key] = embedding
+            self._embeddings[key] = code
             while len(self._embeddings) > 32:
                 self._embeddings.popitem(last=False)
-        return embedding
+        return code
 
     # -- targets ----------------------------------------------------------------------------
-    @torch.inference_mode()
     def colorize(
         self,
         target: ImageInput | Sequence[ImageInput],
         reference: ImageInput | Sequence[ImageInput] | None = None,
         *,
-        embedding: torch.Tensor | None = None,
+        embedding: Code | None = None,
         reference_weights: Sequence[float] | None = None,
         size: int | str | None = None,
         mask: np.ndarray | None = None,
@@ -437,11 +445,11 @@ class Colorizer:
         """Colorize one target (returns :class:`Colorized`) or a list (returns a list).
 
         Give ``reference`` (one or several images, blended by ``reference_weights``) or a
-        precomputed ``embedding``. ``pre`` steps change what the network sees (targets and
-        references), ``post`` steps edit the predicted Lab; then ``strength`` (0 keeps the
-        original colours, 1 the prediction) and the ``mask`` (``[H, W]`` in [0, 1], one target
-        only: a soft selection) blend the result with the target's own colours, so nothing
-        outside the selection ever changes.
+        precomputed ``embedding`` (what :meth:`embed` returned). ``pre`` steps change what the
+        network sees (targets and references), ``post`` steps edit the predicted Lab; then
+        ``strength`` (0 keeps the original colours, 1 the prediction) and the ``mask``
+        (``[H, W]`` in [0, 1], one target only: a soft selection) blend the result with the
+        target's own colours, so nothing outside the selection ever changes.
         """
         single = not isinstance(target, (list, tuple))
         targets = [target] if single else list(target)
@@ -471,7 +479,7 @@ class Colorizer:
         tracker.check("embedding the reference")
         if embedding is None:
             embedding = self.embed(reference, reference_weights, pre=pre_steps)
-        embedding = embedding.to(self.device, torch.float32)
+        code = _as_code(embedding)
         tracker.step("reference ready")
         results: list[Colorized] = []
         for start in range(0, len(targets), self.batch_size):
@@ -479,7 +487,7 @@ class Colorizer:
             for image, colorized in zip(
                 chunk,
                 self._colorize_chunk(
-                    chunk, embedding, size, pre_steps, (post_steps, request.strength, mask)
+                    chunk, code, size, pre_steps, (post_steps, request.strength, mask)
                 ),
                 strict=True,
             ):
@@ -490,18 +498,37 @@ class Colorizer:
     def _strips(self, image: ImageData) -> list[tuple[int, int]]:
         return row_strips(image.height, image.width, self.strip_pixels)
 
-    def _lightness_of_rows(self, image: ImageData, start: int, stop: int) -> torch.Tensor:
-        return rgb_to_lightness(self._to_tensor(image.rgb[start:stop]))
+    def _work_strips(self, image: ImageData) -> list[tuple[int, int]]:
+        """The strips that :meth:`_each_strip` works on in parallel: ``threads`` of them hold
+        at most ``strip_pixels`` (or the whole image) together."""
+        budget = image.height * image.width if self.strip_pixels is None else self.strip_pixels
+        per_thread = -(-min(budget, image.height * image.width) // self.threads)
+        return row_strips(image.height, image.width, max(image.width, per_thread))
 
-    def _lightness(self, image: ImageData) -> torch.Tensor:
+    def _each_strip(self, strips: list[tuple[int, int]], work: Callable[[int, int], None]):
+        """``work(start, stop)`` for every strip, ``threads`` at a time."""
+        if self.threads == 1 or len(strips) == 1:
+            for start, stop in strips:
+                work(start, stop)
+            return
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="c2e-strips") as pool:
+            for future in [pool.submit(work, start, stop) for start, stop in strips]:
+                future.result()
+
+    def _lightness_of_rows(self, image: ImageData, start: int, stop: int) -> np.ndarray:
+        return rgb_to_lightness(self._planar(image.rgb[start:stop]))
+
+    def _lightness(self, image: ImageData) -> np.ndarray:
         """The target's full-resolution L ``[1, 1, H, W]``, computed strip by strip."""
-        lum = torch.empty((1, 1, image.height, image.width), device=self.device)
-        for start, stop in self._strips(image):
+        lum = np.empty((1, 1, image.height, image.width), dtype=np.float32)
+
+        def work(start: int, stop: int) -> None:
             lum[..., start:stop, :] = self._lightness_of_rows(image, start, stop)
+
+        self._each_strip(self._work_strips(image), work)
         return lum
 
-    @torch.inference_mode()
-    def _colorize_chunk(self, images, embedding, size, pre, finish) -> list[Colorized]:
+    def _colorize_chunk(self, images, code, size, pre, finish) -> list[Colorized]:
         prepared = []
         for image in images:
             shape = self.pipeline.working_shape(image.height, image.width, size, self._multiple)
@@ -509,7 +536,7 @@ class Colorizer:
             # strip there, so that its full-resolution L is never held whole
             lum = self._lightness(image) if len(self._strips(image)) == 1 else None
             if pre:
-                rgb = self._run_pre(self._to_tensor(image.rgb), "target", pre)
+                rgb = self._run_pre(self._planar(image.rgb), "target", pre)
                 net_l = rgb_to_lightness(rgb)
             elif lum is not None:
                 net_l = lum
@@ -523,18 +550,17 @@ class Colorizer:
                 )
             else:  # native size, or the authors' pipeline (normalised L resized whole)
                 net_l = self._lightness(image)
-            small = self.pipeline.network_l(net_l, shape, size, self.scaling)
+            small = self.pipeline.network_l(net_l, shape, size)
             del net_l
             prepared.append((image, shape, small, lum))
         groups: dict[tuple[int, int], list[int]] = {}
         for index, (_, shape, _, _) in enumerate(prepared):
             groups.setdefault(shape, []).append(index)
-        ab_low: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        ab_low: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for indices in groups.values():
             small = [prepared[i][2] for i in indices]
-            l_in = torch.cat([s[0] for s in small]).contiguous(memory_format=torch.channels_last)
-            with self._autocast():
-                ab = self.scaling.ab_from_output(self.model.predict_ab(l_in, embedding).float())
+            l_in = np.concatenate([s[0] for s in small]).astype(np.float32, copy=False)
+            ab = self.networks.predict_ab(l_in, code) * np.float32(self.networks.ab_scale)
             for j, i in enumerate(indices):
                 height, width = small[j][1].shape[-2:]
                 ab_low[i] = (ab[j : j + 1, :, :height, :width], small[j][1])
@@ -553,22 +579,24 @@ class Colorizer:
         ab_of = self.pipeline.ab_rows(ab_low, l_small, (image.height, image.width))
         blend = mask is not None or strength != 1.0
         array = np.empty((image.height, image.width, 3), dtype=np.float32)
-        for start, stop in self._strips(image):
-            rgb = self._to_tensor(image.rgb[start:stop])
+
+        def work(start: int, stop: int) -> None:
+            rgb = self._planar(image.rgb[start:stop])
             lum = rgb_to_lightness(rgb) if lum_full is None else lum_full[..., start:stop, :]
-            out = torch.cat([lum, ab_of(lum, start)], dim=1)
+            out = np.concatenate([lum, ab_of(lum, start)], axis=1)
             if post_steps or blend:
                 lab = rgb_to_lab(rgb)
                 for step in post_steps:
-                    out = step(out, lab)
+                    out = np.asarray(step(out, lab), dtype=np.float32)
             if blend:
-                weight = torch.tensor(strength, device=self.device)
+                weight: Any = np.float32(strength)
                 if mask is not None:
-                    rows = np.asarray(mask[start:stop], np.float32)
-                    mask_rows = torch.as_tensor(rows, device=self.device)
-                    weight = weight * torch.nan_to_num(mask_rows).clamp(0, 1)[None, None]
+                    rows = np.nan_to_num(np.asarray(mask[start:stop], np.float32))
+                    weight = weight * np.clip(rows, 0, 1)[None, None]
                 out = lab + weight * (out - lab)
-            array[start:stop] = self.pipeline.to_rgb(out)[0].permute(1, 2, 0).float().cpu()
+            array[start:stop] = np.moveaxis(self.pipeline.to_rgb(out)[0], 0, -1)
+
+        self._each_strip(self._work_strips(image), work)
         return Colorized(
             array,
             image.alpha,
@@ -576,3 +604,23 @@ class Colorizer:
             truncate=self.pipeline.truncate,
             icc_profile=image.icc_profile,
         )
+
+
+def _cores() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _as_code(embedding: Any) -> Code:
+    """What :meth:`Colorizer.embed` returned (or a torch tensor / tuple of them from older
+    callers) as a tuple of float32 arrays."""
+    parts = embedding if isinstance(embedding, tuple) else (embedding,)
+    arrays = []
+    for part in parts:
+        if hasattr(part, "detach"):  # a torch tensor
+            part = part.detach().float().cpu().numpy()
+        arrays.append(np.asarray(part, dtype=np.float32))
+    return tuple(arrays)

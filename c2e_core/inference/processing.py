@@ -1,7 +1,8 @@
 """Built-in pre- and post-processing steps (registered through ``c2e_register_processors``).
 
-Pre steps change what the network *sees* (``rgb [B,3,H,W]`` in [0,1]); the result is always
-recombined with the target's original L. Post steps edit the full-resolution Lab result.
+Pre steps change what the network *sees* (``rgb [B,3,H,W]`` in [0,1], a float32 numpy array);
+the result is always recombined with the target's original L. Post steps edit the
+full-resolution Lab result (``[1,3,rows,W]`` float32 arrays, strip by strip).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
+import numpy as np
 
 
 def _number(value: Any, name: str, low: float = -math.inf, high: float = math.inf) -> float:
@@ -26,8 +27,8 @@ def _number(value: Any, name: str, low: float = -math.inf, high: float = math.in
 
 
 def auto_contrast(
-    rgb: torch.Tensor, role: str, low: float = 0.005, high: float = 0.995
-) -> torch.Tensor:
+    rgb: np.ndarray, role: str, low: float = 0.005, high: float = 0.995
+) -> np.ndarray:
     """Stretch each image's intensity between two quantiles (helps faded scans); targets only.
 
     ``low`` and ``high``: the quantiles, ``0 <= low < high <= 1``."""
@@ -36,15 +37,15 @@ def auto_contrast(
         raise ValueError(f"low must be below high, not {low:g} and {high:g}")
     if role != "target":
         return rgb
-    flat = rgb.flatten(1)
+    flat = rgb.reshape(rgb.shape[0], -1)
     sample = flat[:, :: max(1, flat.shape[1] // 65536)]
-    lo = torch.quantile(sample, low, dim=1).view(-1, 1, 1, 1)
-    hi = torch.quantile(sample, high, dim=1).view(-1, 1, 1, 1)
-    return ((rgb - lo) / (hi - lo).clamp_min(1e-3)).clamp(0, 1)
+    lo = np.quantile(sample, low, axis=1).astype(np.float32).reshape(-1, 1, 1, 1)
+    hi = np.quantile(sample, high, axis=1).astype(np.float32).reshape(-1, 1, 1, 1)
+    return np.clip((rgb - lo) / np.maximum(hi - lo, np.float32(1e-3)), 0, 1)
 
 
-def saturation(lab: torch.Tensor, target_lab: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
+def saturation(lab: np.ndarray, target_lab: np.ndarray, factor: float = 1.0) -> np.ndarray:
     """Scale chroma (ab) by ``factor`` (a finite number)."""
-    out = lab.clone()
-    out[:, 1:] = lab[:, 1:] * _number(factor, "factor")
+    out = lab.copy()
+    out[:, 1:] = lab[:, 1:] * np.float32(_number(factor, "factor"))
     return out

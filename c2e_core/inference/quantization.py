@@ -52,8 +52,8 @@ def calibration_batches(size: int = 128) -> list[torch.Tensor]:
     batches = []
     for name in CALIBRATION_PHOTOS:
         rgb = np.asarray(getattr(skimage.data, name)(), dtype=np.float32) / 255.0
-        tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None]
-        batches.append(resize(tensor, (size, size), antialias=True))
+        planar = np.ascontiguousarray(np.moveaxis(rgb, -1, 0)[None])
+        batches.append(torch.from_numpy(resize(planar, (size, size), antialias=True)))
     return batches
 
 

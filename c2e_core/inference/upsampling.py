@@ -1,111 +1,140 @@
-"""Resizing for the network and edge-aware upsampling of its ab output."""
+"""Resizing for the network and edge-aware upsampling of its ab output, in numpy (no torch).
+
+Arrays are ``[..., C, H, W]`` float32. :func:`resize` computes what
+``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)`` computes, with or
+without ``antialias`` (``tests/test_pipeline.py`` compares them), as two small matrix products.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
-import torch
-import torch.nn.functional as F
+import numpy as np
+
+_F32 = np.float32
 
 
-def resize(x: torch.Tensor, size: tuple[int, int], antialias: bool) -> torch.Tensor:
-    """Bilinear resize of ``[B,C,H,W]`` (``align_corners=False``); antialias when shrinking."""
-    if tuple(x.shape[-2:]) == tuple(size):
+@lru_cache(maxsize=16)
+def _resize_matrix(in_size: int, out_size: int, antialias: bool) -> np.ndarray:
+    """``[out_size, in_size]`` weights of a bilinear resize along one axis, as torch's CPU
+    kernels compute them (``align_corners=False``; with ``antialias``, the triangle widened by
+    the shrink factor and normalised, as in PIL)."""
+    scale = in_size / out_size
+    matrix = np.zeros((out_size, in_size), dtype=np.float64)
+    rows = np.arange(out_size)
+    if antialias:
+        support = scale if scale >= 1.0 else 1.0
+        invscale = 1.0 / scale if scale >= 1.0 else 1.0
+        centre = scale * (rows + 0.5)
+        first = np.maximum((centre - support + 0.5).astype(np.int64), 0)
+        stop = np.minimum((centre + support + 0.5).astype(np.int64), in_size)
+        for i in range(out_size):
+            taps = np.arange(first[i], stop[i])
+            weights = np.maximum(0.0, 1.0 - np.abs((taps - centre[i] + 0.5) * invscale))
+            total = weights.sum()
+            matrix[i, taps] = weights / total if total else weights
+        return matrix.astype(_F32)
+    position = np.maximum((rows + 0.5) * scale - 0.5, 0.0)
+    low = np.minimum(np.floor(position).astype(np.int64), in_size - 1)
+    high = np.minimum(low + 1, in_size - 1)
+    lam = np.clip(position - low, 0.0, 1.0)
+    np.add.at(matrix, (rows, low), 1.0 - lam)
+    np.add.at(matrix, (rows, high), lam)
+    return matrix.astype(_F32)
+
+
+def resize(x: np.ndarray, size: tuple[int, int], antialias: bool) -> np.ndarray:
+    """Bilinear resize of ``[..., C, H, W]`` to ``size`` (``align_corners=False``); antialias
+    when shrinking."""
+    height, width = x.shape[-2:]
+    if (height, width) == tuple(size):
         return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=antialias)
+    rows = _resize_matrix(height, int(size[0]), antialias)
+    cols = _resize_matrix(width, int(size[1]), antialias)
+    # across first, then down, summed in float64: shrink_in_strips's arithmetic, so that a
+    # whole image and its strips give the same float32 values
+    across = np.matmul(np.asarray(x, np.float64), cols.T.astype(np.float64))
+    return np.matmul(rows.astype(np.float64), across).astype(_F32)
 
 
-def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over a (2r+1)² window with edge-normalised borders."""
-    return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+def _box(x: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over a ``(2r+1)²`` window, borders normalised by the pixels inside (the
+    ``avg_pool2d(count_include_pad=False)`` of the guided filter), via running sums."""
 
+    def along(values: np.ndarray, axis: int) -> np.ndarray:
+        n = values.shape[axis]
+        padded = np.cumsum(values, axis=axis, dtype=np.float64)
+        zero = np.zeros_like(np.take(padded, [0], axis=axis))
+        padded = np.concatenate((zero, padded), axis=axis)
+        index = np.arange(n)
+        stop, start = np.minimum(index + radius + 1, n), np.maximum(index - radius, 0)
+        sums = np.take(padded, stop, axis=axis) - np.take(padded, start, axis=axis)
+        shape = [1] * values.ndim
+        shape[axis] = n
+        return sums / (stop - start).reshape(shape)
 
-def guided_upsample(
-    ab_low: torch.Tensor,
-    guide_low: torch.Tensor,
-    guide_high: torch.Tensor,
-    radius: int = 2,
-    eps: float = 1e-3,
-) -> torch.Tensor:
-    """Fast guided filter (He & Sun 2015): fit ``ab ≈ a·guide + b`` locally at low resolution,
-    upsample ``a`` and ``b`` bilinearly and apply them to the full-resolution guide.
-
-    ``ab_low [B,2,h,w]``; ``guide_low [B,1,h,w]`` and ``guide_high [B,1,H,W]`` are the luminance
-    scaled to about [0, 1]. Colour edges then follow the luminance edges of the full image.
-    """
-    coefficients = guided_coefficients(ab_low, guide_low, radius, eps)
-    size = tuple(guide_high.shape[-2:])
-    a, b = F.interpolate(coefficients, size=size, mode="bilinear", align_corners=False).split(2, 1)
-    return a * guide_high + b
+    return along(along(x, -1), -2).astype(_F32)
 
 
 def guided_coefficients(
-    ab_low: torch.Tensor, guide_low: torch.Tensor, radius: int = 2, eps: float = 1e-3
-) -> torch.Tensor:
-    """The fast guided filter's smoothed local model at low resolution, ``[B, 4, h, w]``: the
-    slopes ``a`` (2) and offsets ``b`` (2) of ``ab ≈ a·guide + b``; :func:`apply_guided` uses
-    them on any rows of the full-resolution guide."""
+    ab_low: np.ndarray, guide_low: np.ndarray, radius: int = 2, eps: float = 1e-3
+) -> np.ndarray:
+    """The fast guided filter's (He & Sun 2015) smoothed local model at low resolution,
+    ``[..., 4, h, w]``: the slopes ``a`` (2) and offsets ``b`` (2) of ``ab ≈ a·guide + b``;
+    :func:`apply_guided` applies them to any rows of the full-resolution guide, so that colour
+    edges follow the luminance edges of the full image."""
     mean_g = _box(guide_low, radius)
     mean_ab = _box(ab_low, radius)
     cov = _box(guide_low * ab_low, radius) - mean_g * mean_ab
     var = _box(guide_low * guide_low, radius) - mean_g * mean_g
-    a = cov / (var + eps)
+    a = cov / (var + _F32(eps))
     b = mean_ab - a * mean_g
-    return torch.cat((_box(a, radius), _box(b, radius)), dim=1)
+    return np.concatenate((_box(a, radius), _box(b, radius)), axis=-3)
 
 
-def _source_index(out_size: int, in_size: int, start: int, stop: int, device: torch.device):
-    """Bilinear (``align_corners=False``) source indices and weights of output positions
-    ``start:stop``, as :func:`torch.nn.functional.interpolate` computes them."""
-    scale = in_size / out_size
-    position = (torch.arange(start, stop, device=device, dtype=torch.float32) + 0.5) * scale - 0.5
-    position = position.clamp_min_(0.0)
-    low = position.floor().long().clamp_max_(in_size - 1)
-    high = (low + 1).clamp_max_(in_size - 1)
-    return low, high, (position - low).clamp_(0.0, 1.0)
-
-
-def upsample_rows(x: torch.Tensor, size: tuple[int, int], start: int, stop: int) -> torch.Tensor:
+def upsample_rows(x: np.ndarray, size: tuple[int, int], start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` of the bilinear (``align_corners=False``) resize of ``x``
-    ``[B, C, h, w]`` to ``size``, computing only those rows: a strip of an upsampling that
-    would not fit in memory whole. Equal to slicing :func:`resize` up to float rounding."""
+    ``[..., C, h, w]`` to ``size``, computing only those rows (from the source rows they need):
+    a strip of an upsampling that would not fit in memory whole. Equal to slicing
+    :func:`resize` up to float rounding."""
     height, width = size
-    in_h, in_w = x.shape[-2:]
-    top, bottom, wy = _source_index(height, in_h, start, stop, x.device)
-    first, last = int(top.min()), int(bottom.max()) + 1
-    rows = x[..., first:last, :]
-    left, right, wx = _source_index(width, in_w, 0, width, x.device)
-    across = torch.lerp(rows[..., left], rows[..., right], wx.to(x.dtype))  # [B, C, r, W]
-    upper, lower = across[..., top - first, :], across[..., bottom - first, :]
-    return torch.lerp(upper, lower, wy.to(x.dtype)[:, None])
+    rows = _resize_matrix(x.shape[-2], int(height), False)[start:stop]
+    used = np.flatnonzero(rows.any(axis=0))
+    first, last = int(used[0]), int(used[-1]) + 1
+    across = np.matmul(np.asarray(x[..., first:last, :], _F32),
+                       _resize_matrix(x.shape[-1], int(width), False).T)  # fmt: skip
+    return np.matmul(rows[:, first:last], across)
 
 
 def apply_guided(
-    coefficients: torch.Tensor, guide_rows: torch.Tensor, size: tuple[int, int], start: int
-) -> torch.Tensor:
+    coefficients: np.ndarray, guide_rows: np.ndarray, size: tuple[int, int], start: int
+) -> np.ndarray:
     """ab of the rows ``start:start + guide_rows.height`` of a ``size`` image from
-    :func:`guided_coefficients`: upsample ``a`` and ``b`` there and apply them to the guide."""
+    :func:`guided_coefficients`: ``a`` and ``b`` upsampled there and applied to the guide."""
     stop = start + guide_rows.shape[-2]
-    a, b = upsample_rows(coefficients, size, start, stop).split(2, dim=1)
-    return a * guide_rows + b
+    up = upsample_rows(coefficients, size, start, stop)
+    return up[..., :2, :, :] * guide_rows + up[..., 2:, :, :]
 
 
 def shrink_in_strips(
-    rows: Callable[[int, int], torch.Tensor],
+    rows: Callable[[int, int], np.ndarray],
     height: int,
     width: int,
     size: tuple[int, int],
     strips: Sequence[tuple[int, int]],
-) -> torch.Tensor:
+) -> np.ndarray:
     """Antialiased bilinear shrink of a ``height x width`` image to ``size`` that never holds
-    the whole image: ``rows(start, stop)`` gives ``[1, C, stop - start, width]``; each strip is
-    shrunk across (rows are independent), then the narrow result down. Equal to
-    :func:`resize` of the whole image up to float rounding (the filter is separable)."""
+    the whole image: ``rows(start, stop)`` gives ``[..., C, stop - start, width]``; each strip
+    is shrunk across, then the narrow result down. Equal to :func:`resize` of the whole image
+    up to float rounding (the filter is separable)."""
+    cols = _resize_matrix(width, int(size[1]), True).T.astype(np.float64)
     across = None
     for start, stop in strips:
-        part = rows(start, stop)
+        part = np.matmul(np.asarray(rows(start, stop), np.float64), cols)
         if across is None:
-            across = part.new_empty((*part.shape[:2], height, size[1]))
-        across[..., start:stop, :] = resize(part, (stop - start, size[1]), antialias=True)
+            across = np.empty((*part.shape[:-2], height, size[1]), dtype=np.float64)
+        across[..., start:stop, :] = part
     assert across is not None
-    return resize(across, size, antialias=True)
+    down = _resize_matrix(height, int(size[0]), True).astype(np.float64)
+    return np.matmul(down, across).astype(_F32)

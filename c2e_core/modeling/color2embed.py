@@ -5,37 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-#: ab predicted by the network are ``tanh`` outputs; multiply by this for Lab units.
-AB_SCALE = 110.0
-#: Half the range of L: the network sees ``L / L_HALF_RANGE - 1``, L in [0, 100] -> [-1, 1].
-L_HALF_RANGE = 50.0
+from c2e_core.modeling.lab_constants import AB_SCALE, L_HALF_RANGE, LabScaling
 
-
-class LabScaling:
-    """The network's own input and output scaling (like segment-anything's ``Sam.preprocess``).
-
-    Mixed into the model classes, so callers never write the constants: lightness in [0, 100]
-    goes in as ``normalize_lightness(L)``, the network's ab come out as ``ab_from_output(y)``.
-    A plain instance is the paper's scaling, for architectures that do not define their own.
-    """
-
-    ab_scale: float = AB_SCALE
-
-    def normalize_lightness(self, lum: torch.Tensor) -> torch.Tensor:
-        """L in [0, 100] -> the network input ``(L - 50) / 50`` in [-1, 1]."""
-        return lum / L_HALF_RANGE - 1
-
-    def lightness_from_normalized(self, l_norm: torch.Tensor) -> torch.Tensor:
-        """The inverse of :meth:`normalize_lightness`."""
-        return (l_norm + 1) * L_HALF_RANGE
-
-    def ab_from_output(self, output: torch.Tensor) -> torch.Tensor:
-        """The network's ab output (``tanh``, in [-1, 1]) -> ab in Lab units."""
-        return output * self.ab_scale
-
-    def output_from_ab(self, ab: torch.Tensor) -> torch.Tensor:
-        """ab in Lab units -> the network's output scale (training targets, reference colours)."""
-        return ab / self.ab_scale
+__all__ = ["AB_SCALE", "L_HALF_RANGE", "LabScaling", "Color2Embed", "lab_scaling"]
 
 
 #: The paper's scaling, for modules without their own (:func:`lab_scaling`).

@@ -1,4 +1,7 @@
-"""sRGB <-> CIE Lab conversion in torch, matching ``skimage.color.rgb2lab`` / ``lab2rgb``.
+"""sRGB <-> CIE Lab conversion in torch, matching ``skimage.color.rgb2lab`` / ``lab2rgb``: what
+the networks and training compute in. The inference pipeline converts with its numpy twin,
+:mod:`c2e_core.inference.colour` (``tests/test_colour.py`` holds them equal), which also has the
+gamut fit the outputs use.
 
 Tensors are channel-first, ``[..., 3, H, W]`` (any leading dimensions, any device). The
 computation runs in float32 whatever the input dtype, and float32 is returned. The constants
@@ -11,6 +14,24 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from c2e_core.modeling.lab_constants import (
+    D65_WHITE,
+    RGB_FROM_XYZ,
+    XYZ_FROM_RGB,
+)
+from c2e_core.modeling.lab_constants import (
+    LAB_EPS as _LAB_EPS,
+)
+from c2e_core.modeling.lab_constants import (
+    LAB_INV_EPS as _LAB_INV_EPS,
+)
+from c2e_core.modeling.lab_constants import (
+    LAB_KAPPA as _LAB_KAPPA,
+)
+from c2e_core.modeling.lab_constants import (
+    LAB_OFFSET as _LAB_OFFSET,
+)
+
 __all__ = [
     "XYZ_FROM_RGB",
     "RGB_FROM_XYZ",
@@ -19,31 +40,11 @@ __all__ = [
     "rgb_to_lightness",
     "gray_from_lightness",
     "lab_to_rgb",
-    "lab_to_rgb_in_gamut",
     "srgb_to_linear",
     "linear_to_srgb",
     "split_l_ab",
 ]
 
-# skimage.color.colorconv.xyz_from_rgb (sRGB specification).
-XYZ_FROM_RGB: tuple[tuple[float, float, float], ...] = (
-    (0.412453, 0.357580, 0.180423),
-    (0.212671, 0.715160, 0.072169),
-    (0.019334, 0.119193, 0.950227),
-)
-# numpy.linalg.inv(XYZ_FROM_RGB) in float64, as skimage computes ``rgb_from_xyz``.
-RGB_FROM_XYZ: tuple[tuple[float, float, float], ...] = (
-    (3.2404813432005266, -1.5371515162713183, -0.4985363261688878),
-    (-0.9692549499965682, 1.8759900014898907, 0.04155592655829284),
-    (0.055646639135177166, -0.20404133836651123, 1.0573110696453443),
-)
-# skimage's xyz_tristimulus_values(illuminant="D65", observer="2").
-D65_WHITE: tuple[float, float, float] = (0.95047, 1.0, 1.08883)
-
-_LAB_EPS = 0.008856  # skimage's threshold on XYZ / white (forward)
-_LAB_KAPPA = 7.787
-_LAB_INV_EPS = 0.2068966  # skimage's threshold on f(t) (inverse)
-_LAB_OFFSET = 16.0 / 116.0
 
 
 def _check(x: Tensor, name: str) -> Tensor:
@@ -144,56 +145,6 @@ def lab_to_rgb(lab: Tensor, clip: bool = True) -> Tensor:
 def _f_inverse(f: Tensor) -> Tensor:
     """CIE Lab's inverse companding ``f -> t`` (skimage's thresholds)."""
     return _select(f, _LAB_INV_EPS, f * f * f, (f - _LAB_OFFSET) / _LAB_KAPPA)
-
-
-def _largest_chroma_in_gamut(lab: Tensor, steps: int, tolerance: float) -> Tensor:
-    """For Lab pixels ``[3, N]``, the largest factor ``s`` in [0, 1] (within ``2**-steps``) for
-    which ``(L, s a, s b)`` is inside linear sRGB's cube, by bisection.
-
-    L's contribution is computed once; each step only redoes the X and Z terms. All pixels'
-    brackets halve together, so only the feasible end is kept: it rises by the current
-    half-width where the midpoint fits.
-    """
-    lum, a, b = lab
-    fy = (lum + 16.0) / 116.0
-    matrix = torch.tensor(RGB_FROM_XYZ, dtype=torch.float32, device=lab.device)
-    matrix = matrix * torch.tensor(D65_WHITE, dtype=torch.float32, device=lab.device)
-    # centre the cube on 0: inside means |lin - 0.5| <= 0.5 + tolerance for every channel
-    fixed = matrix[:, 1:2] * _f_inverse(fy)[None] - 0.5  # [3, N], the Y term
-    da, db = a / 500.0, b / 200.0
-    low = torch.zeros_like(lum)
-    for step in range(1, steps + 1):
-        half = 0.5**step
-        mid = low + half
-        tx = _f_inverse(torch.addcmul(fy, mid, da))
-        tz = _f_inverse(torch.addcmul(fy, mid, db, value=-1.0).clamp_min_(0.0))
-        lin = torch.addcmul(fixed, matrix[:, 0:1], tx[None])
-        lin.addcmul_(matrix[:, 2:3], tz[None])
-        fits = lin.abs_().amax(dim=0) <= 0.5 + tolerance
-        low.add_(fits, alpha=half)
-    return low
-
-
-def lab_to_rgb_in_gamut(lab: Tensor, steps: int = 8, tolerance: float = 1e-6) -> Tensor:
-    """Lab to sRGB keeping L: out-of-gamut pixels lose chroma (ab scaled towards 0, hue kept)
-    instead of being clipped per channel, which would change their lightness.
-
-    The largest in-gamut chroma factor is found by bisection on the offending pixels only,
-    testing linear RGB (the sRGB curve maps [0, 1] onto itself, so the test is the same).
-    8 steps leave at most 1/256 of the chroma on the table (under 0.5 ab units, below 8-bit
-    quantisation); the result is always inside the gamut.
-    """
-    x = _check(lab, "lab")
-    lin = _lab_to_linear_rgb(x)
-    channels_first = lin.movedim(-3, 0)
-    lin_flat = channels_first.reshape(3, -1)  # [3, P]: a view for a single image
-    outside = ((lin_flat - 0.5).abs_().amax(dim=0) > 0.5 + tolerance).nonzero().squeeze(1)
-    if outside.numel():
-        lab_out = x.movedim(-3, 0).reshape(3, -1).index_select(1, outside)  # [3, N]
-        lab_out[1:] *= _largest_chroma_in_gamut(lab_out, steps, tolerance)
-        lin_flat.index_copy_(1, outside, _lab_to_linear_rgb(lab_out[:, :, None])[:, :, 0])
-        lin = lin_flat.reshape(channels_first.shape).movedim(0, -3)
-    return linear_to_srgb(lin.clamp_(0.0, 1.0))
 
 
 def split_l_ab(lab: Tensor) -> tuple[Tensor, Tensor]:

@@ -8,6 +8,7 @@ package brings it.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +26,8 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "openvino": ("OpenVINOExecutionProvider", "onnxruntime-openvino"),
     "cpu": ("CPUExecutionProvider", "onnxruntime"),
 }
+#: A reference code: the tensors a model's ``embed`` returns, as float32 arrays.
+Code = tuple[np.ndarray, ...]
 #: ``auto``'s order of preference.
 AUTO_ORDER = ("cuda", "directml", "coreml", "openvino", "cpu")
 _ALIASES = {"gpu": "cuda", "dml": "directml"}
@@ -88,6 +91,8 @@ class OnnxNetworks:
     ``threads``: intra-op threads (default: onnxruntime's, one per core)."""
 
     def __init__(self, weights: RuntimeWeights, device: str = "auto", threads: int | None = None):
+        self.device_name = str(device).strip().lower()
+        self.threads = threads
         ort = _onnxruntime()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -100,6 +105,10 @@ class OnnxNetworks:
         if threads:
             options.intra_op_num_threads = int(threads)
         self.weights = weights
+        self.ab_scale = weights.ab_scale
+        self.size_multiple = weights.size_multiple
+        self.blend = weights.blend
+        self.precision = "fp32"
         self.providers = providers_for(device)
         try:
             self._sessions = {
@@ -110,12 +119,17 @@ class OnnxNetworks:
             where = weights.path or "runtime weights"
             raise DeviceError(f"{where}: onnxruntime cannot load the networks ({exc})") from None
 
+    def on(self, device: str) -> OnnxNetworks:
+        """These networks on another device (itself when it is the same)."""
+        same = str(device).strip().lower() == self.device_name
+        return self if same else OnnxNetworks(self.weights, device, self.threads)
+
     @property
     def provider(self) -> str:
         """The execution provider the sessions run on first."""
         return self._sessions["embed"].get_providers()[0]
 
-    def embed(self, rgb: np.ndarray) -> tuple[np.ndarray, ...]:
+    def embed(self, rgb: np.ndarray) -> Code:
         """Reference code of one reference ``[1, 3, h, w]`` sRGB in [0, 1]."""
         feed = {"rgb": np.ascontiguousarray(rgb, dtype=np.float32)}
         return tuple(self._sessions["embed"].run(list(self.weights.code_names), feed))
@@ -126,3 +140,22 @@ class OnnxNetworks:
         for name, value in zip(self.weights.code_names, code, strict=True):
             feed[name] = np.ascontiguousarray(value, dtype=np.float32)
         return self._sessions["predict_ab"].run(["ab"], feed)[0]
+
+
+def blend_codes(codes: Sequence[Code], weights: Sequence[float], blend: str) -> Code:
+    """Several references' codes as one. ``mean``: the weighted mean of each tensor.
+    ``tokens`` (``z, keys, values, bias`` of a correspondence model): the tokens side by side,
+    each token's attention bias raised by the log of its reference's share, and the weighted
+    mean of ``z`` (as :func:`c2e_core.modeling.correspondence.blend_reference_codes`)."""
+    total = float(sum(weights))
+    shares = [w / total for w in weights]
+
+    def mean(index: int) -> np.ndarray:
+        return sum(c[index] * np.float32(s) for c, s in zip(codes, shares, strict=True))
+
+    if blend == "mean":
+        return tuple(mean(i) for i in range(len(codes[0])))
+    biases = [c[3] + np.float32(math.log(max(s, 1e-12))) for c, s in zip(codes, shares,
+                                                                         strict=True)]  # fmt: skip
+    return (mean(0), np.concatenate([c[1] for c in codes], 1),
+            np.concatenate([c[2] for c in codes], 1), np.concatenate(biases, 1))  # fmt: skip

@@ -93,11 +93,11 @@ def _prepare(rgb: np.ndarray, size: int) -> np.ndarray:
     height, width = rgb.shape[:2]
     scale = size / min(height, width)
     shape = (max(size, round(height * scale)), max(size, round(width * scale)))
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
-    tensor = resize(tensor, shape, antialias=True).clamp(0.0, 1.0)
+    planar = np.ascontiguousarray(np.moveaxis(np.asarray(rgb, np.float32), -1, 0))
+    planar = np.clip(resize(planar, shape, antialias=True), 0.0, 1.0)
     top, left = (shape[0] - size) // 2, (shape[1] - size) // 2
-    crop = tensor[0, :, top : top + size, left : left + size].permute(1, 2, 0)
-    return np.ascontiguousarray(crop.numpy(), dtype=np.float32)
+    crop = np.moveaxis(planar[:, top : top + size, left : left + size], 0, -1)
+    return np.ascontiguousarray(crop, dtype=np.float32)
 
 
 def prepare_targets(paths: Sequence[str | Path], size: int = 256) -> list[np.ndarray]:

@@ -8,27 +8,21 @@ from typing import Any
 
 from torch import nn
 
-from c2e_core.runtime.weights import is_runtime_weights, read_runtime_weights
+from c2e_core.runtime.weights import is_runtime_weights
 from c2e_core.weights.build import StateDictError, build_model, load_state_strictly
 from c2e_core.weights.official import NotAnOfficialCheckpoint, load_official_checkpoint
-from c2e_core.weights.store import (
+from c2e_core.weights.store import (  # noqa: F401 (the defaults' names, re-exported)
+    DEFAULT_WEIGHTS_ENV,
+    DEFAULT_WEIGHTS_NAME,
+    NO_WEIGHTS_HELP,
     ResolvedWeights,
     WeightsError,
     WeightsFile,
+    default_weights_spec,
     is_c2e_weights,
     read_weights,
     resolve_weights,
 )
-
-NO_WEIGHTS_HELP = (
-    "no weights given and no default weights are installed. Import the authors' released "
-    "checkpoint with `c2e weights import PATH --name paper` and pass `--weights paper` "
-    "(or pass any checkpoint file with --weights PATH)"
-)
-#: The weights used when none are named: the small model shipped in ``c2e_core/bundled``.
-DEFAULT_WEIGHTS_NAME = "default"
-#: Environment variable naming other weights to use by default (e.g. ``paper``).
-DEFAULT_WEIGHTS_ENV = "C2E_DEFAULT_WEIGHTS"
 
 
 @dataclass
@@ -47,20 +41,18 @@ def read_weights_any(
     """Read c2e weights or an authors' checkpoint and check them against their architecture.
 
     Returns the weights and the model built from them (eval mode, CPU); an authors'
-    checkpoint's model is the one its conversion built and checked; runtime weights
-    (``*.c2e.onnx``) give an :class:`~c2e_core.weights.onnx_model.OnnxModel` and no tensors.
-    Every failure is a one-line :class:`~c2e_core.weights.store.WeightsError` naming the file.
+    checkpoint's model is the one its conversion built and checked. Every failure (runtime
+    weights, ``*.c2e.onnx``, included: they hold no torch model) is a one-line
+    :class:`~c2e_core.weights.store.WeightsError` naming the file.
     """
     path = Path(path)
     if path.is_dir():
         raise WeightsError(f"{path}: is a folder, not a weights file")
     if is_runtime_weights(path):
-        from c2e_core.weights.onnx_model import OnnxModel
-
-        runtime = read_runtime_weights(path, expected_sha256)
-        described = WeightsFile(runtime.architecture, runtime.config, {}, runtime.metadata,
-                                path, runtime.sha256)  # fmt: skip
-        return described, OnnxModel(runtime)  # type: ignore[return-value]
+        raise WeightsError(
+            f"{path}: runtime weights (.c2e.onnx) hold onnxruntime graphs, not a torch model; "
+            "use the weights they were exported from"
+        )
     if not is_c2e_weights(path):
         try:
             return load_official_checkpoint(path)
@@ -96,25 +88,3 @@ def load_model(spec: str | Path | ResolvedWeights, host=None, store=None) -> Loa
         model, weights.architecture, dict(weights.config), resolved.name, resolved.path,
         dict(weights.metadata),
     )  # fmt: skip
-
-
-def default_weights_spec(store=None) -> str:
-    """The name of the default weights: ``$C2E_DEFAULT_WEIGHTS`` if set, else the bundled
-    ``default``; a :class:`WeightsError` explaining how to get some when they are missing."""
-    import os
-
-    from c2e_core.weights.store import WeightsStore
-
-    store = store or WeightsStore()
-    chosen = os.environ.get(DEFAULT_WEIGHTS_ENV, "").strip()
-    names = {entry.name for entry in store.list()}
-    if chosen:
-        if chosen in names:
-            return chosen
-        raise WeightsError(
-            f"{DEFAULT_WEIGHTS_ENV}={chosen} names weights that are not installed; import them "
-            f"with `c2e weights import PATH --name {chosen}`, or unset {DEFAULT_WEIGHTS_ENV}"
-        )
-    if DEFAULT_WEIGHTS_NAME in names:
-        return DEFAULT_WEIGHTS_NAME
-    raise WeightsError(NO_WEIGHTS_HELP)

@@ -12,13 +12,14 @@ the weights that plugins register through ``c2e_register_weights``. Nothing happ
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pickle
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -53,6 +54,21 @@ class WeightsIndexWarning(UserWarning):
 def _safe_file_name(file: Any) -> bool:
     """Whether an index ``file`` is a plain file name inside the store (no folder, no ``..``)."""
     return isinstance(file, str) and file not in ("", ".", "..") and Path(file).name == file
+
+
+@contextlib.contextmanager
+def torch_required(path: Path) -> Iterator[None]:
+    """Turn torch's absence into a one-line :class:`WeightsError` about ``path``."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("torch", "torchvision"):
+            raise
+        raise WeightsError(
+            f"{path}: these are torch weights and torch is not installed; use runtime weights "
+            "(the bundled `default`, or `c2e export onnx` where torch is) or install "
+            "c2e-studio[torch]"
+        ) from None
 
 
 # -- the file format ----------------------------------------------------------------------------
@@ -640,3 +656,33 @@ def resolve_weights(
     if path.is_dir():
         raise WeightsError(f"{path} is a folder, not a weights file")
     raise WeightsError(f"no weights named {text!r} and no such file; see `c2e weights list`")
+
+
+# -- the default weights ------------------------------------------------------------------------
+NO_WEIGHTS_HELP = (
+    "no weights given and no default weights are installed. Import the authors' released "
+    "checkpoint with `c2e weights import PATH --name paper` and pass `--weights paper` "
+    "(or pass any checkpoint file with --weights PATH)"
+)
+#: The weights used when none are named: the small model shipped in ``c2e_core/bundled``.
+DEFAULT_WEIGHTS_NAME = "default"
+#: Environment variable naming other weights to use by default (e.g. ``paper``).
+DEFAULT_WEIGHTS_ENV = "C2E_DEFAULT_WEIGHTS"
+
+
+def default_weights_spec(store=None) -> str:
+    """The name of the default weights: ``$C2E_DEFAULT_WEIGHTS`` if set, else the bundled
+    ``default``; a :class:`WeightsError` explaining how to get some when they are missing."""
+    store = store or WeightsStore()
+    chosen = os.environ.get(DEFAULT_WEIGHTS_ENV, "").strip()
+    names = {entry.name for entry in store.list()}
+    if chosen:
+        if chosen in names:
+            return chosen
+        raise WeightsError(
+            f"{DEFAULT_WEIGHTS_ENV}={chosen} names weights that are not installed; import them "
+            f"with `c2e weights import PATH --name {chosen}`, or unset {DEFAULT_WEIGHTS_ENV}"
+        )
+    if DEFAULT_WEIGHTS_NAME in names:
+        return DEFAULT_WEIGHTS_NAME
+    raise WeightsError(NO_WEIGHTS_HELP)

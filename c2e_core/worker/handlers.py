@@ -33,6 +33,16 @@ from c2e_core.worker.pixels import (
 )
 from c2e_core.worker.protocol import RequestError, one_line
 
+
+def _version(distribution: str) -> str | None:
+    """An installed distribution's version, without importing it (None: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
 log = logging.getLogger("c2e_core.worker")
 
 #: ``send(message, payloads)``: write one message; False if the host is gone.
@@ -102,7 +112,7 @@ class Prepared:
     mask: Any
     weights: Any  # ResolvedWeights
     weights_spec: str
-    device: Any  # torch.device
+    device: str  # checked for the weights' backend (inference.device.check_device_for)
     pre: Sequence[Any]
     post: Sequence[Any]
 
@@ -165,28 +175,44 @@ class Handlers:
         """``--weights`` if given, else the installed default weights, else None."""
         if self.weights is not None:
             return self.weights
-        from c2e_core.weights.loader import default_weights_spec
-        from c2e_core.weights.store import WeightsError, WeightsStore
+        from c2e_core.weights.store import WeightsError, WeightsStore, default_weights_spec
 
         try:
             return default_weights_spec(WeightsStore(host=self.host))
         except WeightsError:
             return None
 
+    def _default_is_torch(self) -> bool:
+        """Whether the default weights are torch weights (not runtime weights)."""
+        from c2e_core.runtime.weights import is_runtime_weights
+        from c2e_core.weights.store import WeightsError, resolve_weights
+
+        spec = self.default_weights()
+        try:
+            return spec is not None and not is_runtime_weights(
+                resolve_weights(spec, host=self.host).path)
+        except WeightsError:
+            return False
+
     # -- hello ----------------------------------------------------------------------------------
     def hello(self) -> dict[str, Any]:
         """The ``hello`` message: versions, devices, weights, processors, plugins."""
-        import torch
-
         import c2e_core
-        from c2e_core.inference.device import DeviceError, available_devices, select_device
+        from c2e_core.inference.device import (
+            DeviceError,
+            available_devices,
+            select_device,
+            torch_installed,
+        )
+        from c2e_core.runtime.networks import available_providers, runtime_version
 
         warnings: list[str] = []
-        try:
-            default_device = str(select_device(self.device))
-        except DeviceError as exc:
-            default_device = self.device
-            warnings.append(str(exc))
+        default_device = self.device
+        if self._default_is_torch():
+            try:
+                default_device = str(select_device(self.device))
+            except DeviceError as exc:
+                warnings.append(str(exc))
         weights: list[dict[str, Any]] = []
         processors: list[dict[str, Any]] = []
         plugins: list[str] = []
@@ -213,7 +239,9 @@ class Handlers:
             "type": "hello",
             "protocol": PROTOCOL_VERSION,
             "c2e_version": c2e_core.__version__,
-            "torch_version": torch.__version__,
+            "torch_version": _version("torch") if torch_installed() else None,
+            "onnxruntime_version": runtime_version(),
+            "runtime_devices": available_providers(),
             "python": platform.python_version(),
             "executable": sys.executable,
             "pid": os.getpid(),
@@ -267,10 +295,10 @@ class Handlers:
     def prepare(self, job: Job) -> Prepared:
         """Decode the images and resolve options, weights, device and steps, once; every
         mistake fails here, before any model loads."""
-        from c2e_core.inference.device import select_device
+        from c2e_core.inference.device import check_device_for
         from c2e_core.inference.pipeline import resolve_steps
-        from c2e_core.weights.loader import default_weights_spec
-        from c2e_core.weights.store import WeightsStore, resolve_weights
+        from c2e_core.runtime.weights import is_runtime_weights
+        from c2e_core.weights.store import WeightsStore, default_weights_spec, resolve_weights
 
         message, payloads = job.message, job.payloads
         request = ColorizeRequest.from_message(message, weights=self.weights, device=self.device)
@@ -301,15 +329,17 @@ class Handlers:
         if spec is None:
             spec = default_weights_spec(WeightsStore(host=self.host))
         steps = {s: resolve_steps(getattr(request, s), s, self.host) for s in STAGES}
+        weights = weights_step(spec, lambda: resolve_weights(spec, host=self.host))
+        runtime = is_runtime_weights(weights.path)
         return Prepared(
             request=request,
             layout=layout,
             target=target,
             references=references,
             mask=mask,
-            weights=weights_step(spec, lambda: resolve_weights(spec, host=self.host)),
+            weights=weights,
             weights_spec=spec,
-            device=select_device(request.device),
+            device=check_device_for(request.device, runtime),
             pre=steps["pre"],
             post=steps["post"],
         )

@@ -46,13 +46,10 @@ FILE_CHUNK = 1 << 22
 
 
 def _transfer(x: np.ndarray, function_name: str) -> np.ndarray:
-    """Apply ``c2e_core.modeling.colour``'s exact sRGB transfer function to a numpy array."""
-    import torch
+    """Apply the pipeline's sRGB transfer function (``c2e_core.inference.colour``)."""
+    from c2e_core.inference import colour
 
-    from c2e_core.modeling import colour
-
-    tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    return getattr(colour, function_name)(tensor).numpy()
+    return getattr(colour, function_name)(np.ascontiguousarray(x, dtype=np.float32))
 
 
 @dataclass(frozen=True)

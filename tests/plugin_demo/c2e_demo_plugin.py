@@ -28,7 +28,8 @@ def build_mean_colour(config):
 
 
 def invert_ab(lab, target_lab):
-    out = lab.clone()
+    """A post step: ``lab`` and ``target_lab`` are float32 numpy arrays ``[1, 3, rows, W]``."""
+    out = lab.copy()
     out[:, 1:] = -lab[:, 1:]
     return out
 

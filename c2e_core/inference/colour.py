@@ -1,0 +1,164 @@
+"""sRGB <-> CIE Lab for the inference pipeline, in numpy (no torch).
+
+Arrays are channel-first, ``[..., 3, H, W]`` float32, as the networks see them. The constants
+and thresholds are skimage's (D65, 2 degree observer), shared with the torch conversion of
+:mod:`c2e_core.modeling.colour` that the networks and training use; ``tests/test_colour.py``
+checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from c2e_core.modeling.lab_constants import (
+    D65_WHITE,
+    LAB_EPS,
+    LAB_INV_EPS,
+    LAB_KAPPA,
+    LAB_OFFSET,
+    RGB_FROM_XYZ,
+    XYZ_FROM_RGB,
+)
+
+_F32 = np.float32
+_LINEAR_FROM_LAB = (np.asarray(RGB_FROM_XYZ) * np.asarray(D65_WHITE)).astype(_F32)  # [rgb, xyz]
+
+
+def _pow(x: np.ndarray, exponent: float) -> np.ndarray:
+    """``x ** exponent`` for ``x > 0`` via exp/log, in place where it can (numpy's float32
+    kernels; few passes over memory, which bounds these conversions on a CPU)."""
+    out = np.log(x)
+    out *= _F32(exponent)
+    return np.exp(out, out=out)
+
+
+def _below(x: np.ndarray, threshold: float, out: np.ndarray, low) -> np.ndarray:
+    """``out`` with the elements where ``x <= threshold`` replaced by ``low(x)`` there: the
+    branch of a piecewise curve that few pixels take, computed only for them."""
+    mask = x <= threshold
+    if mask.any():
+        out[mask] = low(x[mask])
+    return out
+
+
+def _mix(matrix, channels: np.ndarray) -> list[np.ndarray]:
+    """Rows of ``matrix`` (K x 3) applied to the 3 channels (dimension -3): K arrays."""
+    c0, c1, c2 = channels[..., 0, :, :], channels[..., 1, :, :], channels[..., 2, :, :]
+    rows = []
+    for m0, m1, m2 in matrix:
+        row = c0 * _F32(m0)
+        row += c1 * _F32(m1)
+        row += c2 * _F32(m2)
+        rows.append(row)
+    return rows
+
+
+def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
+    """The sRGB decoding function (IEC 61966-2-1), float32."""
+    x = np.asarray(rgb, dtype=_F32)
+    base = np.maximum(x, _F32(0.04045))
+    base += _F32(0.055)
+    base /= _F32(1.055)
+    return _below(x, 0.04045, _pow(base, 2.4), lambda v: v / _F32(12.92))
+
+
+def linear_to_srgb(lin: np.ndarray) -> np.ndarray:
+    """The sRGB encoding function of linear-light values, float32."""
+    high = _pow(np.maximum(lin, _F32(0.0031308)), 1.0 / 2.4)
+    high *= _F32(1.055)
+    high -= _F32(0.055)
+    return _below(lin, 0.0031308, high, lambda v: v * _F32(12.92))
+
+
+def _f_forward(t: np.ndarray) -> np.ndarray:
+    cube_root = _pow(np.maximum(t, _F32(LAB_EPS)), 1.0 / 3.0)
+    return _below(t, LAB_EPS, cube_root, lambda v: _F32(LAB_KAPPA) * v + _F32(LAB_OFFSET))
+
+
+def _f_inverse(f: np.ndarray) -> np.ndarray:
+    cube = f * f
+    cube *= f
+    return _below(f, LAB_INV_EPS, cube, lambda v: (v - _F32(LAB_OFFSET)) / _F32(LAB_KAPPA))
+
+
+def rgb_to_lightness(rgb: np.ndarray) -> np.ndarray:
+    """CIE L ``[..., 1, H, W]`` in [0, 100] of sRGB ``[..., 3, H, W]`` in [0, 1]."""
+    (y,) = _mix(XYZ_FROM_RGB[1:2], srgb_to_linear(rgb))  # Y / white Y, which is 1
+    return (_F32(116.0) * _f_forward(y) - _F32(16.0))[..., None, :, :]
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB ``[..., 3, H, W]`` in [0, 1] -> CIE Lab (L in [0, 100]), float32."""
+    xyz = _mix(XYZ_FROM_RGB, srgb_to_linear(rgb))
+    fx, fy, fz = (_f_forward(c / _F32(w)) for c, w in zip(xyz, D65_WHITE, strict=True))
+    lab = (_F32(116.0) * fy - _F32(16.0), _F32(500.0) * (fx - fy), _F32(200.0) * (fy - fz))
+    return np.stack(lab, axis=-3)
+
+
+def _lab_to_linear(lum: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+    """Lab channels -> the three linear-light RGB channels, unclipped."""
+    fy = (lum + _F32(16.0)) / _F32(116.0)
+    t = np.stack((_f_inverse(a / _F32(500.0) + fy), _f_inverse(fy),
+                  _f_inverse(np.maximum(fy - b / _F32(200.0), _F32(0.0)))), axis=-3)  # fmt: skip
+    return _mix(_LINEAR_FROM_LAB, t)
+
+
+def lab_to_rgb(lab: np.ndarray, clip: bool = True) -> np.ndarray:
+    """CIE Lab ``[..., 3, H, W]`` -> sRGB float32 (negative Z clamped to 0, like skimage);
+    ``clip``: clipped to [0, 1] per channel (skimage's, and the authors' pipeline's)."""
+    lab = np.asarray(lab, dtype=_F32)
+    rgb = linear_to_srgb(np.stack(_lab_to_linear(*np.moveaxis(lab, -3, 0)), axis=-3))
+    return np.clip(rgb, 0.0, 1.0) if clip else rgb
+
+
+def _largest_chroma_in_gamut(lab: np.ndarray, steps: int, tolerance: float) -> np.ndarray:
+    """For Lab pixels ``[3, N]``, the largest ``s`` in [0, 1] with ``(L, s a, s b)`` inside
+    linear sRGB's cube: ``steps`` of bisection (every bracket halving at once: the feasible end
+    rises by the half-width where the midpoint fits), then the crossing of the cube's face
+    interpolated linearly inside the last bracket. The interpolation makes ``s`` continuous in
+    the input (a bisection alone jumps by a bracket where a midpoint sits on the face, which
+    moves a channel near 0 by several 8-bit levels through the sRGB curve)."""
+    lum, a, b = lab
+    fy = (lum + _F32(16.0)) / _F32(116.0)
+    matrix = _LINEAR_FROM_LAB
+    fixed = matrix[:, 1:2] * _f_inverse(fy)[None] - _F32(0.5)  # the Y term, cube centred on 0
+    da, db = a / _F32(500.0), b / _F32(200.0)
+    limit = _F32(0.5 + tolerance)
+
+    def excess(scale: np.ndarray) -> np.ndarray:
+        """How far the farthest channel is outside the cube at ``scale`` (<= 0: inside)."""
+        tx = _f_inverse(fy + scale * da)
+        tz = _f_inverse(np.maximum(fy - scale * db, _F32(0.0)))
+        lin = fixed + matrix[:, 0:1] * tx[None] + matrix[:, 2:3] * tz[None]
+        return np.abs(lin).max(axis=0) - limit
+
+    low = np.zeros_like(lum)
+    for step in range(1, steps + 1):
+        half = _F32(0.5**step)
+        low += half * (excess(low + half) <= 0)
+    width = _F32(0.5**steps)
+    inside, outside = excess(low), excess(low + width)
+    span = outside - inside
+    part = np.clip(-inside / np.where(span > 0, span, _F32(1.0)), 0.0, 1.0)
+    return low + width * np.where(span > 0, part, _F32(0.0)).astype(_F32)
+
+
+def lab_to_rgb_in_gamut(lab: np.ndarray, steps: int = 8, tolerance: float = 1e-6) -> np.ndarray:
+    """Lab ``[..., 3, H, W]`` -> sRGB keeping L: out-of-gamut pixels lose chroma (ab scaled
+    towards 0, hue kept) instead of being clipped per channel, which would change their
+    lightness. The chroma factor: ``steps`` of bisection, then interpolated to the gamut's face
+    (:func:`_largest_chroma_in_gamut`); a sliver past the face is clipped, which moves L by far
+    less than a level."""
+    lab = np.asarray(lab, dtype=_F32)
+    shape = lab.shape
+    flat = np.moveaxis(lab, -3, 0).reshape(3, -1)  # [3, P]
+    lin = np.stack(_lab_to_linear(*flat[:, None, :]), axis=0)[:, 0]  # [3, P]
+    outside = np.flatnonzero(np.abs(lin - _F32(0.5)).max(axis=0) > _F32(0.5 + tolerance))
+    if outside.size:
+        lab_out = flat[:, outside]
+        scale = _largest_chroma_in_gamut(lab_out, steps, tolerance)
+        fitted = _lab_to_linear(lab_out[0][None], (lab_out[1] * scale)[None],
+                                (lab_out[2] * scale)[None])  # fmt: skip
+        lin[:, outside] = np.stack(fitted, axis=0)[:, 0]
+    rgb = linear_to_srgb(np.clip(lin, 0.0, 1.0))
+    return np.moveaxis(rgb.reshape(3, *shape[:-3], *shape[-2:]), 0, -3)
