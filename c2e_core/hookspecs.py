@@ -70,7 +70,8 @@ def c2e_register_processors(register: Callable[..., None]) -> None:
     target's full resolution, and returns the new ``lab``; for bounded memory
     on huge scans it is called once per strip of full-width rows (about 1 Mpx each; the whole
     image when it is smaller), so it must work on any rows it is given (per pixel, or with
-    statistics it does not need from the other rows).
+    statistics it does not need from the other rows), and several strips may be in its hands
+    at once, on different threads.
     """
 
 

@@ -168,8 +168,9 @@ def test_numpy_resize_is_torchs_interpolate(shapes, antialias):
     with and without antialiasing): the torch path's numbers, without torch."""
     (height, width), size = shapes
     x = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
-    expected = torch.nn.functional.interpolate(torch.from_numpy(x), size=size, mode="bilinear",
-                                               align_corners=False, antialias=antialias)  # fmt: skip
+    expected = torch.nn.functional.interpolate(
+        torch.from_numpy(x), size=size, mode="bilinear", align_corners=False, antialias=antialias
+    )
     np.testing.assert_allclose(resize(x, size, antialias), expected.numpy(), atol=1e-5, rtol=0)
 
 
