@@ -191,6 +191,8 @@ def build_parser(host=None) -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="serve the host plugins over stdin/stdout")
     worker.add_argument("--weights", help="weights to use when a request names none")
     worker.add_argument("--device", default="auto", help="default device: auto, cpu, cuda")
+    worker.add_argument("--lazy", action="store_true",
+                        help="load the default weights at the first request, not after hello")
     worker.set_defaults(handler=cmd_worker)
 
     plugins = commands.add_parser("plugins", help="install the host applications' plugins")

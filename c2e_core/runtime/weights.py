@@ -67,7 +67,8 @@ def write_runtime_weights(
         raise WeightsError(f"runtime weights need the graphs {', '.join(GRAPHS)}")
     body = {"format": RUNTIME_FORMAT, "format_version": RUNTIME_FORMAT_VERSION, **manifest}
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    # stored, not deflated: float weights barely compress, and inflating would slow each load
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr(MANIFEST_NAME, json.dumps(body, indent=1, sort_keys=True))
         for name in GRAPHS:
             archive.writestr(f"{name}.onnx", graphs[name])

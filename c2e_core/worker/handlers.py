@@ -182,6 +182,25 @@ class Handlers:
         except WeightsError:
             return None
 
+    def warm_up(self) -> None:
+        """Load the default weights on the default device before a request asks for them (the
+        server runs this on the job thread right after ``hello``: a request that comes sooner
+        waits for it instead of loading a second copy). A failure is left for that request to
+        report."""
+        from c2e_core.inference.device import check_device_for
+        from c2e_core.runtime.weights import is_runtime_weights
+        from c2e_core.weights.store import resolve_weights
+
+        spec = self.default_weights()
+        if spec is None:
+            return
+        try:
+            weights = resolve_weights(spec, host=self.host)
+            device = check_device_for(self.device, is_runtime_weights(weights.path))
+            self.models.get(weights, device, host=self.host)
+        except Exception as exc:  # the first request reports it, with its kind
+            log.info("not loading %s ahead: %s", spec, one_line(str(exc)))
+
     def _default_is_torch(self) -> bool:
         """Whether the default weights are torch weights (not runtime weights)."""
         from c2e_core.runtime.weights import is_runtime_weights

@@ -45,8 +45,10 @@ class Worker:
         device: str = "auto",
         host: Any = None,
         models: ModelCache | None = None,
+        warm_up: bool = True,
     ):
         self.stdin = stdin
+        self.warm_up = warm_up  # load the default weights right after hello
         self.jobs = Jobs()
         self.writer = MessageWriter(stdout, on_close=self.jobs.stop)
         self.handlers = Handlers(
@@ -176,6 +178,8 @@ class Worker:
         self.writer.send(greeting)
         reader = threading.Thread(target=self.read_loop, name="c2e-worker-reader", daemon=True)
         reader.start()
+        if self.warm_up:
+            self.handlers.warm_up()
         status = self.serve_jobs()
         self.writer.closed.set()
         return status
@@ -188,9 +192,13 @@ def serve(
     weights: str | None = None,
     device: str = "auto",
     host: Any = None,
+    warm_up: bool = True,
 ) -> int:
-    """Serve the worker protocol on binary ``stdin``/``stdout``; returns the exit status (0)."""
-    return Worker(stdin, stdout, weights=weights, device=device, host=host).serve()
+    """Serve the worker protocol on binary ``stdin``/``stdout``; returns the exit status (0).
+    ``warm_up``: load the default weights right after ``hello`` (the first request is then
+    quicker); ``c2e worker --lazy`` turns it off."""
+    return Worker(stdin, stdout, weights=weights, device=device, host=host,
+                  warm_up=warm_up).serve()  # fmt: skip
 
 
 def _protocol_stdout() -> BinaryIO:
@@ -217,4 +225,5 @@ def run(args: argparse.Namespace) -> int:
         stdout,
         weights=getattr(args, "weights", None),
         device=getattr(args, "device", "auto") or "auto",
+        warm_up=not getattr(args, "lazy", False),
     )
