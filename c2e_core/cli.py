@@ -192,7 +192,7 @@ def build_parser(host=None) -> argparse.ArgumentParser:
     worker.add_argument("--weights", help="weights to use when a request names none")
     worker.add_argument("--device", default="auto", help="default device: auto, cpu, cuda")
     worker.add_argument("--lazy", action="store_true",
-                        help="load the default weights at the first request, not after hello")
+                        help="load the --weights at the first request, not right after hello")
     worker.set_defaults(handler=cmd_worker)
 
     plugins = commands.add_parser("plugins", help="install the host applications' plugins")

@@ -211,6 +211,30 @@ def test_model_is_reused(client):
     assert client.hello()["model_loads"] == 1
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_the_worker_loads_its_weights_right_after_hello(worker_env, lazy):
+    """With ``--weights`` the model loads before any request (``--lazy``: at the first one),
+    and the first request finds it loaded."""
+    env, weights = worker_env
+    extra = ("--lazy",) if lazy else ()
+    worker = WorkerClient(sys.executable, args=worker_args("--weights", str(weights), *extra),
+                          env=env, cwd=str(REPO))  # fmt: skip
+    try:
+        assert worker.start(timeout=60)["model_loads"] == 0  # hello comes first
+        loads = worker.hello()["model_loads"]
+        for _ in range(300):  # bounded: the load takes about a second
+            if loads or lazy:
+                break
+            time.sleep(0.1)
+            loads = worker.hello()["model_loads"]
+        assert loads == (0 if lazy else 1)
+        result = worker.colorize(pixels(rgba_u8(16, 16), "RGBA", "u8"), reference(),
+                                 options=OPTIONS)
+        assert result.info["model_loads"] == 1
+    finally:
+        worker.close(timeout=10)
+
+
 def test_options_strength_post_and_references(client):
     target = rgba_u8(24, 24, seed=6)
     t = pixels(target, "RGBA", "u8")

@@ -183,15 +183,17 @@ class Handlers:
             return None
 
     def warm_up(self) -> None:
-        """Load the default weights on the default device before a request asks for them (the
-        server runs this on the job thread right after ``hello``: a request that comes sooner
-        waits for it instead of loading a second copy). A failure is left for that request to
-        report."""
+        """Load the weights named by ``--weights`` on the default device before a request asks
+        for them (the server runs this on the job thread right after ``hello``: a request that
+        comes sooner waits for it instead of loading a second copy). Without ``--weights``
+        nothing is loaded ahead: the host may name other weights in every request (the plugins
+        do), and a guess would cost memory and a load. A failure is left for the first request
+        to report."""
         from c2e_core.inference.device import check_device_for
         from c2e_core.runtime.weights import is_runtime_weights
         from c2e_core.weights.store import resolve_weights
 
-        spec = self.default_weights()
+        spec = self.weights
         if spec is None:
             return
         try:

@@ -48,7 +48,7 @@ class Worker:
         warm_up: bool = True,
     ):
         self.stdin = stdin
-        self.warm_up = warm_up  # load the default weights right after hello
+        self.warm_up = warm_up  # load the --weights right after hello
         self.jobs = Jobs()
         self.writer = MessageWriter(stdout, on_close=self.jobs.stop)
         self.handlers = Handlers(
@@ -195,8 +195,8 @@ def serve(
     warm_up: bool = True,
 ) -> int:
     """Serve the worker protocol on binary ``stdin``/``stdout``; returns the exit status (0).
-    ``warm_up``: load the default weights right after ``hello`` (the first request is then
-    quicker); ``c2e worker --lazy`` turns it off."""
+    ``warm_up``: load the ``weights`` (when given) right after ``hello``, so that the first
+    request is quicker; ``c2e worker --lazy`` turns it off."""
     return Worker(stdin, stdout, weights=weights, device=device, host=host,
                   warm_up=warm_up).serve()  # fmt: skip
 
