@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from c2e_core.inference.colour import lab_to_rgb_in_gamut, rgb_to_lab
+from c2e_core.inference.colour import channels_first, lab_to_rgb_in_gamut, rgb_to_lab
 from c2e_core.inference.pipeline import OptionError, as_image
 
 __all__ = [
@@ -42,14 +42,13 @@ REINHARD_MIN_STD = 1.0
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
     """``[H, W, 3]`` sRGB in [0, 1] -> float32 Lab ``[H, W, 3]`` (the pipeline's conversion)."""
-    planar = np.ascontiguousarray(np.moveaxis(np.asarray(rgb, np.float32), -1, 0))
-    return np.moveaxis(rgb_to_lab(planar), 0, -1)
+    return np.moveaxis(rgb_to_lab(channels_first(rgb)), 0, -1)
 
 
 def _rgb_keeping_l(lab: np.ndarray) -> np.ndarray:
     """Lab ``[H, W, 3]`` -> sRGB float32 in [0, 1], chroma reduced where out of gamut (L kept)."""
-    planar = np.ascontiguousarray(np.moveaxis(np.asarray(lab, np.float32), -1, 0))
-    return np.ascontiguousarray(np.moveaxis(lab_to_rgb_in_gamut(planar), 0, -1), np.float32)
+    rgb = lab_to_rgb_in_gamut(channels_first(lab))
+    return np.ascontiguousarray(np.moveaxis(rgb, 0, -1), np.float32)
 
 
 def _with_ab(lum: np.ndarray, ab: np.ndarray) -> np.ndarray:

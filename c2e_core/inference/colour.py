@@ -24,6 +24,11 @@ _F32 = np.float32
 _LINEAR_FROM_LAB = (np.asarray(RGB_FROM_XYZ) * np.asarray(D65_WHITE)).astype(_F32)  # [rgb, xyz]
 
 
+def channels_first(image: np.ndarray) -> np.ndarray:
+    """An ``[H, W, C]`` image as the contiguous float32 ``[C, H, W]`` these functions take."""
+    return np.ascontiguousarray(np.moveaxis(np.asarray(image, np.float32), -1, 0))
+
+
 def _pow(x: np.ndarray, exponent: float) -> np.ndarray:
     """``x ** exponent`` for ``x > 0`` via exp/log, in place where it can (numpy's float32
     kernels; few passes over memory, which bounds these conversions on a CPU)."""

@@ -39,8 +39,9 @@ def check_device_for(name: str, runtime: bool) -> str:
     if runtime:
         from c2e_core.runtime.networks import providers_for
 
-        providers_for(check_device(name))
-        return check_device(name).strip().lower()
+        name = check_device(name).strip().lower()
+        providers_for(name)
+        return name
     return str(select_device(name))
 
 

@@ -28,6 +28,7 @@ from c2e_core.files.colour_profiles import from_srgb
 from c2e_core.files.images import ImageData, from_array, read_image, to_array, write_image
 from c2e_core.files.strips import STRIP_PIXELS, row_strips
 from c2e_core.inference.colour import (
+    channels_first,
     lab_to_rgb,
     lab_to_rgb_in_gamut,
     rgb_to_lab,
@@ -365,7 +366,7 @@ class Colorizer:
     @staticmethod
     def _planar(rgb: np.ndarray) -> np.ndarray:
         """``[H, W, 3]`` -> ``[1, 3, H, W]`` float32 (the networks' and the maths' layout)."""
-        return np.ascontiguousarray(np.moveaxis(np.asarray(rgb, np.float32), -1, 0)[None])
+        return channels_first(rgb)[None]
 
     @staticmethod
     def _run_pre(rgb: np.ndarray, role: str, steps: Sequence[Step]) -> np.ndarray:

@@ -47,12 +47,13 @@ def calibration_batches(size: int = 128) -> list[torch.Tensor]:
     import numpy as np
     import skimage.data
 
+    from c2e_core.inference.colour import channels_first
     from c2e_core.inference.upsampling import resize
 
     batches = []
     for name in CALIBRATION_PHOTOS:
         rgb = np.asarray(getattr(skimage.data, name)(), dtype=np.float32) / 255.0
-        planar = np.ascontiguousarray(np.moveaxis(rgb, -1, 0)[None])
+        planar = channels_first(rgb)[None]
         batches.append(torch.from_numpy(resize(planar, (size, size), antialias=True)))
     return batches
 

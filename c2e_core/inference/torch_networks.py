@@ -38,7 +38,6 @@ class TorchNetworks:
         if precision == "int8" and self.device.type != "cpu":
             raise OptionError("int8 runs on the CPU only; on a GPU use fp16 or bf16")
         self.precision = precision
-        self.source = model
         self.model = prepare_for_inference(model, self.device)
         if precision == "int8":
             from c2e_core.inference.quantization import quantize_static_parts

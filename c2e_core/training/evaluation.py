@@ -88,13 +88,13 @@ class EvalError(OptionError):
 
 
 def _prepare(rgb: np.ndarray, size: int) -> np.ndarray:
+    from c2e_core.inference.colour import channels_first
     from c2e_core.inference.upsampling import resize
 
     height, width = rgb.shape[:2]
     scale = size / min(height, width)
     shape = (max(size, round(height * scale)), max(size, round(width * scale)))
-    planar = np.ascontiguousarray(np.moveaxis(np.asarray(rgb, np.float32), -1, 0))
-    planar = np.clip(resize(planar, shape, antialias=True), 0.0, 1.0)
+    planar = np.clip(resize(channels_first(rgb), shape, antialias=True), 0.0, 1.0)
     top, left = (shape[0] - size) // 2, (shape[1] - size) // 2
     crop = np.moveaxis(planar[:, top : top + size, left : left + size], 0, -1)
     return np.ascontiguousarray(crop, dtype=np.float32)
