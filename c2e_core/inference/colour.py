@@ -81,9 +81,13 @@ def _f_forward(t: np.ndarray) -> np.ndarray:
 
 
 def _f_inverse(f: np.ndarray) -> np.ndarray:
+    """The inverse of Lab's ``f``: ``f**3``, linear below :data:`LAB_INV_EPS` (both branches
+    for every element: cheaper than masking, as the dark branch is common in these images)."""
     cube = f * f
     cube *= f
-    return _below(f, LAB_INV_EPS, cube, lambda v: (v - _F32(LAB_OFFSET)) / _F32(LAB_KAPPA))
+    low = f - _F32(LAB_OFFSET)
+    low /= _F32(LAB_KAPPA)
+    return np.where(f > _F32(LAB_INV_EPS), cube, low)
 
 
 def rgb_to_lightness(rgb: np.ndarray) -> np.ndarray:
@@ -125,17 +129,26 @@ def _largest_chroma_in_gamut(lab: np.ndarray, steps: int, tolerance: float) -> n
     moves a channel near 0 by several 8-bit levels through the sRGB curve)."""
     lum, a, b = lab
     fy = (lum + _F32(16.0)) / _F32(116.0)
-    matrix = _LINEAR_FROM_LAB
-    fixed = matrix[:, 1:2] * _f_inverse(fy)[None] - _F32(0.5)  # the Y term, cube centred on 0
+    ty = _f_inverse(fy)
+    # per channel: linear value = centre + x * tx + z * tz, the cube centred on 0
+    rows = [(_F32(x), _F32(y) * ty - _F32(0.5), _F32(z)) for x, y, z in _LINEAR_FROM_LAB]
     da, db = a / _F32(500.0), b / _F32(200.0)
     limit = _F32(0.5 + tolerance)
 
     def excess(scale: np.ndarray) -> np.ndarray:
         """How far the farthest channel is outside the cube at ``scale`` (<= 0: inside)."""
         tx = _f_inverse(fy + scale * da)
-        tz = _f_inverse(np.maximum(fy - scale * db, _F32(0.0)))
-        lin = fixed + matrix[:, 0:1] * tx[None] + matrix[:, 2:3] * tz[None]
-        return np.abs(lin).max(axis=0) - limit
+        tz = fy - scale * db
+        tz = _f_inverse(np.maximum(tz, _F32(0.0), out=tz))
+        worst = None
+        for x, centre, z in rows:
+            value = tx * x
+            value += centre
+            value += tz * z
+            value = np.abs(value, out=value)
+            worst = value if worst is None else np.maximum(worst, value, out=worst)
+        worst -= limit
+        return worst
 
     low = np.zeros_like(lum)
     for step in range(1, steps + 1):
@@ -158,12 +171,15 @@ def lab_to_rgb_in_gamut(lab: np.ndarray, steps: int = 8, tolerance: float = 1e-6
     shape = lab.shape
     flat = np.moveaxis(lab, -3, 0).reshape(3, -1)  # [3, P]
     lin = np.stack(_lab_to_linear(*flat[:, None, :]), axis=0)[:, 0]  # [3, P]
-    outside = np.flatnonzero(np.abs(lin - _F32(0.5)).max(axis=0) > _F32(0.5 + tolerance))
+    away = np.abs(lin[0] - _F32(0.5))
+    for channel in lin[1:]:
+        np.maximum(away, np.abs(channel - _F32(0.5)), out=away)
+    outside = np.flatnonzero(away > _F32(0.5 + tolerance))
     if outside.size:
         lab_out = flat[:, outside]
         scale = _largest_chroma_in_gamut(lab_out, steps, tolerance)
         fitted = _lab_to_linear(lab_out[0][None], (lab_out[1] * scale)[None],
                                 (lab_out[2] * scale)[None])  # fmt: skip
         lin[:, outside] = np.stack(fitted, axis=0)[:, 0]
-    rgb = linear_to_srgb(np.clip(lin, 0.0, 1.0))
+    rgb = linear_to_srgb(np.clip(lin, 0.0, 1.0, out=lin))
     return np.moveaxis(rgb.reshape(3, *shape[:-3], *shape[-2:]), 0, -3)

@@ -93,18 +93,43 @@ def guided_coefficients(
     return np.concatenate((_box(a, radius), _box(b, radius)), axis=-3)
 
 
+@lru_cache(maxsize=16)
+def _bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two source indices and the second one's weight of each output position of a
+    bilinear resize along one axis (``align_corners=False``): the two nonzero entries of each
+    row of ``_resize_matrix(in_size, out_size, False)``."""
+    position = np.maximum((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0.0)
+    low = np.minimum(np.floor(position).astype(np.int64), in_size - 1)
+    high = np.minimum(low + 1, in_size - 1)
+    return low, high, np.clip(position - low, 0.0, 1.0).astype(_F32)
+
+
+def _interpolate(x: np.ndarray, taps: tuple[np.ndarray, ...], axis: int) -> np.ndarray:
+    """``x`` resampled along ``axis`` by two-tap linear interpolation (:func:`_bilinear_taps`)."""
+    low, high, lam = taps
+    shape = [1] * x.ndim
+    shape[axis] = lam.size
+    lam = lam.reshape(shape)
+    first = np.take(x, low, axis=axis)
+    out = np.take(x, high, axis=axis)
+    out -= first
+    out *= lam
+    out += first
+    return out
+
+
 def upsample_rows(x: np.ndarray, size: tuple[int, int], start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` of the bilinear (``align_corners=False``) resize of ``x``
     ``[..., C, h, w]`` to ``size``, computing only those rows (from the source rows they need):
-    a strip of an upsampling that would not fit in memory whole. Equal to slicing
-    :func:`resize` up to float rounding."""
+    a strip of an upsampling that would not fit in memory whole. Two taps per output value,
+    across the few source rows first, then down (no matrix product: its BLAS threads would fight the strips' threads).
+    Equal to slicing :func:`resize` up to float rounding."""
     height, width = size
-    rows = _resize_matrix(x.shape[-2], int(height), False)[start:stop]
-    used = np.flatnonzero(rows.any(axis=0))
-    first, last = int(used[0]), int(used[-1]) + 1
-    across = np.matmul(np.asarray(x[..., first:last, :], _F32),
-                       _resize_matrix(x.shape[-1], int(width), False).T)  # fmt: skip
-    return np.matmul(rows[:, first:last], across)
+    low, high, lam = (t[start:stop] for t in _bilinear_taps(x.shape[-2], int(height)))
+    first = int(low.min())
+    source = np.asarray(x[..., first : int(high.max()) + 1, :], _F32)
+    across = _interpolate(source, _bilinear_taps(x.shape[-1], int(width)), axis=-1)
+    return _interpolate(across, (low - first, high - first, lam), axis=-2)
 
 
 def apply_guided(
