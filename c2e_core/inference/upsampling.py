@@ -2,7 +2,7 @@
 
 Arrays are ``[..., C, H, W]`` float32. :func:`resize` computes what
 ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)`` computes, with or
-without ``antialias`` (``tests/test_pipeline.py`` compares them), as two small matrix products.
+without ``antialias`` (``tests/test_pipeline.py`` compares them), as two banded passes.
 """
 
 from __future__ import annotations
@@ -44,18 +44,41 @@ def _resize_matrix(in_size: int, out_size: int, antialias: bool) -> np.ndarray:
     return matrix.astype(_F32)
 
 
+@lru_cache(maxsize=32)
+def _resize_taps(in_size: int, out_size: int, antialias: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The band of :func:`_resize_matrix`: for every output position, the first of ``K``
+    consecutive source indices (``[out_size, K]``) and their weights (zero where the row has
+    fewer taps). A resize is ``K`` gathers instead of a dense product (a 4x shrink: about
+    nine taps where the product would touch the whole row)."""
+    matrix = _resize_matrix(in_size, out_size, antialias)
+    nonzero = matrix != 0
+    count = max(1, int(nonzero.sum(axis=1).max()))
+    first = np.minimum(np.argmax(nonzero, axis=1), in_size - count)
+    index = first[:, None] + np.arange(count)
+    return index, np.take_along_axis(matrix, index, axis=1).astype(_F32)
+
+
+def _apply_taps(x: np.ndarray, taps: tuple[np.ndarray, np.ndarray], axis: int) -> np.ndarray:
+    """``x`` (float32) resampled along ``axis`` by the band of :func:`_resize_taps`."""
+    index, weights = taps
+    shape = [1] * x.ndim
+    shape[axis] = index.shape[0]
+    out = None
+    for k in range(index.shape[1]):
+        term = np.take(x, index[:, k], axis=axis)
+        term *= weights[:, k].reshape(shape)
+        out = term if out is None else np.add(out, term, out=out)
+    return out
+
+
 def resize(x: np.ndarray, size: tuple[int, int], antialias: bool) -> np.ndarray:
     """Bilinear resize of ``[..., C, H, W]`` to ``size`` (``align_corners=False``); antialias
     when shrinking."""
     height, width = x.shape[-2:]
     if (height, width) == tuple(size):
         return x
-    rows = _resize_matrix(height, int(size[0]), antialias)
-    cols = _resize_matrix(width, int(size[1]), antialias)
-    # across first, then down, summed in float64: shrink_in_strips's arithmetic, so that a
-    # whole image and its strips give the same float32 values
-    across = np.matmul(np.asarray(x, np.float64), cols.T.astype(np.float64))
-    return np.matmul(rows.astype(np.float64), across).astype(_F32)
+    across = _apply_taps(np.asarray(x, _F32), _resize_taps(width, int(size[1]), antialias), -1)
+    return _apply_taps(across, _resize_taps(height, int(size[0]), antialias), -2)
 
 
 def _box(x: np.ndarray, radius: int) -> np.ndarray:
@@ -93,43 +116,18 @@ def guided_coefficients(
     return np.concatenate((_box(a, radius), _box(b, radius)), axis=-3)
 
 
-@lru_cache(maxsize=16)
-def _bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The two source indices and the second one's weight of each output position of a
-    bilinear resize along one axis (``align_corners=False``): the two nonzero entries of each
-    row of ``_resize_matrix(in_size, out_size, False)``."""
-    position = np.maximum((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0.0)
-    low = np.minimum(np.floor(position).astype(np.int64), in_size - 1)
-    high = np.minimum(low + 1, in_size - 1)
-    return low, high, np.clip(position - low, 0.0, 1.0).astype(_F32)
-
-
-def _interpolate(x: np.ndarray, taps: tuple[np.ndarray, ...], axis: int) -> np.ndarray:
-    """``x`` resampled along ``axis`` by two-tap linear interpolation (:func:`_bilinear_taps`)."""
-    low, high, lam = taps
-    shape = [1] * x.ndim
-    shape[axis] = lam.size
-    lam = lam.reshape(shape)
-    first = np.take(x, low, axis=axis)
-    out = np.take(x, high, axis=axis)
-    out -= first
-    out *= lam
-    out += first
-    return out
-
-
 def upsample_rows(x: np.ndarray, size: tuple[int, int], start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` of the bilinear (``align_corners=False``) resize of ``x``
     ``[..., C, h, w]`` to ``size``, computing only those rows (from the source rows they need):
-    a strip of an upsampling that would not fit in memory whole. Two taps per output value,
-    across the few source rows first, then down (no matrix product: its BLAS threads would fight the strips' threads).
-    Equal to slicing :func:`resize` up to float rounding."""
+    a strip of an upsampling that would not fit in memory whole. Across the few source rows
+    first, then down. Equal to slicing :func:`resize` up to float rounding."""
     height, width = size
-    low, high, lam = (t[start:stop] for t in _bilinear_taps(x.shape[-2], int(height)))
-    first = int(low.min())
-    source = np.asarray(x[..., first : int(high.max()) + 1, :], _F32)
-    across = _interpolate(source, _bilinear_taps(x.shape[-1], int(width)), axis=-1)
-    return _interpolate(across, (low - first, high - first, lam), axis=-2)
+    index, weights = _resize_taps(x.shape[-2], int(height), False)
+    index, weights = index[start:stop], weights[start:stop]
+    first = int(index.min())
+    source = np.asarray(x[..., first : int(index.max()) + 1, :], _F32)
+    across = _apply_taps(source, _resize_taps(x.shape[-1], int(width), False), -1)
+    return _apply_taps(across, (index - first, weights), -2)
 
 
 def apply_guided(
@@ -153,13 +151,12 @@ def shrink_in_strips(
     the whole image: ``rows(start, stop)`` gives ``[..., C, stop - start, width]``; each strip
     is shrunk across, then the narrow result down. Equal to :func:`resize` of the whole image
     up to float rounding (the filter is separable)."""
-    cols = _resize_matrix(width, int(size[1]), True).T.astype(np.float64)
+    cols = _resize_taps(width, int(size[1]), True)
     across = None
     for start, stop in strips:
-        part = np.matmul(np.asarray(rows(start, stop), np.float64), cols)
+        part = _apply_taps(np.asarray(rows(start, stop), _F32), cols, -1)
         if across is None:
-            across = np.empty((*part.shape[:-2], height, size[1]), dtype=np.float64)
+            across = np.empty((*part.shape[:-2], height, size[1]), dtype=_F32)
         across[..., start:stop, :] = part
     assert across is not None
-    down = _resize_matrix(height, int(size[0]), True).astype(np.float64)
-    return np.matmul(down, across).astype(_F32)
+    return _apply_taps(across, _resize_taps(height, int(size[0]), True), -2)
