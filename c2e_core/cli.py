@@ -286,13 +286,12 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
         raise UserError(f"{output}: runtime weights are named *{RUNTIME_SUFFIX}")
     if output.exists() and not args.overwrite:
         raise UserError(f"{output}: exists; pass --overwrite to replace it")
-    from c2e_core.weights.onnx_export import export_onnx
+    from c2e_core.weights.onnx_export import export_onnx, provenance
     from c2e_core.weights.store import sha256_file
 
-    provenance = {**loaded.metadata, "exported_from": {
-        "weights": loaded.name or str(loaded.path), "sha256": sha256_file(loaded.path)}}
+    source = provenance(loaded.metadata, loaded.name or str(loaded.path), sha256_file(loaded.path))
     sha256, difference = export_onnx(loaded.model, loaded.architecture, loaded.config, output,
-                                     provenance)
+                                     source)  # fmt: skip
     print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, sha256 {sha256[:12]}; "
           f"onnxruntime matches torch within {difference:.1g})")
     return 0
@@ -526,7 +525,9 @@ def cmd_weights_list(args: argparse.Namespace) -> int:
     for e in entries:
         size = f"{e.size_bytes / 1e6:.1f} MB" if e.size_bytes else "?"
         origin = f" from {e.imported_from}" if e.imported_from else ""
-        print(f"{e.name}\t{e.architecture or '?'}\t{size}\t{e.source}{origin}\t{e.sha256[:12]}")
+        twin = " (+ runtime weights)" if e.runtime_path is not None else ""
+        print(f"{e.name}\t{e.architecture or '?'}\t{size}\t{e.source}{origin}\t"
+              f"{e.sha256[:12]}{twin}")  # fmt: skip
         if e.description:
             print(f"    {e.description}")
     return 0
@@ -544,20 +545,50 @@ def cmd_weights_import(args: argparse.Namespace) -> int:
     if is_runtime_weights(args.path):  # graphs, no tensors to store
         raise UserError(
             f"{args.path}: runtime weights (.c2e.onnx) are used by path (--weights FILE); the "
-            "store keeps c2e weights, which `c2e export onnx` turns into runtime weights"
+            "store keeps c2e weights (importing them, where torch is, also writes their "
+            "runtime weights)"
         )
     with torch_required(args.path):
         from c2e_core.weights.loader import read_weights_any
 
-        weights, _ = read_weights_any(args.path, host=host)
-    entry = WeightsStore(host=host).add(
-        name, weights, imported_from=str(args.path.resolve()), overwrite=args.force
-    )
+        weights, model = read_weights_any(args.path, host=host)
+    store = WeightsStore(host=host)
+    entry = store.add(name, weights, imported_from=str(args.path.resolve()), overwrite=args.force)
     print(
         f"imported {entry.name} ({entry.architecture}, {entry.size_bytes / 1e6:.1f} MB, "
         f"sha256 {entry.sha256[:12]}) into {entry.path.parent}"
     )
+    print(_add_runtime_twin(store, entry, weights, model))
     return 0
+
+
+def _add_runtime_twin(store, entry, weights, model) -> str:
+    """Export imported weights to runtime weights beside them, so that their name also works
+    without torch (the light runtime, the plugins' default install); what happened, in a line.
+    A model that cannot be exported keeps its import: the name then needs torch."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnx") is None:
+        return (f"no runtime weights written (exporting needs the onnx package: pip install "
+                f"onnx): {entry.name} needs torch")  # fmt: skip
+    from c2e_core.weights.onnx_export import export_onnx, provenance
+    from c2e_core.weights.store import exception_line
+
+    source = provenance(weights.metadata, entry.name, entry.sha256)
+    differences: list[float] = []
+
+    def write(path: Path) -> str:
+        sha256, difference = export_onnx(model, weights.architecture, weights.config, path,
+                                         source)  # fmt: skip
+        differences.append(difference)
+        return sha256
+
+    try:
+        twin = store.add_runtime_twin(entry.name, write)
+    except Exception as exc:  # noqa: BLE001 (an exporter's failure is reported, not fatal)
+        return f"no runtime weights written ({exception_line(exc)}): {entry.name} needs torch"
+    return (f"wrote its runtime weights {twin.runtime_path.name} (onnxruntime matches torch "
+            f"within {differences[0]:.1g}): {entry.name} also works without torch")  # fmt: skip
 
 
 def cmd_weights_verify(args: argparse.Namespace) -> int:

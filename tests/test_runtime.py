@@ -132,6 +132,42 @@ def test_the_store_refuses_runtime_weights(paper_runtime, tmp_path):
     assert not list((tmp_path / "weights").glob("x*"))
 
 
+def test_imported_weights_work_by_name_without_torch(paper_runtime, tmp_path):
+    """``c2e weights import`` (torch present) also exports the weights to runtime weights kept
+    beside them: the same name then colorizes where torch cannot be imported, with the torch
+    model's colours; ``verify`` checks both files and ``remove`` deletes both."""
+    checkpoint, _ = paper_runtime
+    home = tmp_path / "home"
+    imported = c2e("weights", "import", checkpoint, "--name", "paper", home=home)
+    assert "paper also works without torch" in imported.stdout
+    store = home / "weights"
+    assert sorted(p.name for p in store.glob("paper*")) == ["paper.c2e.onnx", "paper.c2e.pt"]
+    listed = c2e("weights", "list", home=home).stdout
+    assert any(line.startswith("paper\t") and "(+ runtime weights)" in line
+               for line in listed.splitlines())  # fmt: skip
+    pair = (EXAMPLES / "chelsea-gray.jpg", "-r", EXAMPLES / "coffee.jpg", "--weights", "paper")
+    with_torch, without_torch = tmp_path / "torch.png", tmp_path / "runtime.png"
+    c2e("colorize", *pair, "-o", with_torch, home=home)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "C2E_HOME": str(home),
+           "C2E_DISABLE_PLUGIN_AUTOLOAD": "1"}  # fmt: skip
+    light = subprocess.run([sys.executable, str(NO_TORCH), "colorize", *map(str, pair), "-o",
+                            str(without_torch)], capture_output=True, text=True, env=env,
+                           timeout=300)  # fmt: skip
+    assert light.returncode == 0, light.stderr
+    expected, got = (np.asarray(Image.open(p)) for p in (with_torch, without_torch))
+    assert share_within_one_level(got, expected) >= 0.999 and np.ptp(got, axis=2).max() > 0
+    assert "ok (and its runtime weights)" in c2e("weights", "verify", "paper", home=home).stdout
+    twin = store / "paper.c2e.onnx"
+    data = bytearray(twin.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    twin.write_bytes(bytes(data))
+    failed = c2e("weights", "verify", "paper", home=home, check=False)
+    assert failed.returncode == 2 and "FAILED" in failed.stdout
+    assert "paper.c2e.onnx" in failed.stdout
+    c2e("weights", "remove", "paper", home=home)
+    assert not list(store.glob("paper*"))
+
+
 def _rewrite(source: Path, out: Path, change) -> Path:
     with zipfile.ZipFile(source) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}

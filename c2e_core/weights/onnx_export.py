@@ -122,6 +122,11 @@ def export_onnx(
     return write_runtime_weights(out, manifest, graphs), difference
 
 
+def provenance(metadata: dict[str, Any], source: str, sha256: str) -> dict[str, Any]:
+    """Runtime weights' metadata: the torch weights' own, and which file they came from."""
+    return {**dict(metadata or {}), "exported_from": {"weights": source, "sha256": sha256}}
+
+
 def _check_export(graphs, reference, targets, code, names, expected) -> float:
     """The largest difference between onnxruntime's outputs and torch's on the trace inputs
     (and on a target batch of one); a :class:`WeightsError` above :data:`EXPORT_TOLERANCE`."""

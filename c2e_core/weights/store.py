@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import pickle
 import re
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,6 +55,14 @@ class WeightsIndexWarning(UserWarning):
 def _safe_file_name(file: Any) -> bool:
     """Whether an index ``file`` is a plain file name inside the store (no folder, no ``..``)."""
     return isinstance(file, str) and file not in ("", ".", "..") and Path(file).name == file
+
+
+def torch_installed() -> bool:
+    """Whether torch can be imported here (without importing it)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @contextlib.contextmanager
@@ -93,7 +102,8 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _one_line(exc: BaseException, limit: int = 160) -> str:
+def exception_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception as one line: its type and the first line of its message."""
     text = str(exc).strip().splitlines()
     first = text[0].strip() if text else ""
     if len(first) > limit:
@@ -106,7 +116,7 @@ def _plain_json(value: Any, what: str) -> Any:
     try:
         return json.loads(json.dumps(value))
     except (TypeError, ValueError) as exc:
-        raise WeightsError(f"{what} must be JSON-compatible: {_one_line(exc)}") from exc
+        raise WeightsError(f"{what} must be JSON-compatible: {exception_line(exc)}") from exc
 
 
 def save_weights(
@@ -175,7 +185,7 @@ def load_failure(exc: BaseException) -> str:
         return "it is truncated or damaged (its zip archive cannot be read)"
     if isinstance(exc, (EOFError, IndexError, KeyError, ValueError, pickle.PickleError)):
         return "it is not a PyTorch file, or it is truncated or damaged"
-    return f"it cannot be loaded ({_one_line(exc, limit=100)})"
+    return f"it cannot be loaded ({exception_line(exc, limit=100)})"
 
 
 def _validate_payload(payload: Any, path: Path) -> WeightsFile:
@@ -221,7 +231,7 @@ def read_weights(path: str | os.PathLike[str], expected_sha256: str | None = Non
     try:
         actual = sha256_file(path)
     except OSError as exc:
-        raise WeightsError(f"cannot read weights file {path}: {_one_line(exc)}") from exc
+        raise WeightsError(f"cannot read weights file {path}: {exception_line(exc)}") from exc
     if expected_sha256 is not None and actual != expected_sha256.strip().lower():
         raise WeightsError(
             f"weights file {path} is corrupted or was modified: sha256 {actual} does not match "
@@ -274,6 +284,10 @@ class WeightsEntry:
     imported_from: str | None = None
     imported_at: str | None = None
     description: str = ""
+    #: The same weights as runtime weights (``*.c2e.onnx``, written by ``c2e weights import``
+    #: where torch is), used by name where torch is not installed; None: no twin.
+    runtime_path: Path | None = None
+    runtime_sha256: str | None = None
 
     @property
     def is_plugin(self) -> bool:
@@ -346,11 +360,11 @@ class WeightsStore:
         except FileNotFoundError:
             return {}
         except OSError as exc:
-            raise WeightsError(f"cannot read {self.index_path}: {_one_line(exc)}") from exc
+            raise WeightsError(f"cannot read {self.index_path}: {exception_line(exc)}") from exc
         try:
             data = json.loads(raw.decode("utf-8"))
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-            reason = f"not valid JSON ({_one_line(exc)})"
+            reason = f"not valid JSON ({exception_line(exc)})"
         else:
             if isinstance(data, dict) and isinstance(data.get("weights"), dict):
                 version = data.get("version")
@@ -397,6 +411,13 @@ class WeightsStore:
             return value if isinstance(value, str) else None
 
         size = record.get("size_bytes")
+        runtime_file, runtime_sha = record.get("runtime_file"), record.get("runtime_sha256")
+        twin = (
+            _safe_file_name(runtime_file)
+            and isinstance(runtime_sha, str)
+            and _SHA256.match(runtime_sha)
+            and (self.root / runtime_file).is_file()
+        )
         return WeightsEntry(
             name=name,
             path=self.root / file,
@@ -407,6 +428,8 @@ class WeightsStore:
             imported_from=text("imported_from"),
             imported_at=text("imported_at"),
             description=text("description") or "",
+            runtime_path=self.root / runtime_file if twin else None,
+            runtime_sha256=runtime_sha.lower() if twin else None,
         )
 
     def _scan(self) -> tuple[dict[str, WeightsEntry], dict[str, str]]:
@@ -554,10 +577,32 @@ class WeightsStore:
             if old is None:
                 path.unlink(missing_ok=True)
             raise
-        if isinstance(old, dict) and old.get("file") not in (None, file_name):
-            old_file = str(old["file"])
-            if Path(old_file).name == old_file:
-                (self.root / old_file).unlink(missing_ok=True)
+        if isinstance(old, dict):
+            for key in ("file", "runtime_file"):
+                old_file = old.get(key)
+                if _safe_file_name(old_file) and old_file != file_name:
+                    (self.root / str(old_file)).unlink(missing_ok=True)
+        return self._user_entry(name, index[name])
+
+    def add_runtime_twin(self, name: str, write: Callable[[Path], str]) -> WeightsEntry:
+        """Give the imported weights ``name`` a runtime twin: ``write(path)`` writes the runtime
+        weights (``*.c2e.onnx``) and returns their sha256; the index records them, so the
+        name works where torch is not installed. The file is written beside the torch one,
+        replacing a previous twin; on failure nothing is recorded and no file is left."""
+        from c2e_core.runtime.weights import RUNTIME_SUFFIX
+
+        index = self._read_index()
+        if name not in index:
+            raise WeightsError(f"no imported weights named {name!r}")
+        file_name = f"{name}{RUNTIME_SUFFIX}"
+        path = self.root / file_name
+        try:
+            sha = write(path)
+            index[name] = {**index[name], "runtime_file": file_name, "runtime_sha256": sha}
+            self._write_index(index)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
         return self._user_entry(name, index[name])
 
     def verify(self, name: str | None = None) -> list[tuple[WeightsEntry, bool, str]]:
@@ -574,15 +619,19 @@ class WeightsStore:
 
     @staticmethod
     def _check(entry: WeightsEntry) -> tuple[bool, str]:
-        if not entry.path.is_file():
-            return False, f"file missing: {entry.path}"
-        try:
-            actual = sha256_file(entry.path)
-        except OSError as exc:
-            return False, f"cannot read {entry.path}: {_one_line(exc)}"
-        if actual != entry.sha256:
-            return False, f"sha256 mismatch: recorded {entry.sha256}, file has {actual}"
-        return True, "ok"
+        files = [(entry.path, entry.sha256)]
+        if entry.runtime_path is not None:
+            files.append((entry.runtime_path, str(entry.runtime_sha256)))
+        for path, expected in files:
+            if not path.is_file():
+                return False, f"file missing: {path}"
+            try:
+                actual = sha256_file(path)
+            except OSError as exc:
+                return False, f"cannot read {path}: {exception_line(exc)}"
+            if actual != expected:
+                return False, f"sha256 mismatch: recorded {expected}, {path.name} has {actual}"
+        return True, "ok" if len(files) == 1 else "ok (and its runtime weights)"
 
     def remove(self, name: str) -> WeightsEntry:
         """Delete an imported entry (damaged or not) and its file; plugins' weights stay."""
@@ -597,9 +646,11 @@ class WeightsStore:
         entry = user.get(name) or self._damaged_entry(name, index[name])
         del index[name]
         self._write_index(index)
-        kept = {rec.get("file") for rec in index.values() if isinstance(rec, dict)}
-        if entry.path != self.index_path and entry.path.name not in kept:
-            entry.path.unlink(missing_ok=True)
+        kept = {rec.get(key) for rec in index.values() if isinstance(rec, dict)
+                for key in ("file", "runtime_file")}  # fmt: skip
+        for path in (entry.path, entry.runtime_path):
+            if path is not None and path != self.index_path and path.name not in kept:
+                path.unlink(missing_ok=True)
         return entry
 
     def load(self, name: str) -> WeightsFile:
@@ -648,6 +699,9 @@ def resolve_weights(
             entries, damaged = {}, {}
         if spec in entries:
             entry = entries[spec]
+            if entry.runtime_path is not None and not torch_installed():
+                return ResolvedWeights(entry.runtime_path, entry.runtime_sha256, entry.name,
+                                       entry.source)  # fmt: skip
             return ResolvedWeights(entry.path, entry.sha256, entry.name, entry.source)
         if spec in damaged and not path.is_file():
             raise store._damaged_error(spec, damaged[spec])
