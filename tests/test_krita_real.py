@@ -5,6 +5,12 @@ start the worker with this interpreter and tiny weights made here (plumbing, not
 Krita exits 0 even when Python raises inside it, so the helpers in ``tests/krita/`` write every
 outcome to files that these tests check with numpy. Without Krita the tests skip, except in CI
 (``CI=true``), where they fail.
+
+Every test runs in two Kritas: the system's (``system``: 5.1.5 on Debian 12) and Debian 13's
+5.2 (``debian13``) in the chroot that ``scripts/gimp-setup krita python3-pyqt5 xvfb xauth``
+builds for GIMP 3, run through ``scripts/gimp-run`` — which shows this interpreter inside the
+chroot as a wrapper that runs it on the host, so the plugin's worker is this environment's, as
+on a user's machine.
 """
 
 from __future__ import annotations
@@ -41,15 +47,59 @@ GUI_TIMEOUT = 400
 pytestmark = pytest.mark.integration
 
 
-def require(*programs: str) -> None:
-    """Skip without the programs; in CI (CI=true) fail instead, so CI never silently skips."""
-    missing = [p for p in programs if shutil.which(p) is None]
-    if not missing:
-        return
-    message = f"{', '.join(missing)} not installed (apt-get install krita xvfb xauth)"
+def missing_means(message: str) -> None:
+    """Skip; in CI (CI=true) fail instead, so CI never silently skips."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+GIMP_RUN = REPO / "scripts" / "gimp-run"
+#: Variables that scripts/gimp-run does not keep: set inside the chroot through env(1).
+INNER_VARIABLES = ("XDG_RUNTIME_DIR", "QT_QPA_PLATFORM", "PYTHONPATH")
+
+
+class KritaHost:
+    """Where a Krita runs: ``system`` (the programs on PATH) or ``debian13`` (the chroot)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.root: Path | None = None
+        if name == "debian13":
+            where = subprocess.run([str(GIMP_RUN), "--where"], capture_output=True, text=True,
+                                   check=True).stdout.strip()
+            if where == "native":
+                pytest.skip("this system is Debian 13: its Krita is the `system` one")
+            if where.startswith("chroot "):
+                self.root = Path(where.split(" ", 1)[1])
+
+    def require(self, *programs: str) -> None:
+        """The programs exist in this host; else skip (fail in CI)."""
+        hint = "scripts/gimp-setup krita python3-pyqt5 xvfb xauth, as root"
+        if self.name == "system":
+            missing = [p for p in programs if shutil.which(p) is None]
+            hint = "apt-get install krita xvfb xauth"
+        elif self.root is None:
+            missing = ["the Debian 13 chroot"]
+        elif os.geteuid() != 0:
+            missing_means(f"Krita 5.2 is in the chroot {self.root}: running it needs root")
+        else:
+            missing = [p for p in programs if not (self.root / "usr" / "bin" / p).exists()]
+        if missing:
+            missing_means(f"{', '.join(missing)} not installed in {self.name} ({hint})")
+
+    def command(self, command: list[str], env: dict[str, str]) -> list[str]:
+        """``command`` as run in this host with ``env``."""
+        if self.name == "system":
+            return command
+        inner = [f"{name}={env[name]}" for name in INNER_VARIABLES if name in env]
+        return [str(GIMP_RUN), "--bind", str(REPO), "--worker-python", sys.executable, "--",
+                "/usr/bin/env", *inner, *command]  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=["system", "debian13"])
+def krita(request) -> KritaHost:
+    return KritaHost(request.param)
 
 
 # -- fixtures -------------------------------------------------------------------------------------
@@ -83,17 +133,17 @@ def krita_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def krita_home(tmp_path_factory) -> Path:
+def krita_home(krita, tmp_path_factory) -> Path:
     """A Krita profile warmed once (its resource database built), copied by each test."""
-    require("kritarunner")
+    krita.require("kritarunner")
     home = tmp_path_factory.mktemp("krita_home_template")
     probe = tmp_path_factory.mktemp("krita_probe")
     (probe / "c2e_warm.py").write_text(
         "def main(args):\n    open(args[0], 'w').write('ok')\n", encoding="utf-8")
     marker = probe / "warm.txt"
     env = krita_env(home, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(probe))
-    run = run_krita(["kritarunner", "-s", "c2e_warm", "-f", "main", str(marker)], env,
-                    KRITARUNNER_TIMEOUT)
+    run = run_krita(krita.command(["kritarunner", "-s", "c2e_warm", "-f", "main", str(marker)],
+                                  env), env, KRITARUNNER_TIMEOUT)  # fmt: skip
     assert marker.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     shutil.rmtree(home / "runtime")
     return home
@@ -168,7 +218,7 @@ def rec2020_lightness(rgba: np.ndarray) -> np.ndarray:
 
 # -- kritarunner ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def runner_results(krita_home, weights, tmp_path_factory) -> Path:
+def runner_results(krita, krita_home, weights, tmp_path_factory) -> Path:
     """Run tests/krita/runner_cases.py once in kritarunner; its output folder."""
     tmp = tmp_path_factory.mktemp("kritarunner")
     home = fresh_home(krita_home, tmp)
@@ -176,8 +226,9 @@ def runner_results(krita_home, weights, tmp_path_factory) -> Path:
     out = tmp / "out"
     out.mkdir()
     env = krita_env(home, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(HELPERS))
-    run = run_krita(["kritarunner", "-s", "runner_cases", "-f", "main", str(out), str(pykrita),
-                     sys.executable, str(weights)], env, KRITARUNNER_TIMEOUT)
+    run = run_krita(krita.command(["kritarunner", "-s", "runner_cases", "-f", "main", str(out),
+                                   str(pykrita), sys.executable, str(weights)], env),
+                    env, KRITARUNNER_TIMEOUT)  # fmt: skip
     done = out / "done.json"
     assert done.exists(), f"kritarunner wrote no results:\n{run.stdout[-4000:]}{run.stderr[-4000:]}"
     summary = json.loads(done.read_text())
@@ -323,30 +374,32 @@ def test_kritarunner_errors_leave_the_document_unchanged(runner_results):
     assert crash["restarted"]
 
 
-def test_kritarunner_keeps_one_worker(runner_results):
+def test_kritarunner_keeps_one_worker(krita, runner_results):
     summary = json.loads((runner_results / "done.json").read_text())
     assert summary["model_loads"] == 1  # 12 colorizations, the model loaded once
     assert summary["same_worker"] and summary["worker_exit"] == 0
+    if krita.name == "debian13":
+        assert summary["krita"].startswith("5.2"), summary["krita"]
     print(f"Krita {summary['krita']}, Python {summary['python']}")
 
 
 # -- the GUI --------------------------------------------------------------------------------------
-def run_under_xvfb(command: list[str], env: dict[str, str], timeout: float
+def run_under_xvfb(krita: KritaHost, command: list[str], env: dict[str, str], timeout: float
                    ) -> subprocess.CompletedProcess:
     """``command`` on a private X server; once more if it could not use the server (two
     ``xvfb-run -a`` starting at the same moment can pick the same display)."""
     for attempt in range(2):
         display = 100 + (os.getpid() * 7 + attempt * 131) % 800  # first number -a tries
-        run = run_krita(["xvfb-run", "-a", "-n", str(display), "-s", "-screen 0 1280x800x24",
-                         *command], env, timeout)
+        run = run_krita(krita.command(["xvfb-run", "-a", "-n", str(display), "-s",
+                                       "-screen 0 1280x800x24", *command], env), env, timeout)
         if not any(sign in run.stderr for sign in X_SERVER_FAILURES):
             break
     return run
 
 
-def test_gui_runs_the_menu_action_and_undo(krita_home, weights, tmp_path):
+def test_gui_runs_the_menu_action_and_undo(krita, krita_home, weights, tmp_path):
     """Krita under Xvfb, plugin installed by `c2e plugins install krita`, driven from the menu."""
-    require("krita", "xvfb-run", "xauth")
+    krita.require("krita", "xvfb-run", "xauth")
     from c2e_core.hosts.install import set_kconfig_value
 
     home = fresh_home(krita_home, tmp_path)
@@ -367,7 +420,7 @@ def test_gui_runs_the_menu_action_and_undo(krita_home, weights, tmp_path):
     out.mkdir()
     env = krita_env(home, C2E_KRITA_DRIVER_OUT=str(out), C2E_KRITA_DRIVER_TARGET="photo.png",
                     C2E_KRITA_DRIVER_TIMEOUT_MS=str((GUI_TIMEOUT - 60) * 1000))
-    run = run_under_xvfb(["krita", "--nosplash", str(tmp_path / "photo.png"),
+    run = run_under_xvfb(krita, ["krita", "--nosplash", str(tmp_path / "photo.png"),
                           str(tmp_path / "palette.png")], env, GUI_TIMEOUT)
     report_path = out / "report.json"
     assert report_path.exists(), run.stdout[-3000:] + run.stderr[-3000:]
@@ -378,7 +431,7 @@ def test_gui_runs_the_menu_action_and_undo(krita_home, weights, tmp_path):
     assert report["menu_path"] == ["Tools", "Scripts", "Colorize from Reference…"]
     assert report["shortcut"] == "Ctrl+Alt+Shift+K"
     assert report["tooltip"].startswith("Colorize the active layer")
-    assert sorted(t.rstrip(" *") for t in report["tabs"]) == ["palette.png", "photo.png"]
+    assert sorted(report["tabs"]) == ["palette.png", "photo.png"]
     # the grayscale photo opened as GRAYA and was converted to RGB (the user said yes)
     assert report["target"]["model"] == "GRAYA"
     # the dialog's defaults: the other document, the installed worker and weights

@@ -40,6 +40,17 @@ SCREENSHOTS = os.environ.get("C2E_KRITA_DRIVER_SCREENSHOTS", "")
 RUNS = ("screenshots",) if SCREENSHOTS else ("colorize", "cancel", "colorize")
 
 
+def tab_name(title):
+    """The file name in a document tab's title: Krita 5.1 shows ``photo.png *`` for a modified
+    document, 5.2 ``photo.png (32.0 KiB) [*]``."""
+    name = title.strip()
+    for mark in ("[*]", "*"):
+        name = name[: -len(mark)].rstrip() if name.endswith(mark) else name
+    if name.endswith(")") and " (" in name:  # 5.2's file size
+        name = name[: name.rindex(" (")]
+    return name
+
+
 class Driver(Extension):
     """A state machine run by a timer on Krita's UI thread."""
 
@@ -136,7 +147,7 @@ class Driver(Extension):
         window = Krita.instance().activeWindow()
         area = window.qwindow().findChild(QMdiArea)
         for sub_window in area.subWindowList() if area is not None else []:
-            if sub_window.windowTitle().rstrip(" *") == self.target_name:
+            if tab_name(sub_window.windowTitle()) == self.target_name:
                 area.setActiveSubWindow(sub_window)
                 return
         for view in window.views():  # no tab found: let Krita show the view
@@ -148,6 +159,13 @@ class Driver(Extension):
         if not app.activeDocument() == self.target():
             active = app.activeDocument()
             self.report["active"] = active.fileName() if active is not None else None
+            window = app.activeWindow()
+            area = window.qwindow().findChild(QMdiArea) if window is not None else None
+            self.report["waiting"] = {  # what a stuck run saw
+                "tabs": [w.windowTitle() for w in area.subWindowList()] if area else None,
+                "views": [os.path.basename(v.document().fileName() or "")
+                          for v in window.views()] if window is not None else None,
+            }
             if self.waited(1):
                 self.activate_target()
                 self.since = time.monotonic()
@@ -155,7 +173,8 @@ class Driver(Extension):
         document = self.target()
         self.report["documents"] = [os.path.basename(d.fileName()) for d in app.documents()]
         area = app.activeWindow().qwindow().findChild(QMdiArea)
-        self.report["tabs"] = [s.windowTitle() for s in area.subWindowList()] if area else []
+        tabs = area.subWindowList() if area else []
+        self.report["tabs"] = [tab_name(sub_window.windowTitle()) for sub_window in tabs]
         self.report["target"] = {"model": document.colorModel(), "depth": document.colorDepth(),
                                  "profile": document.colorProfile()}
         self.report["layers_before"] = self.names()
