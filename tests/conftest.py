@@ -106,3 +106,27 @@ def count_calls(monkeypatch, counts: dict, key: str, function, *places) -> None:
 
     for module, name in places:
         monkeypatch.setattr(module, name, counting)
+
+
+@pytest.fixture(scope="session")
+def engine_wheelhouse(tmp_path_factory) -> Path:
+    """A folder of wheels from which pip installs the light runtime with no index: this
+    checkout's wheel and its dependencies' (fetched once from the package registry). Tests
+    point pip at it with ``PIP_NO_INDEX=1 PIP_FIND_LINKS=<folder>``, as a user without
+    network would."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("wheelhouse")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    built = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w",
+                            str(folder), str(REPO)], capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = folder.glob("c2e_studio-*.whl")
+    fetched = subprocess.run([*pip, "download", "--only-binary", ":all:", "-d", str(folder),
+                              str(wheel)], capture_output=True, text=True,
+                             timeout=600)  # fmt: skip
+    assert fetched.returncode == 0, fetched.stderr[-3000:]
+    names = {p.name.split("-")[0].lower() for p in folder.glob("*.whl")}
+    assert {"numpy", "onnxruntime", "pillow", "pluggy"} <= names and "torch" not in names
+    return folder

@@ -14,7 +14,8 @@ worker`` in the environment where c2e is installed and talks to it over stdin/st
 
 ``colorize`` may wait on one thread while a UI thread calls ``cancel``. The parts:
 :mod:`.protocol` (messages, :class:`Pixels`, errors), :mod:`.client` (:class:`WorkerClient`),
-:mod:`.options`, :mod:`.launch` (environment, Python, sessions) and :mod:`.settings`.
+:mod:`.options`, :mod:`.launch` (environment, Python, sessions), :mod:`.settings` and
+:mod:`.engine` (the private environment a plugin sets up when it finds no c2e).
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ from .client import (
     WORKER_ARGS,
     ProgressCallback,
     WorkerClient,
+)
+from .engine import (
+    EngineCancelled,
+    EngineError,
+    engine_folder,
+    find_engine,
+    set_up_engine,
 )
 from .launch import (
     START_TIMEOUT,
@@ -66,7 +74,8 @@ from .settings import SETTINGS_FILE, Settings, load_settings, save_settings, set
 
 __all__ = [
     "CHANNEL_COUNTS", "COLORIZE_TIMEOUT", "ColorizeError", "ColorizeOptions", "DEFAULT_SIZE",
-    "DEFAULT_STRENGTH", "DEVICES", "DTYPE_SIZES", "HELLO_TIMEOUT", "Host", "LazyWorker",
+    "DEFAULT_STRENGTH", "DEVICES", "DTYPE_SIZES", "EngineCancelled", "EngineError",
+    "HELLO_TIMEOUT", "Host", "LazyWorker", "engine_folder", "find_engine", "set_up_engine",
     "MAX_SIZE", "MAX_STRENGTH", "MIN_SIZE", "MIN_STRENGTH", "NATIVE_SIZE", "PRECISIONS",
     "PROTOCOL_VERSION", "Pixels", "ProgressCallback", "SETTINGS_FILE", "SIZE_MULTIPLE",
     "START_TIMEOUT", "STDERR_LINES", "Settings", "WORKER_ARGS", "WorkerCancelled",
