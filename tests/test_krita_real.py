@@ -56,7 +56,8 @@ def missing_means(message: str) -> None:
 
 GIMP_RUN = REPO / "scripts" / "gimp-run"
 #: Variables that scripts/gimp-run does not keep: set inside the chroot through env(1).
-INNER_VARIABLES = ("XDG_RUNTIME_DIR", "QT_QPA_PLATFORM", "PYTHONPATH")
+INNER_VARIABLES = ("XDG_RUNTIME_DIR", "QT_QPA_PLATFORM", "PYTHONPATH", "PIP_NO_INDEX",
+                   "PIP_FIND_LINKS")
 
 
 class KritaHost:
@@ -155,14 +156,15 @@ def fresh_home(template: Path, tmp_path: Path) -> Path:
     return home
 
 
-def install_plugin(home: Path, weights: Path) -> Path:
+def install_plugin(home: Path, weights: Path | None) -> Path:
     """``c2e plugins install krita`` as a user would run it, into ``home``'s Krita folders."""
     env = krita_env(home)
     env.pop("XDG_DATA_HOME", None)
     env.pop("XDG_CONFIG_HOME", None)
+    chosen = ["--weights", str(weights)] if weights is not None else []
     run = subprocess.run([sys.executable, "-m", "c2e_core", "plugins", "install", "krita",
-                          "--weights", str(weights)], env=env, capture_output=True, text=True,
-                         timeout=120, cwd=str(REPO))
+                          *chosen], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=str(REPO))  # fmt: skip
     assert run.returncode == 0, run.stderr
     pykrita = home / ".local" / "share" / "krita" / "pykrita"
     assert (pykrita / PLUGIN / "c2e_client" / "__init__.py").is_file()
@@ -473,3 +475,75 @@ def test_gui_runs_the_menu_action_and_undo(krita, krita_home, weights, tmp_path)
     pid = report.get("worker_pid")
     assert pid, "the worker was not running at the end"
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_gui_sets_its_engine_up_when_it_finds_no_c2e(krita, krita_home, engine_wheelhouse,
+                                                     tmp_path):
+    """The plugin with no c2e Python recorded (as imported from its zip on a fresh machine),
+    run from the menu: it offers its engine, sets it up in the user data folder from a local
+    wheel folder (pip with no index: no network), records it and colorizes with the bundled
+    default weights. In Debian 13's chroot, whose Python lacks venv (no python3-venv), the
+    set-up fails with what to do, and nothing is left."""
+    krita.require("krita", "xvfb-run", "xauth")
+    from PIL import Image
+
+    home = fresh_home(krita_home, tmp_path)
+    pykrita = install_plugin_without_python(home)
+    shutil.copytree(HELPERS / "gui_driver", pykrita, dirs_exist_ok=True)
+    from c2e_core.hosts.install import set_kconfig_value
+
+    kritarc = home / ".config" / "kritarc"
+    kritarc.write_text(set_kconfig_value(kritarc.read_text(), "python",
+                                         "enable_c2e_test_driver", "true"))  # fmt: skip
+    Image.open(REPO / "examples" / "chelsea-gray.jpg").convert("RGB").save(tmp_path / "photo.png")
+    Image.open(REPO / "examples" / "coffee.jpg").save(tmp_path / "palette.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    env = krita_env(home, C2E_KRITA_DRIVER_OUT=str(out), C2E_KRITA_DRIVER_TARGET="photo.png",
+                    C2E_KRITA_DRIVER_RUNS="colorize", PIP_NO_INDEX="1",
+                    PIP_FIND_LINKS=str(engine_wheelhouse),
+                    C2E_KRITA_DRIVER_TIMEOUT_MS=str((GUI_TIMEOUT - 60) * 1000))  # fmt: skip
+    env.pop("C2E_HOME")  # the engine's worker uses its own default home, as a user's would
+    run = run_under_xvfb(krita, ["krita", "--nosplash", str(tmp_path / "photo.png"),
+                                 str(tmp_path / "palette.png")], env, GUI_TIMEOUT)  # fmt: skip
+    report_path = out / "report.json"
+    assert report_path.exists(), run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert not report["errors"], "\n".join(report["errors"])
+    (setup,) = report["engine_setups"]
+    (colorized,) = report["runs"]
+    engine = home / ".local" / "share" / "c2e-studio" / "engine"
+    settings = json.loads((pykrita / PLUGIN / "settings.json").read_text(encoding="utf-8"))
+    if krita.name == "debian13":
+        assert setup["python"] is None and not engine.exists()
+        assert setup["error"].startswith("No Python 3.10 or newer with venv was found")
+        assert colorized["outcome"]["error"] == setup["error"]
+        assert colorized["layers"] == ["Background"] and not settings.get("python")
+        return
+    assert setup["error"] is None and setup["python"] == str(engine / "bin" / "python")
+    assert json.loads((engine / "engine.json").read_text())["python"] == setup["python"]
+    texts = [text for _, text in setup["progress"]]
+    assert any(t.startswith("Installing c2e-studio") for t in texts), texts
+    assert any(t.startswith(("Collecting", "Processing")) and "numpy" in t for t in texts), texts
+    fractions = [f for f, _ in setup["progress"] if f is not None]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert settings["python"] == setup["python"]  # recorded for the next runs
+    assert report["dialog"]["python"] == setup["python"]
+    assert colorized["outcome"]["error"] is None
+    assert colorized["outcome"]["layer"] == "Colorized from palette.png"
+    assert colorized["outcome"]["info"]["weights"] == "default"  # the engine's bundled weights
+    new = decode((out / "layer-1.raw").read_bytes(), "U8", *Image.open(tmp_path / "photo.png").size)
+    lab_new = lab(new[..., :3])
+    assert np.hypot(lab_new[..., 1], lab_new[..., 2]).mean() > 3.0  # a colour photo now
+
+
+def install_plugin_without_python(home: Path) -> Path:
+    """``c2e plugins install krita``, then the recorded Python removed: the plugin as it is
+    when imported from its zip on a machine without c2e."""
+    pykrita = install_plugin(home, None)
+    path = pykrita / PLUGIN / "settings.json"
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    settings.pop("python", None)
+    settings.pop("weights", None)
+    path.write_text(json.dumps(settings), encoding="utf-8")
+    return pykrita

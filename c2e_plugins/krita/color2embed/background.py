@@ -118,3 +118,83 @@ class BackgroundColorize:
         self.progress.canceled.disconnect(self.cancel)
         self.progress.close()
         self.progress.deleteLater()
+
+
+#: Called once on the UI thread with (engine python, None) or (None, error); an
+#: :class:`~c2e_client.EngineCancelled` error when the user cancelled.
+EngineCallback = Callable[[Optional[str], Optional[BaseException]], None]
+
+
+class BackgroundEngineSetup:
+    """Setting the engine up (``c2e_client.set_up_engine``: a venv, pip, a check) on a
+    background thread behind a progress dialog whose Cancel stops pip and removes what was
+    made. The UI stays responsive; the outcome goes to ``on_finished`` on the UI thread."""
+
+    def __init__(self, on_finished: EngineCallback, parent: Any = None):
+        self.on_finished = on_finished
+        self.cancelled = False
+        self.finished = False
+        self.seen: list = []  # (fraction, text) as reported, for tests
+        self._messages: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="c2e-engine-setup")
+        self._thread.daemon = True
+        self.progress = QtWidgets.QProgressDialog("Setting up the c2e engine…", "Cancel", 0, 100,
+                                                  parent)
+        self.progress.setWindowTitle("Colorize from Reference: setting up")
+        self.progress.setObjectName("color2embed_engine_progress")
+        self.progress.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
+        self.progress.setMinimumDuration(0)
+        self.progress.setAutoClose(False)
+        self.progress.setAutoReset(False)
+        self.progress.setMinimumWidth(520)
+        self.progress.canceled.connect(self.cancel)
+        self.timer = QtCore.QTimer()
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self._poll)
+
+    def start(self) -> None:
+        self.progress.show()
+        self.timer.start()
+        self._thread.start()
+
+    def cancel(self) -> None:
+        """Ask the set-up to stop; the dialog stays until it has removed what it made."""
+        self.cancelled = True
+        self.progress.setLabelText("Cancelling: removing what was made…")
+
+    def _work(self) -> None:
+        from .c2e_client import set_up_engine
+
+        try:
+            python = set_up_engine(progress=self._on_progress, cancelled=lambda: self.cancelled)
+            self._messages.put(("done", python, None))
+        except Exception as exc:  # shown on the UI thread
+            self._messages.put(("done", None, exc))
+
+    def _on_progress(self, fraction: float | None, text: str) -> None:
+        self._messages.put(("progress", fraction, text))
+
+    def _poll(self) -> None:
+        while not self.finished:
+            try:
+                message = self._messages.get_nowait()
+            except queue.Empty:
+                return
+            if message[0] == "progress":
+                _, fraction, text = message
+                self.seen.append((fraction, text))
+                if fraction is None:
+                    self.progress.setRange(0, 0)
+                else:
+                    self.progress.setRange(0, 100)
+                    self.progress.setValue(int(round(fraction * 100)))
+                if text and not self.cancelled:
+                    self.progress.setLabelText(text)
+                continue
+            _, python, error = message
+            self.finished = True
+            self.timer.stop()
+            self.progress.canceled.disconnect(self.cancel)
+            self.progress.close()
+            self.progress.deleteLater()
+            self.on_finished(python, error)

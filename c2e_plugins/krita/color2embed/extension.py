@@ -3,14 +3,22 @@
 
 from __future__ import annotations
 
+import os
 import traceback
 from typing import Any
 
 from krita import Extension, Krita
 
 from . import colorize
-from .background import BackgroundColorize
-from .c2e_client import WorkerSession, load_settings, save_settings
+from .background import BackgroundColorize, BackgroundEngineSetup
+from .c2e_client import (
+    EngineCancelled,
+    WorkerSession,
+    engine_folder,
+    find_engine,
+    load_settings,
+    save_settings,
+)
 from .dialog import TITLE, ColorizeDialog
 from .pixels import LINEAR_SRGB_PROFILE, SRGB_PROFILE, is_linear_profile
 from .qt import QtWidgets, exec_dialog
@@ -25,15 +33,17 @@ class TestHooks:
     """For automated tests and screenshots only; all off in normal use.
 
     ``accept_dialog``: accept the dialog with its defaults instead of waiting for the user (and
-    say yes to converting a grayscale document), and record problems in ``outcomes`` instead of
-    showing message boxes. ``before_dialog``: called
+    say yes to converting a grayscale document and to setting the engine up), and record
+    problems in ``outcomes`` instead of showing message boxes. ``before_dialog``: called
     with the dialog before it shows. ``outcomes``: one dict per finished run (``layer``,
-    ``error``, ``cancelled``, ``info``).
+    ``error``, ``cancelled``, ``info``). ``engine_setups``: one dict per engine set-up
+    (``python``, ``error``, ``progress``: the (fraction, text) pairs it showed).
     """
 
     accept_dialog = False
     before_dialog: Any = None
     outcomes: list[dict[str, Any]] = []
+    engine_setups: list[dict[str, Any]] = []
 
 
 class DocumentHistory:
@@ -57,6 +67,7 @@ class ColorizeExtension(Extension):
         self.session = WorkerSession(colorize.HOST)
         self.history = DocumentHistory()
         self.running: BackgroundColorize | None = None
+        self.setting_up: BackgroundEngineSetup | None = None
 
     def setup(self) -> None:
         Krita.instance().notifier().applicationClosing.connect(self.session.close)
@@ -81,7 +92,7 @@ class ColorizeExtension(Extension):
 
     def _colorize_active(self) -> None:
         app = Krita.instance()
-        if self.running is not None:
+        if self.running is not None or self.setting_up is not None:
             return self._fail("A colorization is already running.")
         document = app.activeDocument()
         if document is None:
@@ -95,6 +106,8 @@ class ColorizeExtension(Extension):
         if document.colorModel() == "GRAYA" and not self._convert_to_rgb(document):
             return None
         settings = load_settings(colorize.ColorizeOptions)
+        if not self._has_engine(settings):
+            return None  # declined, or being set up (which comes back here when it is done)
         layer = document.activeNode()
         usable = layer is not None and layer.type() not in colorize.MASK_TYPES
         dialog = ColorizeDialog(
@@ -124,6 +137,55 @@ class ColorizeExtension(Extension):
                                           self._window())
         self.running.start()
         return None
+
+    # -- the engine ---------------------------------------------------------------------------
+    def _has_engine(self, settings: Any) -> bool:
+        """True if the worker's Python is known (recorded, or an engine this plugin set up);
+        else offer to set the engine up (in the background) and return False."""
+        if settings.python and os.path.isfile(settings.python):
+            return True
+        engine = find_engine()
+        if engine is not None:
+            self._remember_python(settings, engine)
+            return True
+        missing = (f"The c2e Python recorded in the settings ({settings.python}) is gone.\n\n"
+                   if settings.python else "")  # fmt: skip
+        question = (
+            f"{missing}Colorize from Reference needs its engine: a private Python environment "
+            f"with c2e's runtime (about 250 MB; pip downloads about 80 MB), made in\n"
+            f"{engine_folder()}\n\nSet it up now? (Or install c2e yourself and run 'c2e "
+            "plugins install krita'.)"
+        )
+        if not TestHooks.accept_dialog:
+            buttons = QtWidgets.QMessageBox.StandardButton
+            answer = QtWidgets.QMessageBox.question(self._window(), TITLE, question,
+                                                    buttons.Yes | buttons.No)  # fmt: skip
+            if answer != buttons.Yes:
+                return False
+        self.setting_up = BackgroundEngineSetup(self._engine_ready, self._window())
+        self.setting_up.start()
+        return False
+
+    def _engine_ready(self, python: str | None, error: BaseException | None) -> None:
+        """UI thread: record the new engine and carry on colorizing, or say what went wrong."""
+        setup, self.setting_up = self.setting_up, None
+        TestHooks.engine_setups.append({"python": python, "error": str(error) if error else None,
+                                        "progress": list(setup.seen) if setup else []})
+        if isinstance(error, EngineCancelled):
+            TestHooks.outcomes.append({"layer": None, "error": None, "cancelled": True})
+            return None
+        if error is not None or python is None:
+            return self._fail(str(error))
+        self._remember_python(load_settings(colorize.ColorizeOptions), python)
+        return self.colorize_active()
+
+    @staticmethod
+    def _remember_python(settings: Any, python: str) -> None:
+        settings.python = python
+        try:
+            save_settings(settings)
+        except OSError:
+            pass  # used for this run all the same
 
     def _finished(self, result: Any, error: BaseException | None) -> None:
         """UI thread: add the layer, or explain what went wrong (the document is unchanged)."""

@@ -37,7 +37,8 @@ TICK_MS = 100
 WATCHDOG_MS = int(os.environ.get("C2E_KRITA_DRIVER_TIMEOUT_MS", "240000"))
 SCREENSHOTS = os.environ.get("C2E_KRITA_DRIVER_SCREENSHOTS", "")
 #: The runs: colorize and undo; start and press Cancel at once; colorize again and undo.
-RUNS = ("screenshots",) if SCREENSHOTS else ("colorize", "cancel", "colorize")
+RUNS = ("screenshots",) if SCREENSHOTS else tuple(
+    os.environ.get("C2E_KRITA_DRIVER_RUNS", "colorize,cancel,colorize").split(","))
 
 
 def tab_name(title):
@@ -328,6 +329,9 @@ class Driver(Extension):
         self.step = None
         if self.timer is not None:
             self.timer.stop()
+        plugin = getattr(self, "plugin", None)
+        if plugin is not None:
+            self.report["engine_setups"] = list(plugin.TestHooks.engine_setups)
         try:
             self.write("report.json", self.report)
         finally:
