@@ -123,10 +123,12 @@ def engine_wheelhouse(tmp_path_factory) -> Path:
                            timeout=600)  # fmt: skip
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = folder.glob("c2e_studio-*.whl")
-    fetched = subprocess.run([*pip, "download", "--only-binary", ":all:", "-d", str(folder),
-                              str(wheel)], capture_output=True, text=True,
-                             timeout=600)  # fmt: skip
-    assert fetched.returncode == 0, fetched.stderr[-3000:]
+    # this Python's wheels, and Debian 13's Python 3.13's (the Krita 5.2 and GIMP 3 chroot)
+    for version in sorted({f"{sys.version_info[0]}.{sys.version_info[1]}", "3.13"}):
+        fetched = subprocess.run([*pip, "download", "--only-binary", ":all:", "--python-version",
+                                  version, "-d", str(folder), str(wheel)], capture_output=True,
+                                 text=True, timeout=600)  # fmt: skip
+        assert fetched.returncode == 0, fetched.stderr[-3000:]
     names = {p.name.split("-")[0].lower() for p in folder.glob("*.whl")}
     assert {"numpy", "onnxruntime", "pillow", "pluggy"} <= names and "torch" not in names
     return folder

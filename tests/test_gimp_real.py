@@ -126,6 +126,10 @@ def cases(images: dict[str, Path], out: Path) -> list[dict]:
         {"name": "echo-group", "target": rgb8, "reference": warm, "client": "echo",
          "in_group": True},
         {"name": "failing-client", "target": rgb8, "reference": warm, "client": "fail"},
+        # last: once made, the engine serves every later run that finds no c2e
+        {"name": "engine", "target": rgb8, "reference": warm,
+         "arguments": dict(ARGUMENTS, **{"set-up-engine": True}),
+         "settings": {"python": "", "weights": ""}},
     ]
 
 
@@ -166,13 +170,14 @@ def gimp_environment(root: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def session(gimp, tmp_path_factory, tiny_weights) -> dict:
-    """Install the plug-in into a fresh profile and run every case in one GIMP session."""
+def session(gimp, tmp_path_factory, tiny_weights, engine_wheelhouse) -> dict:
+    """Install the plug-in into a fresh profile and run every case in one GIMP session (pip,
+    for the case that sets the engine up, sees only a local wheel folder: no network)."""
     root = tmp_path_factory.mktemp("gimp")
     out = root / "out"
     out.mkdir()
     images = make_images(root)
-    env = gimp_environment(root)
+    env = gimp_environment(root, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(engine_wheelhouse))
     install = subprocess.run(
         [sys.executable, "-m", "c2e_core", "plugins", "install", "gimp",
          "--gimp-dir", str(root / "profile"), "--weights", str(tiny_weights)],
@@ -200,7 +205,8 @@ def session(gimp, tmp_path_factory, tiny_weights) -> dict:
     crashed = {name: r["crash"] for name, r in results.items() if "crash" in r}
     assert not crashed, f"{crashed}\n{log}"
     return {"results": results, "out": out, "plugin_dir": plugin_dir, "settings": settings,
-            "install": install, "weights": tiny_weights, "where": gimp, "log": log}
+            "install": install, "weights": tiny_weights, "where": gimp, "log": log,
+            "home": env["HOME"]}
 
 
 @pytest.fixture(scope="module")
@@ -405,6 +411,21 @@ def test_missing_worker_python(session):
     assert "/nonexistent/c2e-env/bin/python" in message and "does not exist" in message
     assert "c2e plugins install gimp" in message
     assert_unchanged(result)
+
+
+def test_sets_its_engine_up_when_it_finds_no_c2e(session):
+    """No c2e Python recorded and ``set-up-engine`` (interactive runs ask): the plug-in makes its
+    engine in the user data folder (a venv, pip from the local wheel folder), checks it, and
+    colorizes with it and the bundled default weights."""
+    result = session["results"]["engine"]
+    assert result["status"] == "success", result["message"]
+    assert result["layer"]["name"] == "Background (colorized)"
+    engine = Path(session["home"]) / ".local" / "share" / "c2e-studio" / "engine"
+    record = json.loads((engine / "engine.json").read_text())
+    assert record["python"] == str(engine / "bin" / "python") and record["package"] == "c2e-studio"
+    colour = chroma_ab(dump(session, "engine", "result-float"))
+    source = chroma_ab(dump(session, "engine", "target-float"))
+    assert np.abs(colour - source).mean() > 1.0  # the colour changed
 
 
 def test_python_without_c2e(session):

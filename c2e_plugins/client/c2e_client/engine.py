@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -134,20 +135,29 @@ def find_python(environ: Optional[Mapping[str, str]] = None) -> str:
 
 def _run(command: Sequence[str], what: str, on_line: Callable[[str], None],
          cancelled: Callable[[], bool], timeout: float) -> None:
-    """Run ``command``, each output line to ``on_line``; :class:`EngineError` with the output's
-    tail if it fails, :class:`EngineCancelled` (the process killed) if ``cancelled()``."""
+    """Run ``command``, each output line to ``on_line`` on the calling thread;
+    :class:`EngineError` with the output's tail if it fails, :class:`EngineCancelled` (the
+    process killed) if ``cancelled()``."""
     try:
         process = subprocess.Popen(list(command), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env=worker_environment(), text=True, errors="replace")
     except OSError as exc:
         raise EngineError("Could not %s: %s." % (what, exc)) from None
+    lines: queue.Queue = queue.Queue()
     tail: List[str] = []
 
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
-            line = line.rstrip()
+            lines.put(line.rstrip())
+
+    def drain() -> None:
+        while True:
+            try:
+                line = lines.get_nowait()
+            except queue.Empty:
+                return
             tail.append(line)
             del tail[:-TAIL_LINES]
             if line:
@@ -157,6 +167,7 @@ def _run(command: Sequence[str], what: str, on_line: Callable[[str], None],
     reader.start()
     deadline = time.monotonic() + timeout
     while process.poll() is None:
+        drain()
         if cancelled() or time.monotonic() > deadline:
             process.kill()
             process.wait()
@@ -166,6 +177,7 @@ def _run(command: Sequence[str], what: str, on_line: Callable[[str], None],
             raise EngineError("Could not %s within %d s." % (what, timeout))
         time.sleep(0.1)
     reader.join(5.0)
+    drain()
     if process.returncode != 0:
         last = next((line for line in reversed(tail) if line.strip()), "no output")
         raise EngineError("Could not %s (exit status %d): %s\n%s"

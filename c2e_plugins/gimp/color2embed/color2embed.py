@@ -11,6 +11,7 @@ returns ``layer``, the new colorized layer. The c2e worker it starts is the one 
 wrapper; the logic is ``c2e_gimp/colorize.py``.
 """
 
+import os
 import sys
 import traceback
 
@@ -26,10 +27,15 @@ from c2e_client import (  # noqa: E402
     MAX_STRENGTH,
     MIN_STRENGTH,
     SIZE_MULTIPLE,
+    EngineError,
     LazyWorker,
     WorkerError,
     WorkerSession,
+    engine_folder,
+    find_engine,
     load_settings,
+    save_settings,
+    set_up_engine,
 )
 from c2e_gimp.colorize import colorize_from_reference, gimp_progress  # noqa: E402
 from c2e_gimp.options import (  # noqa: E402
@@ -94,6 +100,57 @@ def ask(procedure, image, config):
     return accepted
 
 
+def offer_engine(recorded):
+    """Ask whether to set the engine up (interactive runs); True for yes."""
+    gone = f"The c2e Python recorded in the settings ({recorded}) is gone.\n\n" if recorded else ""
+    dialog = Gtk.MessageDialog(
+        flags=Gtk.DialogFlags.MODAL, message_type=Gtk.MessageType.QUESTION,
+        buttons=Gtk.ButtonsType.YES_NO, text="Set up the Color2Embed engine?",
+    )
+    dialog.format_secondary_text(
+        f"{gone}{TITLE} needs its engine: a private Python environment with c2e's runtime "
+        f"(about 250 MB; pip downloads about 80 MB), made in\n{engine_folder()}\n\n"
+        "(Or install c2e yourself and run 'c2e plugins install gimp'.)"
+    )
+    answer = dialog.run()
+    dialog.destroy()
+    return answer == Gtk.ResponseType.YES
+
+
+def worker_python(settings, run_mode, config):
+    """The worker's Python: the recorded one if it exists, else the engine this plug-in set
+    up, else (asked in interactive runs, or with ``set-up-engine``) a new engine, recorded in
+    the settings. Returns the recorded value unchanged when there is none, so the worker's
+    start explains what to do. Raises :class:`EngineError` if the set-up fails."""
+    python = settings.python
+    if python and os.path.isfile(python):
+        return python
+    engine = find_engine()
+    if engine is None:
+        wanted = config.get_property("set-up-engine") or (
+            run_mode == Gimp.RunMode.INTERACTIVE and offer_engine(python))
+        if not wanted:
+            return python
+        Gimp.progress_init("Setting up the c2e engine")
+
+        def progress(fraction, text):
+            if text:
+                Gimp.progress_set_text(text)
+            if fraction is not None:
+                Gimp.progress_update(fraction)
+
+        try:
+            engine = set_up_engine(progress=progress)
+        finally:
+            Gimp.progress_end()
+    settings.python = engine
+    try:
+        save_settings(settings)
+    except OSError:
+        pass  # used for this run all the same
+    return engine
+
+
 def run(procedure, run_mode, image, drawables, config, data):
     """The procedure: dialog (interactive runs), then :func:`colorize_from_reference`."""
     if len(drawables) != 1:
@@ -104,7 +161,11 @@ def run(procedure, run_mode, image, drawables, config, data):
         if not ask(procedure, image, config):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     settings = load_settings(ColorizeOptions)
-    worker = LazyWorker(WorkerSession(GIMP, recorded_in=settings.path), settings.python)
+    try:
+        python = worker_python(settings, run_mode, config)
+    except EngineError as exc:
+        return failure(procedure, f"{TITLE}: {exc}")
+    worker = LazyWorker(WorkerSession(GIMP, recorded_in=settings.path), python)
     Gimp.progress_init("Colorizing from the reference image")
     try:
         options = ColorizeOptions(
@@ -180,6 +241,12 @@ class Color2Embed(Gimp.PlugIn):
             "gray-to-rgb", "Con_vert a grayscale image to RGB",
             "A grayscale image cannot hold colours: convert it to RGB in the same undo step "
             "(otherwise the procedure fails with a message)",
+            False, flags,
+        )
+        procedure.add_boolean_argument(
+            "set-up-engine", "Set up the _engine if c2e is missing",
+            "With no c2e Python found, make the plug-in's own engine (a private Python "
+            "environment with c2e's runtime; pip downloads about 80 MB). Interactive runs ask.",
             False, flags,
         )
         procedure.add_layer_return_value(
