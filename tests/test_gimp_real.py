@@ -477,6 +477,14 @@ def test_the_new_layer_hides_what_the_source_hides(session):
     assert result["layer_mask_sha"] == result["source_mask_sha"]
 
 
+def test_one_worker_serves_every_run(session):
+    """The plug-in is a persistent extension: the worker it started for the first run, with
+    its model loaded, is the one every later run in the GIMP session uses."""
+    results = session["results"]
+    pids = [tuple(results[name]["worker_pids"]) for name in COLORIZED]
+    assert len(pids[0]) == 1 and all(p == pids[0] for p in pids), pids
+
+
 def test_no_stray_images(session):
     """GIMP names images a plug-in leaves behind (the reference's duplicate, say)."""
     assert "stray image" not in session["log"]

@@ -96,6 +96,22 @@ def state(image, source, fmt):
     }
 
 
+def worker_pids():
+    """The c2e workers running now (any user of this machine's process table)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as stream:
+                words = stream.read().split(b"\0")
+        except OSError:
+            continue
+        if b"c2e_core" in words and b"worker" in words:
+            pids.append(int(entry))
+    return sorted(pids)
+
+
 def write_settings(values):
     with open(SETTINGS, encoding="utf-8") as stream:
         original = stream.read()
@@ -216,6 +232,7 @@ def run_case(case, out):
             with open(SETTINGS, "w", encoding="utf-8") as stream:
                 stream.write(original_settings)
     result["stray_images"] = len(Gimp.get_images()) - images_before
+    result["worker_pids"] = worker_pids()
     result["after"] = state(image, source, layout.gegl_format)
     if layer is not None:
         result["layer"] = layer_info(image, layer)

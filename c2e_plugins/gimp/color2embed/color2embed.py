@@ -7,8 +7,14 @@ open image whose visible pixels give the colours), ``size`` (the network's worki
 multiple of 16 up to 4096, or 0 for the layer's own size), ``device`` (auto, cpu, cuda, mps),
 ``strength`` (0..1) and ``gray-to-rgb`` (convert a grayscale image instead of refusing it). It
 returns ``layer``, the new colorized layer. The c2e worker it starts is the one recorded in
-``settings.json`` by ``c2e plugins install gimp``. This file is the thin PDB and dialog
-wrapper; the logic is ``c2e_gimp/colorize.py``.
+``settings.json`` by ``c2e plugins install gimp`` (or the engine the plug-in set up itself).
+
+The procedure lives in a persistent process: GIMP starts the extension
+``extension-c2e-colorize`` (a ``PERSISTENT`` procedure without arguments) when it starts, and
+the extension installs ``python-fu-c2e-colorize`` as its temporary procedure. So the worker,
+with its model loaded, stays from one run to the next for the whole GIMP session instead of
+being started (and the model loaded) for every run; it ends when GIMP quits. This file is
+the thin PDB and dialog wrapper; the logic is ``c2e_gimp/colorize.py``.
 """
 
 import os
@@ -48,6 +54,10 @@ from c2e_gimp.options import (  # noqa: E402
 from gi.repository import Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 
 PROCEDURE = "python-fu-c2e-colorize"
+EXTENSION = "extension-c2e-colorize"
+#: This process's worker session (the process lives as long as GIMP: see the docstring).
+SESSION = WorkerSession(GIMP)
+UI_READY: list = []
 TITLE = "Colorize from Reference Image"
 NO_REFERENCE = (
     "Open the image with the colours you want in GIMP too (File > Open), then choose "
@@ -74,7 +84,9 @@ def other_images(image):
 def ask(procedure, image, config):
     """Show the dialog; False when the user cancels it. GIMP 3.0's procedure dialog has no
     widget for image arguments, so the reference gets an image menu of its own."""
-    GimpUi.init(PROCEDURE)
+    if not UI_READY:  # once per process: the process serves every run of the GIMP session
+        GimpUi.init(PROCEDURE)
+        UI_READY.append(True)
     dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config, title=TITLE)
     references = GimpUi.ImageComboBox.new(
         lambda candidate, data: candidate.get_id() != image.get_id(), None
@@ -165,7 +177,8 @@ def run(procedure, run_mode, image, drawables, config, data):
         python = worker_python(settings, run_mode, config)
     except EngineError as exc:
         return failure(procedure, f"{TITLE}: {exc}")
-    worker = LazyWorker(WorkerSession(GIMP, recorded_in=settings.path), python)
+    SESSION.recorded_in = settings.path
+    worker = LazyWorker(SESSION, python)
     Gimp.progress_init("Colorizing from the reference image")
     try:
         options = ColorizeOptions(
@@ -182,8 +195,7 @@ def run(procedure, run_mode, image, drawables, config, data):
     except Exception as exc:  # a bug: say so in GIMP, keep the traceback on stderr
         traceback.print_exc()
         return failure(procedure, f"{TITLE}: unexpected error ({exc!r}); details on stderr")
-    finally:
-        worker.close()
+    finally:  # the worker stays for the next run
         Gimp.progress_end()
     values = procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
     values.remove(1)
@@ -191,68 +203,98 @@ def run(procedure, run_mode, image, drawables, config, data):
     return values
 
 
+def colorize_procedure(plug_in):
+    """Colors > Colorize from Reference Image..., a temporary procedure of the extension."""
+    name = PROCEDURE
+    procedure = Gimp.ImageProcedure.new(plug_in, name, Gimp.PDBProcType.TEMPORARY, run, None)
+    procedure.set_image_types("RGB*, GRAY*")
+    procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+    procedure.set_menu_label("Colorize from _Reference Image...")
+    procedure.add_menu_path("<Image>/Colors")
+    procedure.set_documentation(
+        "Colorize the layer from another open image (Color2Embed)",
+        "Gives the active layer the colours of a reference image with the Color2Embed "
+        "network, on a new layer above it; the layer's lightness, alpha and bit depth are "
+        "kept and only the selection changes. Runs the c2e worker recorded by "
+        "'c2e plugins install gimp'.",
+        name,
+    )
+    procedure.set_attribution("Color2Embed Studio", "Color2Embed Studio", "2025")
+    flags = GObject.ParamFlags.READWRITE
+    procedure.add_image_argument(
+        "reference", "Re_ference image", "The open image whose visible colours to use",
+        True, flags,
+    )
+    procedure.add_int_argument(
+        "size", "Working si_ze",
+        f"The network's working size in pixels: a multiple of {SIZE_MULTIPLE} up to "
+        f"{MAX_SIZE}, or {NATIVE_SIZE} for the layer's own size (slower, more detail)",
+        NATIVE_SIZE, MAX_SIZE, DEFAULT_SIZE, flags,
+    )
+    devices = Gimp.Choice.new()
+    for index, device in enumerate(DEVICES):
+        devices.add(device, index, DEVICE_LABELS[device], "")
+    procedure.add_choice_argument(
+        "device", "_Device", "Where the network runs", devices, "auto", flags
+    )
+    procedure.add_double_argument(
+        "strength", "S_trength",
+        "How much of the new colour replaces the old: 0 keeps it, 1 replaces it",
+        MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH, flags,
+    )
+    procedure.add_boolean_argument(
+        "gray-to-rgb", "Con_vert a grayscale image to RGB",
+        "A grayscale image cannot hold colours: convert it to RGB in the same undo step "
+        "(otherwise the procedure fails with a message)",
+        False, flags,
+    )
+    procedure.add_boolean_argument(
+        "set-up-engine", "Set up the _engine if c2e is missing",
+        "With no c2e Python found, make the plug-in's own engine (a private Python "
+        "environment with c2e's runtime; pip downloads about 80 MB). Interactive runs ask.",
+        False, flags,
+    )
+    procedure.add_layer_return_value(
+        "layer", "Layer", "The new colorized layer", True, flags
+    )
+    return procedure
+
+
+
+
 class Color2Embed(Gimp.PlugIn):
-    """The plug-in: one image procedure."""
+    """The plug-in: a persistent extension that serves the colorize procedure."""
 
     def do_set_i18n(self, name):
         return False
 
     def do_query_procedures(self):
-        return [PROCEDURE]
+        return [EXTENSION]
 
     def do_create_procedure(self, name):
-        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
-        procedure.set_image_types("RGB*, GRAY*")
-        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        procedure.set_menu_label("Colorize from _Reference Image...")
-        procedure.add_menu_path("<Image>/Colors")
+        procedure = Gimp.Procedure.new(self, name, Gimp.PDBProcType.PERSISTENT, run_extension,
+                                       None)
         procedure.set_documentation(
-            "Colorize the layer from another open image (Color2Embed)",
-            "Gives the active layer the colours of a reference image with the Color2Embed "
-            "network, on a new layer above it; the layer's lightness, alpha and bit depth are "
-            "kept and only the selection changes. Runs the c2e worker recorded by "
-            "'c2e plugins install gimp'.",
+            "Serves Colors > Colorize from Reference Image... (Color2Embed)",
+            "Started by GIMP when it starts: installs python-fu-c2e-colorize and keeps its c2e "
+            "worker, with the model loaded, from one run to the next until GIMP quits.",
             name,
         )
         procedure.set_attribution("Color2Embed Studio", "Color2Embed Studio", "2025")
-        flags = GObject.ParamFlags.READWRITE
-        procedure.add_image_argument(
-            "reference", "Re_ference image", "The open image whose visible colours to use",
-            True, flags,
-        )
-        procedure.add_int_argument(
-            "size", "Working si_ze",
-            f"The network's working size in pixels: a multiple of {SIZE_MULTIPLE} up to "
-            f"{MAX_SIZE}, or {NATIVE_SIZE} for the layer's own size (slower, more detail)",
-            NATIVE_SIZE, MAX_SIZE, DEFAULT_SIZE, flags,
-        )
-        devices = Gimp.Choice.new()
-        for index, device in enumerate(DEVICES):
-            devices.add(device, index, DEVICE_LABELS[device], "")
-        procedure.add_choice_argument(
-            "device", "_Device", "Where the network runs", devices, "auto", flags
-        )
-        procedure.add_double_argument(
-            "strength", "S_trength",
-            "How much of the new colour replaces the old: 0 keeps it, 1 replaces it",
-            MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH, flags,
-        )
-        procedure.add_boolean_argument(
-            "gray-to-rgb", "Con_vert a grayscale image to RGB",
-            "A grayscale image cannot hold colours: convert it to RGB in the same undo step "
-            "(otherwise the procedure fails with a message)",
-            False, flags,
-        )
-        procedure.add_boolean_argument(
-            "set-up-engine", "Set up the _engine if c2e is missing",
-            "With no c2e Python found, make the plug-in's own engine (a private Python "
-            "environment with c2e's runtime; pip downloads about 80 MB). Interactive runs ask.",
-            False, flags,
-        )
-        procedure.add_layer_return_value(
-            "layer", "Layer", "The new colorized layer", True, flags
-        )
         return procedure
+
+    def do_quit(self):
+        SESSION.close()
+
+
+def run_extension(procedure, config, data):
+    """The extension: install the colorize procedure, then serve GIMP's calls until it quits."""
+    plug_in = procedure.get_plug_in()
+    plug_in.add_temp_procedure(colorize_procedure(plug_in))
+    procedure.persistent_ready()
+    plug_in.persistent_enable()
+    while True:
+        plug_in.persistent_process(0)
 
 
 if __name__ == "__main__":
