@@ -219,6 +219,9 @@ def build_parser(host=None) -> argparse.ArgumentParser:
                             help="weights the plugin asks for (default: the worker's default)")
     package.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.zip")
     package.add_argument("--overwrite", action="store_true", help="replace an existing zip")
+    package.add_argument("--no-python", action="store_true",
+                         help="record no worker Python (a zip for other machines: the plugin "
+                         "offers to set up its own engine there)")  # fmt: skip
     install.set_defaults(handler=cmd_plugins_install)
     uninstall.set_defaults(handler=cmd_plugins_uninstall)
     package.set_defaults(handler=cmd_plugins_package)
@@ -264,7 +267,8 @@ def cmd_plugins_package(args: argparse.Namespace) -> int:
     from c2e_core.hosts.install import get_host
 
     host = get_host(args.host)
-    path = host.package(args.output, weights=args.weights, overwrite=args.overwrite)
+    path = host.package(args.output, weights=args.weights, overwrite=args.overwrite,
+                        record_python=not args.no_python)  # fmt: skip
     print(f"wrote {path}: {host.package_use}")
     return 0
 

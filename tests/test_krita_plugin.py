@@ -141,6 +141,10 @@ def test_package_is_what_kritas_importer_accepts(tmp_path):
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
     assert c2e("plugins", "package", "krita", "-o", str(output), "--overwrite").returncode == 0
+    portable = tmp_path / "portable.zip"
+    assert c2e("plugins", "package", "krita", "--no-python", "-o", str(portable)).returncode == 0
+    with zipfile.ZipFile(portable) as archive:  # for other machines: the plugin's own engine
+        assert "python" not in json.loads(archive.read("color2embed/settings.json"))
     if not KRITA_IMPORTER.is_file():
         return
     # Krita's own importer (Tools > Scripts > Import Python Plugin from File…)

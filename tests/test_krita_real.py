@@ -15,6 +15,7 @@ on a user's machine.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -478,15 +479,15 @@ def test_gui_runs_the_menu_action_and_undo(krita, krita_home, weights, tmp_path)
 
 def test_gui_sets_its_engine_up_when_it_finds_no_c2e(krita, krita_home, engine_wheelhouse,
                                                      tmp_path):
-    """The plugin with no c2e Python recorded (as imported from its zip on a fresh machine),
-    run from the menu: it offers its engine, sets it up in the user data folder from a local
-    wheel folder (pip with no index: no network), records it and colorizes with the bundled
-    default weights (in Debian 13's chroot, with its Python 3.13)."""
+    """The plugin imported from its zip with Krita's own importer, no c2e Python recorded (as
+    on a machine without c2e), run from the menu: it offers its engine, sets it up in the user
+    data folder from a local wheel folder (pip with no index: no network), records it and
+    colorizes with the bundled default weights (in Debian 13's chroot with its Python 3.13)."""
     krita.require("krita", "xvfb-run", "xauth")
     from PIL import Image
 
     home = fresh_home(krita_home, tmp_path)
-    pykrita = install_plugin_without_python(home)
+    pykrita = import_plugin_zip(krita, home, tmp_path)
     shutil.copytree(HELPERS / "gui_driver", pykrita, dirs_exist_ok=True)
     from c2e_core.hosts.install import set_kconfig_value
 
@@ -529,13 +530,31 @@ def test_gui_sets_its_engine_up_when_it_finds_no_c2e(krita, krita_home, engine_w
     assert np.hypot(lab_new[..., 1], lab_new[..., 2]).mean() > 3.0  # a colour photo now
 
 
-def install_plugin_without_python(home: Path) -> Path:
-    """``c2e plugins install krita``, then the recorded Python removed: the plugin as it is
-    when imported from its zip on a machine without c2e."""
-    pykrita = install_plugin(home, None)
-    path = pykrita / PLUGIN / "settings.json"
-    settings = json.loads(path.read_text(encoding="utf-8"))
-    settings.pop("python", None)
-    settings.pop("weights", None)
-    path.write_text(json.dumps(settings), encoding="utf-8")
+def import_plugin_zip(krita: KritaHost, home: Path, tmp_path: Path) -> Path:
+    """The plugin as a user gets it without c2e: ``c2e plugins package krita --no-python``,
+    imported by Krita's own importer (Tools > Scripts > Import Python Plugin from File…, the
+    host's ``plugin_importer.py``) into ``home``'s resources, then enabled as the importer's
+    dialog does. Returns the ``pykrita`` folder."""
+    archive = tmp_path / "color2embed-krita.zip"
+    made = subprocess.run([sys.executable, "-m", "c2e_core", "plugins", "package", "krita",
+                           "--no-python", "-o", str(archive)], capture_output=True, text=True,
+                          timeout=120, cwd=str(REPO))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    source = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
+    if krita.root is not None:
+        source = krita.root / source.relative_to("/")
+    spec = importlib.util.spec_from_file_location("krita_plugin_importer", source)
+    importer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(importer)
+    resources = home / ".local" / "share" / "krita"
+    resources.mkdir(parents=True, exist_ok=True)
+    imported = importer.PluginImporter(str(archive), str(resources), lambda _: True).import_all()
+    assert [plugin["name"] for plugin in imported] == [PLUGIN]
+    from c2e_core.hosts.install import set_kconfig_value
+
+    kritarc = home / ".config" / "kritarc"
+    kritarc.write_text(set_kconfig_value(kritarc.read_text() if kritarc.exists() else "",
+                                         "python", f"enable_{PLUGIN}", "true"))  # fmt: skip
+    pykrita = resources / "pykrita"
+    assert "python" not in json.loads((pykrita / PLUGIN / "settings.json").read_text())
     return pykrita

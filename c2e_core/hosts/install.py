@@ -102,9 +102,10 @@ class HostPlugin:
     package_extras: tuple[str, ...] = ()
 
     def package(self, output: Path, *, python: str | None = None, weights: str | None = None,
-                overwrite: bool = False) -> Path:
+                overwrite: bool = False, record_python: bool = True) -> Path:
         """A zip of the plugin package (plus :attr:`package_extras`), as :attr:`package_use`
-        says to use it."""
+        says to use it. ``record_python=False``: no worker Python in its settings (a zip for
+        other machines, where the plugin sets up its own engine)."""
         output = Path(output)
         if output.suffix.lower() != ".zip":
             raise HostPluginError(f"{output}: the package must be a .zip file")
@@ -115,7 +116,10 @@ class HostPlugin:
         self._check_sources()
         with tempfile.TemporaryDirectory() as temporary:
             package = Path(temporary) / self.plugin
-            self._copy_package(package, _worker_settings(python, weights))
+            settings = _worker_settings(python, weights)
+            if not record_python:
+                del settings["python"]
+            self._copy_package(package, settings)
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
                 for name in self.package_extras:
