@@ -127,3 +127,20 @@ def test_every_imported_package_is_declared():
                 imported.add(node.module.split(".")[0])
     third_party = imported - set(sys.stdlib_module_names) - {"c2e_core"}
     assert {DISTRIBUTIONS.get(name, name).lower() for name in third_party} - declared == set()
+
+
+def _members(path: Path) -> dict[str, tuple[bytes, int]]:
+    """A zip's files: contents and Unix permission bits (timestamps aside)."""
+    with zipfile.ZipFile(path) as archive:
+        return {info.filename: (archive.read(info), (info.external_attr >> 16) & 0o777)
+                for info in archive.infolist()}  # fmt: skip
+
+
+@pytest.mark.parametrize("host", sorted(HOSTS))
+def test_the_zips_linked_from_the_readme_are_current(host, tmp_path):
+    """``docs/downloads/color2embed-HOST.zip`` (linked from the README for installing without a
+    terminal) is what ``c2e plugins package HOST --no-python`` makes from this checkout."""
+    committed = REPO / "docs" / "downloads" / f"color2embed-{host}.zip"
+    fresh = HOSTS[host].package(tmp_path / "fresh.zip", record_python=False)
+    again = f"c2e plugins package {host} --no-python --overwrite -o {committed.relative_to(REPO)}"
+    assert _members(committed) == _members(fresh), f"stale; run: {again}"
