@@ -23,7 +23,66 @@ _job_numbers = itertools.count(1)
 FinishedCallback = Callable[[Any, Optional[BaseException]], None]
 
 
-class BackgroundColorize:
+def _progress_dialog(text: str, maximum: int, title: str, name: str, parent: Any) -> Any:
+    """A window-modal progress dialog with Cancel that stays until closed (``maximum`` 0: busy)."""
+    progress = QtWidgets.QProgressDialog(text, "Cancel", 0, maximum, parent)
+    progress.setWindowTitle(title)
+    progress.setObjectName(name)
+    progress.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
+    progress.setMinimumDuration(0)
+    progress.setAutoClose(False)
+    progress.setAutoReset(False)
+    return progress
+
+
+class _Background:
+    """A background thread (``_work``) behind a progress dialog with Cancel (``cancel``); a
+    timer on the UI thread reads the thread's messages (``_poll``)."""
+
+    def _set_up(self, thread_name: str, text: str, maximum: int, title: str, name: str,
+                parent: Any) -> None:  # fmt: skip
+        self._messages: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name=thread_name)
+        self._thread.daemon = True
+        self.progress = _progress_dialog(text, maximum, title, name, parent)
+        self.progress.canceled.connect(self.cancel)
+        self.timer = QtCore.QTimer()
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self._poll)
+
+    def start(self) -> None:
+        self.progress.show()
+        self.timer.start()
+        self._thread.start()
+
+    finished = False
+
+    def _poll(self) -> None:
+        """UI thread: hand the thread's messages to ``_show_progress`` and ``_done``."""
+        while not self.finished:
+            try:
+                kind, *values = self._messages.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "progress":
+                self._show_progress(*values)
+            else:
+                self._done(*values)
+
+    def _work(self) -> None:
+        raise NotImplementedError
+
+    def _show_progress(self, *values: Any) -> None:
+        raise NotImplementedError
+
+    def _done(self, *values: Any) -> None:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        raise NotImplementedError
+
+
+class BackgroundColorize(_Background):
     """One colorization: progress dialog, worker thread, Cancel. The UI stays responsive."""
 
     def __init__(
@@ -41,27 +100,10 @@ class BackgroundColorize:
         self.request_id = f"krita-{next(_job_numbers)}"
         self.cancelled = False
         self.finished = False
-        self._messages: queue.Queue = queue.Queue()
         self._client: Any = None
-        self._thread = threading.Thread(target=self._work, name="c2e-colorize")
-        self._thread.daemon = True
         starting = "Starting the c2e worker…" if not session.running else "Colorizing…"
-        self.progress = QtWidgets.QProgressDialog(starting, "Cancel", 0, 0, parent)
-        self.progress.setWindowTitle("Colorize from Reference")
-        self.progress.setObjectName("color2embed_progress")
-        self.progress.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
-        self.progress.setMinimumDuration(0)
-        self.progress.setAutoClose(False)
-        self.progress.setAutoReset(False)
-        self.progress.canceled.connect(self.cancel)
-        self.timer = QtCore.QTimer()
-        self.timer.setInterval(POLL_MS)
-        self.timer.timeout.connect(self._poll)
-
-    def start(self) -> None:
-        self.progress.show()
-        self.timer.start()
-        self._thread.start()
+        self._set_up("c2e-colorize", starting, 0, "Colorize from Reference",
+                     "color2embed_progress", parent)  # fmt: skip
 
     def cancel(self) -> None:
         """Stop the job: the worker drops it at its next step; the document stays unchanged."""
@@ -92,23 +134,16 @@ class BackgroundColorize:
         return self.cancelled
 
     # -- UI thread --------------------------------------------------------------------------
-    def _poll(self) -> None:
-        while not self.finished:
-            try:
-                message = self._messages.get_nowait()
-            except queue.Empty:
-                return
-            if message[0] == "progress":
-                _, done, total, text = message
-                self.progress.setRange(0, max(total, 0))
-                self.progress.setValue(min(done, total) if total > 0 else 0)
-                if text:
-                    self.progress.setLabelText(text[:1].upper() + text[1:])
-                continue
-            _, result, error = message
-            self._finish()
-            if not self.cancelled:
-                self.on_finished(result, error)
+    def _show_progress(self, done: int, total: int, text: str) -> None:
+        self.progress.setRange(0, max(total, 0))
+        self.progress.setValue(min(done, total) if total > 0 else 0)
+        if text:
+            self.progress.setLabelText(text[:1].upper() + text[1:])
+
+    def _done(self, result: Any, error: BaseException | None) -> None:
+        self._finish()
+        if not self.cancelled:
+            self.on_finished(result, error)
 
     def _finish(self) -> None:
         if self.finished:
@@ -125,7 +160,7 @@ class BackgroundColorize:
 EngineCallback = Callable[[Optional[str], Optional[BaseException]], None]
 
 
-class BackgroundEngineSetup:
+class BackgroundEngineSetup(_Background):
     """Setting the engine up (``c2e_client.set_up_engine``: a venv, pip, a check) on a
     background thread behind a progress dialog whose Cancel stops pip and removes what was
     made. The UI stays responsive; the outcome goes to ``on_finished`` on the UI thread."""
@@ -135,27 +170,10 @@ class BackgroundEngineSetup:
         self.cancelled = False
         self.finished = False
         self.seen: list = []  # (fraction, text) as reported, for tests
-        self._messages: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._work, name="c2e-engine-setup")
-        self._thread.daemon = True
-        self.progress = QtWidgets.QProgressDialog("Setting up the c2e engine…", "Cancel", 0, 100,
-                                                  parent)
-        self.progress.setWindowTitle("Colorize from Reference: setting up")
-        self.progress.setObjectName("color2embed_engine_progress")
-        self.progress.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
-        self.progress.setMinimumDuration(0)
-        self.progress.setAutoClose(False)
-        self.progress.setAutoReset(False)
+        self._set_up("c2e-engine-setup", "Setting up the c2e engine…", 100,
+                     "Colorize from Reference: setting up", "color2embed_engine_progress",
+                     parent)  # fmt: skip
         self.progress.setMinimumWidth(520)
-        self.progress.canceled.connect(self.cancel)
-        self.timer = QtCore.QTimer()
-        self.timer.setInterval(POLL_MS)
-        self.timer.timeout.connect(self._poll)
-
-    def start(self) -> None:
-        self.progress.show()
-        self.timer.start()
-        self._thread.start()
 
     def cancel(self) -> None:
         """Ask the set-up to stop; the dialog stays until it has removed what it made."""
@@ -174,27 +192,20 @@ class BackgroundEngineSetup:
     def _on_progress(self, fraction: float | None, text: str) -> None:
         self._messages.put(("progress", fraction, text))
 
-    def _poll(self) -> None:
-        while not self.finished:
-            try:
-                message = self._messages.get_nowait()
-            except queue.Empty:
-                return
-            if message[0] == "progress":
-                _, fraction, text = message
-                self.seen.append((fraction, text))
-                if fraction is None:
-                    self.progress.setRange(0, 0)
-                else:
-                    self.progress.setRange(0, 100)
-                    self.progress.setValue(int(round(fraction * 100)))
-                if text and not self.cancelled:
-                    self.progress.setLabelText(text)
-                continue
-            _, python, error = message
-            self.finished = True
-            self.timer.stop()
-            self.progress.canceled.disconnect(self.cancel)
-            self.progress.close()
-            self.progress.deleteLater()
-            self.on_finished(python, error)
+    def _show_progress(self, fraction: float | None, text: str) -> None:
+        self.seen.append((fraction, text))
+        if fraction is None:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 100)
+            self.progress.setValue(int(round(fraction * 100)))
+        if text and not self.cancelled:
+            self.progress.setLabelText(text)
+
+    def _done(self, python: str | None, error: BaseException | None) -> None:
+        self.finished = True
+        self.timer.stop()
+        self.progress.canceled.disconnect(self.cancel)
+        self.progress.close()
+        self.progress.deleteLater()
+        self.on_finished(python, error)
