@@ -468,9 +468,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     import PIL
 
     from c2e_core import __version__
-    from c2e_core.inference.device import available_devices, select_device, torch_installed
+    from c2e_core.inference.device import available_devices, select_device
     from c2e_core.runtime.networks import available_providers, runtime_version
-    from c2e_core.weights.store import WeightsError, WeightsStore, weights_home
+    from c2e_core.weights.store import WeightsError, WeightsStore, torch_installed, weights_home
 
     versions = [f"c2e {__version__}", f"python {sys.version.split()[0]}"]
     if torch_installed():
@@ -569,12 +569,8 @@ def cmd_weights_import(args: argparse.Namespace) -> int:
 def _add_runtime_twin(store, entry, weights, model) -> str:
     """Export imported weights to runtime weights beside them, so that their name also works
     without torch (the light runtime, the plugins' default install); what happened, in a line.
-    A model that cannot be exported keeps its import: the name then needs torch."""
-    import importlib.util
-
-    if importlib.util.find_spec("onnx") is None:
-        return (f"no runtime weights written (exporting needs the onnx package: pip install "
-                f"onnx): {entry.name} needs torch")  # fmt: skip
+    A model that cannot be exported (or no onnx package to export with) keeps its import: the
+    name then needs torch."""
     from c2e_core.weights.onnx_export import export_onnx, provenance
     from c2e_core.weights.store import exception_line
 

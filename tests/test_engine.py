@@ -108,3 +108,21 @@ def test_a_half_made_folder_is_never_used(engine, offline_pip, tmp_path):
     (folder / "bin").mkdir(parents=True)
     (folder / "bin" / "python").write_text("")
     assert engine.find_engine(str(folder)) is None  # no engine.json: not an engine
+
+
+def test_known_python_prefers_the_recorded_one_then_a_finished_engine(engine, monkeypatch,
+                                                                      tmp_path):
+    client = load_client()
+    path = tmp_path / "settings.json"
+    recorded = client.Settings(python=sys.executable, path=str(path))
+    assert engine.known_python(recorded) == sys.executable and not path.exists()
+    folder = tmp_path / "engine"
+    monkeypatch.setenv("C2E_ENGINE_DIR", str(folder))
+    gone = client.Settings(python=str(tmp_path / "gone" / "python"), path=str(path))
+    assert engine.known_python(gone) is None  # no engine yet: the caller offers one
+    python = folder / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    (folder / "engine.json").write_text(json.dumps({"python": str(python)}))
+    assert engine.known_python(gone) == str(python)
+    assert json.loads(path.read_text())["python"] == str(python)  # recorded for next time

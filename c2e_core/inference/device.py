@@ -4,18 +4,14 @@ imported only to answer for torch models."""
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from c2e_core.errors import DeviceError
 from c2e_core.options import check_device
+from c2e_core.weights.store import torch_installed
 
 #: Devices that only onnxruntime has (:mod:`c2e_core.runtime.networks`).
 RUNTIME_ONLY = ("directml", "dml", "coreml", "openvino")
-
-
-def torch_installed() -> bool:
-    return importlib.util.find_spec("torch") is not None
 
 
 def available_devices() -> list[str]:

@@ -219,13 +219,9 @@ class Handlers:
     def hello(self) -> dict[str, Any]:
         """The ``hello`` message: versions, devices, weights, processors, plugins."""
         import c2e_core
-        from c2e_core.inference.device import (
-            DeviceError,
-            available_devices,
-            select_device,
-            torch_installed,
-        )
+        from c2e_core.inference.device import DeviceError, available_devices, select_device
         from c2e_core.runtime.networks import available_providers, runtime_version
+        from c2e_core.weights.store import torch_installed
 
         warnings: list[str] = []
         default_device = self.device

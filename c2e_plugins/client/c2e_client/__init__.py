@@ -33,6 +33,8 @@ from .engine import (
     EngineError,
     engine_folder,
     find_engine,
+    known_python,
+    record_python,
     set_up_engine,
 )
 from .launch import (
@@ -75,7 +77,8 @@ from .settings import SETTINGS_FILE, Settings, load_settings, save_settings, set
 __all__ = [
     "CHANNEL_COUNTS", "COLORIZE_TIMEOUT", "ColorizeError", "ColorizeOptions", "DEFAULT_SIZE",
     "DEFAULT_STRENGTH", "DEVICES", "DTYPE_SIZES", "EngineCancelled", "EngineError",
-    "HELLO_TIMEOUT", "Host", "LazyWorker", "engine_folder", "find_engine", "set_up_engine",
+    "HELLO_TIMEOUT", "Host", "LazyWorker", "engine_folder", "find_engine", "known_python",
+    "record_python", "set_up_engine",
     "MAX_SIZE", "MAX_STRENGTH", "MIN_SIZE", "MIN_STRENGTH", "NATIVE_SIZE", "PRECISIONS",
     "PROTOCOL_VERSION", "Pixels", "ProgressCallback", "SETTINGS_FILE", "SIZE_MULTIPLE",
     "START_TIMEOUT", "STDERR_LINES", "Settings", "WORKER_ARGS", "WorkerCancelled",

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from .client import WORKER_ARGS, WorkerClient
 from .launch import worker_environment
 from .options import ColorizeError
+from .settings import Settings, save_settings
 
 #: The engine's folder instead of the user data folder's ``c2e-studio/engine``.
 ENGINE_DIR_ENV = "C2E_ENGINE_DIR"
@@ -89,6 +90,27 @@ def find_engine(folder: Optional[str] = None) -> Optional[str]:
     except (OSError, ValueError, AttributeError):
         return None
     return python if isinstance(python, str) and os.path.isfile(python) else None
+
+
+def known_python(settings: Settings) -> Optional[str]:
+    """The worker's Python without asking anyone: the one recorded in ``settings`` if it
+    exists, else a finished engine's (then recorded there); None when there is neither."""
+    if settings.python and os.path.isfile(settings.python):
+        return settings.python
+    engine = find_engine()
+    if engine is not None:
+        record_python(settings, engine)
+    return engine
+
+
+def record_python(settings: Settings, python: str) -> None:
+    """Make ``python`` the worker's Python in ``settings`` and save them (a failed save only
+    costs remembering it: this run uses it all the same)."""
+    settings.python = python
+    try:
+        save_settings(settings)
+    except OSError:
+        pass
 
 
 def python_version(python: str) -> Optional[Tuple[int, int]]:

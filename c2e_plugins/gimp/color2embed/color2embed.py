@@ -17,7 +17,6 @@ being started (and the model loaded) for every run; it ends when GIMP quits. Thi
 the thin PDB and dialog wrapper; the logic is ``c2e_gimp/colorize.py``.
 """
 
-import os
 import sys
 import traceback
 
@@ -38,9 +37,9 @@ from c2e_client import (  # noqa: E402
     WorkerError,
     WorkerSession,
     engine_folder,
-    find_engine,
+    known_python,
     load_settings,
-    save_settings,
+    record_python,
     set_up_engine,
 )
 from c2e_gimp.colorize import colorize_from_reference, gimp_progress  # noqa: E402
@@ -134,32 +133,26 @@ def worker_python(settings, run_mode, config):
     up, else (asked in interactive runs, or with ``set-up-engine``) a new engine, recorded in
     the settings. Returns the recorded value unchanged when there is none, so the worker's
     start explains what to do. Raises :class:`EngineError` if the set-up fails."""
-    python = settings.python
-    if python and os.path.isfile(python):
+    python = known_python(settings)
+    if python is not None:
         return python
-    engine = find_engine()
-    if engine is None:
-        wanted = config.get_property("set-up-engine") or (
-            run_mode == Gimp.RunMode.INTERACTIVE and offer_engine(python))
-        if not wanted:
-            return python
-        Gimp.progress_init("Setting up the c2e engine")
+    wanted = config.get_property("set-up-engine") or (
+        run_mode == Gimp.RunMode.INTERACTIVE and offer_engine(settings.python))
+    if not wanted:
+        return settings.python
+    Gimp.progress_init("Setting up the c2e engine")
 
-        def progress(fraction, text):
-            if text:
-                Gimp.progress_set_text(text)
-            if fraction is not None:
-                Gimp.progress_update(fraction)
+    def progress(fraction, text):
+        if text:
+            Gimp.progress_set_text(text)
+        if fraction is not None:
+            Gimp.progress_update(fraction)
 
-        try:
-            engine = set_up_engine(progress=progress)
-        finally:
-            Gimp.progress_end()
-    settings.python = engine
     try:
-        save_settings(settings)
-    except OSError:
-        pass  # used for this run all the same
+        engine = set_up_engine(progress=progress)
+    finally:
+        Gimp.progress_end()
+    record_python(settings, engine)
     return engine
 
 

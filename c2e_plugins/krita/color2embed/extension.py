@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import traceback
 from typing import Any
 
@@ -15,8 +14,9 @@ from .c2e_client import (
     EngineCancelled,
     WorkerSession,
     engine_folder,
-    find_engine,
+    known_python,
     load_settings,
+    record_python,
     save_settings,
 )
 from .dialog import TITLE, ColorizeDialog
@@ -142,11 +142,7 @@ class ColorizeExtension(Extension):
     def _has_engine(self, settings: Any) -> bool:
         """True if the worker's Python is known (recorded, or an engine this plugin set up);
         else offer to set the engine up (in the background) and return False."""
-        if settings.python and os.path.isfile(settings.python):
-            return True
-        engine = find_engine()
-        if engine is not None:
-            self._remember_python(settings, engine)
+        if known_python(settings) is not None:
             return True
         missing = (f"The c2e Python recorded in the settings ({settings.python}) is gone.\n\n"
                    if settings.python else "")  # fmt: skip
@@ -176,16 +172,8 @@ class ColorizeExtension(Extension):
             return None
         if error is not None or python is None:
             return self._fail(str(error))
-        self._remember_python(load_settings(colorize.ColorizeOptions), python)
+        record_python(load_settings(colorize.ColorizeOptions), python)
         return self.colorize_active()
-
-    @staticmethod
-    def _remember_python(settings: Any, python: str) -> None:
-        settings.python = python
-        try:
-            save_settings(settings)
-        except OSError:
-            pass  # used for this run all the same
 
     def _finished(self, result: Any, error: BaseException | None) -> None:
         """UI thread: add the layer, or explain what went wrong (the document is unchanged)."""
