@@ -360,3 +360,33 @@ def test_foreign_regions_come_from_the_next_reference():
     assert off is refs
     with pytest.raises(ValueError, match="foreign_area"):
         ReferenceRecipe(foreign_area=(0.0, 0.5))
+
+
+def test_reframed_references_show_an_enlarged_part_of_the_image():
+    from c2e_core.data.reference import reframe_references
+
+    size = 64
+    ramp = (torch.arange(size, dtype=torch.float32) + 0.5) / size  # pixel centres' x in (0, 1)
+    rgb = torch.stack((ramp.expand(size, size), ramp.expand(size, size).T,
+                       torch.full((size, size), 0.5)))[None].repeat(6, 1, 1, 1)  # fmt: skip
+    recipe = ReferenceRecipe(reframe_p=1.0, reframe_side=(0.5, 0.5))
+    out = reframe_references(rgb, recipe, torch.Generator().manual_seed(3))
+    assert out.shape == rgb.shape
+    for image in out:
+        # a window half the image's side, enlarged 2x: the ramps keep their direction with half
+        # the slope, stay inside the original range and cover half of it
+        slope_x = (image[0, :, 1:] - image[0, :, :-1]).mean() * size
+        slope_y = (image[1, 1:, :] - image[1, :-1, :]).mean() * size
+        assert slope_x == pytest.approx(0.5, abs=0.02) and slope_y == pytest.approx(0.5, abs=0.02)
+        for channel in (0, 1):
+            low, high = float(image[channel].min()), float(image[channel].max())
+            assert 0.0 <= low and high <= 1.0 and high - low == pytest.approx(0.5, abs=0.03)
+    # the places differ from image to image
+    assert len({round(float(image[0].min()), 3) for image in out}) > 1
+    # off by default: the same tensor, nothing drawn from the generator
+    generator = torch.Generator().manual_seed(5)
+    assert reframe_references(rgb, ReferenceRecipe(), generator) is rgb
+    untouched = torch.Generator().manual_seed(5)
+    assert torch.equal(torch.rand(1, generator=generator), torch.rand(1, generator=untouched))
+    with pytest.raises(ValueError, match="reframe_side"):
+        ReferenceRecipe(reframe_side=(0.0, 0.5))

@@ -102,6 +102,11 @@ class ReferenceRecipe:
     image, aspect ratio 1:2 to 2:1) is replaced by the same region of the next photo's reference
     in the batch (0: off, the authors' recipe). It teaches a model that matches reference content
     what to do where the reference holds nothing like the target, as real references do.
+
+    ``reframe_p``: the share of references made from an enlarged part of the ground truth (a
+    square of ``reframe_side`` times its sides, at a random place) instead of all of it, before
+    the noise and warps. The rest of the target then has no exact counterpart in the reference,
+    only similar content at another scale, as with a real exemplar of the same kind of scene.
     """
 
     noise: str = "uniform"
@@ -118,6 +123,8 @@ class ReferenceRecipe:
     fill: float = 0.0
     foreign_p: float = 0.0
     foreign_area: tuple[float, float] = (0.2, 0.5)
+    reframe_p: float = 0.0
+    reframe_side: tuple[float, float] = (0.5, 0.8)
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -154,6 +161,11 @@ class ReferenceRecipe:
         if not 0.0 < area[0] <= area[1] <= 1.0:
             raise ValueError(f"foreign_area must lie within (0, 1], got {area}")
         put("foreign_area", area)
+        put("reframe_p", _number(self.reframe_p, "reframe_p", 0.0, 1.0))
+        side = _pair(self.reframe_side, "reframe_side")
+        if not 0.0 < side[0] <= side[1] <= 1.0:
+            raise ValueError(f"reframe_side must lie within (0, 1], got {side}")
+        put("reframe_side", side)
 
     @property
     def num_control_points(self) -> int:
@@ -439,6 +451,33 @@ def synthesize_references(
     x = _sample(x, grid, recipe.warp_interpolation, recipe.fill).clamp_(0.0, 1.0)
     grid = rotation_flip_grid(params.angle, params.hflip, params.vflip, height, width)
     return _sample(x, grid.to(x.dtype), recipe.rotation_interpolation, recipe.fill)
+
+
+def reframe_references(
+    rgb: Tensor, recipe: ReferenceRecipe, generator: torch.Generator | None = None
+) -> Tensor:
+    """With probability ``recipe.reframe_p`` per image, an enlarged square part of it: sides
+    ``recipe.reframe_side`` times the image's, at a uniform random place, resampled bilinearly
+    to the full size. The others are returned unchanged; ``reframe_p`` 0 returns ``rgb`` itself
+    (and draws nothing from ``generator``)."""
+    b = rgb.shape[0]
+    if recipe.reframe_p <= 0:
+        return rgb
+    device = rgb.device
+
+    def uniform(low: float, high: float) -> Tensor:
+        return torch.rand(b, generator=generator, device=device) * (high - low) + low
+
+    chosen = torch.rand(b, generator=generator, device=device) < recipe.reframe_p
+    side = uniform(*recipe.reframe_side)
+    # the window's centre, normalised to [-1, 1], keeps the window inside the image
+    centre_x, centre_y = (uniform(-1.0, 1.0) * (1.0 - side) for _ in range(2))
+    theta = torch.zeros(b, 2, 3, device=device, dtype=rgb.dtype)
+    theta[:, 0, 0], theta[:, 1, 1] = side, side
+    theta[:, 0, 2], theta[:, 1, 2] = centre_x, centre_y
+    grid = F.affine_grid(theta, list(rgb.shape), align_corners=False)
+    window = F.grid_sample(rgb, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return torch.where(chosen.view(b, 1, 1, 1), window, rgb)
 
 
 def paste_foreign_regions(

@@ -39,7 +39,11 @@ from c2e_core.data.folder import (
     make_loader,
     set_loader_epoch,
 )
-from c2e_core.data.reference import paste_foreign_regions, synthesize_references
+from c2e_core.data.reference import (
+    paste_foreign_regions,
+    reframe_references,
+    synthesize_references,
+)
 from c2e_core.errors import TrainingError
 from c2e_core.files.atomic import atomic_file
 from c2e_core.modeling.color2embed import lab_scaling
@@ -516,7 +520,8 @@ def _train(
             with torch.no_grad():
                 l_norm, ab_gt = batch_to_lab(rgb, scaling)
                 ref_gen.manual_seed(_step_seed(seed, rank, step))
-                reference = synthesize_references(rgb, recipe.reference, ref_gen)
+                source = reframe_references(rgb, recipe.reference, ref_gen)
+                reference = synthesize_references(source, recipe.reference, ref_gen)
                 reference = paste_foreign_regions(reference, recipe.reference, ref_gen)
             if cross_pass:
                 # each target once more with the next photo's reference (one forward pass of
