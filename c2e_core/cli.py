@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -658,6 +659,11 @@ def _main(argv: list[str]) -> int:
     except (Cancelled, KeyboardInterrupt):
         print("c2e: cancelled", file=sys.stderr)
         return CANCELLED
+    except BrokenPipeError:
+        # the reader of stdout stopped early (`c2e info | head`): nothing to say, and nothing
+        # more to write when Python flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
     except (C2EError, *FILE_ERRORS) as exc:
         _fail(exc)
     except MemoryError:
@@ -668,6 +674,9 @@ def _main(argv: list[str]) -> int:
         _fail(OUT_OF_MEMORY)
     return USAGE_ERROR
 
+
+#: Exit status when stdout's reader went away, as a shell reports a process killed by SIGPIPE.
+BROKEN_PIPE = 128 + 13
 
 OUT_OF_MEMORY = DeviceError(
     "out of memory; try a smaller --size, fewer or smaller images, or --device cpu"

@@ -187,6 +187,19 @@ def test_info(tmp_path):
         assert fragment in out
 
 
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    """`c2e info | head -1`: the reader of stdout is gone; c2e stops quietly."""
+    env = {**os.environ, "C2E_HOME": str(tmp_path), "C2E_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write fails: deterministic, whatever the buffering
+    try:
+        result = subprocess.run([str(C2E), "info"], env=env, stdout=write_end,
+                                stderr=subprocess.PIPE, timeout=300)  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert result.stderr == b"" and result.returncode == 128 + 13
+
+
 def test_cli_errors_found_by_review(tmp_path, images, tiny_weights):
     """Mistakes that used to escape as tracebacks or leave things behind."""
     target, ref = images / "gray.jpg", images / "coffee.png"
