@@ -104,6 +104,8 @@ def cases(images: dict[str, Path], out: Path) -> list[dict]:
          "arguments": ARGUMENTS},
         {"name": "gray-converted", "target": str(images["gray"]), "reference": warm,
          "arguments": dict(ARGUMENTS, **{"gray-to-rgb": True})},
+        {"name": "colour-only", "target": rgb8, "reference": warm, "composite": True,
+         "arguments": dict(ARGUMENTS, **{"colour-only": True})},
         {"name": "no-python", "target": rgb8, "reference": warm, "arguments": ARGUMENTS,
          "settings": {"python": "/nonexistent/c2e-env/bin/python"}},
         {"name": "no-c2e", "target": rgb8, "reference": warm, "arguments": ARGUMENTS,
@@ -314,6 +316,30 @@ def test_new_layer_above_the_source_in_one_step(session):
     assert after[2] == dict(source, position=2)  # moved down one place, otherwise the same
     assert result["after"]["source_sha"] == result["before"]["source_sha"]
     assert result["stray_images"] == 0  # the reference's temporary duplicate was deleted
+
+
+def test_colour_only_is_a_color_mode_layer_over_the_original(session):
+    """The option's layer is in LCH Color mode and holds the same colours as the full-colour
+    layer; when the original below is edited afterwards (here inverted), the image shows the
+    edited lightness with the new layer's colours."""
+    result = session["results"]["colour-only"]
+    assert result["status"] == "success", result["message"]
+    assert result["layer"]["mode"] == "GIMP_LAYER_MODE_LCH_COLOR"
+    assert session["results"]["rgb8"]["layer"]["mode"] == "GIMP_LAYER_MODE_NORMAL"
+    assert np.array_equal(dump(session, "colour-only", "result"), dump(session, "rgb8", "result"))
+    shown = dump(session, "colour-only", "composite-float")
+    edited = lightness(dump(session, "colour-only", "edited-float"))
+    assert np.abs(lightness(dump(session, "colour-only", "target-float")) - edited).mean() > 10
+    gap = np.abs(lightness(shown) - edited)
+    # (GIMP's LCH is babl's D50 CIE LCh; the flattened image is 8-bit; out-of-gamut clipping)
+    assert np.median(gap) < 1.0 and gap.mean() < 2.0
+    colour = chroma_ab(dump(session, "colour-only", "result-float"))
+    hue = np.arctan2(colour[..., 1], colour[..., 0])
+    shown_ab = chroma_ab(shown)
+    chroma = np.hypot(shown_ab[..., 0], shown_ab[..., 1])
+    assert chroma.mean() > 5  # the new colours show, with the layer's hue
+    turn = np.angle(np.exp(1j * (np.arctan2(shown_ab[..., 1], shown_ab[..., 0]) - hue)))
+    assert np.median(np.abs(turn)[chroma > 5]) < 0.3
 
 
 def test_lightness_is_kept(session):

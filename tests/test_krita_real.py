@@ -334,6 +334,31 @@ def test_kritarunner_colorizes_into_a_new_layer(runner_results, worker, name):
     assert chroma.mean() > 1.0, "no colour was added"
 
 
+def test_kritarunner_colour_only_is_a_color_blend_layer(runner_results):
+    """The option's layer is in Krita's "Color" blending mode and holds the same colours as the
+    full-colour layer; when the original below is edited afterwards (here inverted), the image
+    shows the edited lightness with the new layer's colours."""
+    full, only = load_case(runner_results, "u8"), load_case(runner_results, "u8-colour-only")
+    assert full["layer"]["blending"] == "normal" and only["layer"]["blending"] == "color"
+    assert only["layer_bytes"] == full["layer_bytes"]
+    shown = decode((runner_results / "u8-colour-only.projection.raw").read_bytes(), "U8")
+    edited = decode((runner_results / "u8-colour-only.edited.raw").read_bytes(), "U8")
+    lab_shown = lab(srgb_rgb(shown, only["profile"]))
+    lab_edited = lab(srgb_rgb(edited, only["profile"]))
+    lab_layer = lab(srgb_rgb(only["new"], only["profile"]))
+    opaque = edited[..., 3] == 1.0  # (the test image fades to transparent at one side)
+    assert opaque.mean() > 0.3
+    assert np.abs(lab_layer[..., 0] - lab_edited[..., 0])[opaque].mean() > 10  # a real edit
+    # Krita's Color mode (HSY) keeps the Rec. 601 luma of the encoded values of what is below
+    luma = shown[..., :3] @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(luma - edited[..., 0])[opaque].max() <= 1.5 / 255
+    chroma = np.hypot(lab_shown[..., 1], lab_shown[..., 2])
+    assert chroma[opaque].mean() > 1.0  # the new colours show, with the layer's hue
+    hue_gap = np.angle(np.exp(1j * (np.arctan2(lab_shown[..., 2], lab_shown[..., 1])
+                                    - np.arctan2(lab_layer[..., 2], lab_layer[..., 1]))))
+    assert np.median(np.abs(hue_gap)[opaque & (chroma > 3)]) < 0.35
+
+
 def test_kritarunner_colour_follows_the_reference(runner_results):
     red_blue = load_case(runner_results, "u8")
     green_yellow = load_case(runner_results, "u8-green")

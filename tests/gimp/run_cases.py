@@ -70,6 +70,7 @@ def layer_info(image, layer):
         "height": layer.get_height(),
         "has_alpha": layer.has_alpha(),
         "mask": layer.get_mask() is not None,
+        "mode": layer.get_mode().value_name,
     }
 
 
@@ -246,6 +247,16 @@ def run_case(case, out):
             result["layer_mask_sha"] = sha(pixels(layer.get_mask(), rect, "Y float"))
             result["source_mask_sha"] = sha(pixels(source.get_mask(), (x, y, width, height),
                                                    "Y float"))
+    if layer is not None and case.get("composite"):  # what the image shows, all layers,
+        # after an edit of the original below the new layer (inverted)
+        source.invert(False)
+        write(os.path.join(out, case["name"] + ".edited-float.bin"),
+              pixels(source, (x, y, width, height), SRGB_FLOAT))
+        shown = image.duplicate()
+        merged = shown.flatten()
+        write(os.path.join(out, case["name"] + ".composite-float.bin"),
+              pixels(merged, full_rect(merged), SRGB_FLOAT))
+        shown.delete()
     if case.get("export"):
         exported = Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image,
                                   Gio.File.new_for_path(case["export"]), None)

@@ -159,8 +159,17 @@ def run_case(out, plugin, client, case):
             "bounds": [box.x(), box.y(), box.width(), box.height()],
             "depth": node.colorDepth(),
             "profile": node.colorProfile(),
+            "blending": node.blendingMode(),
         }
         write(out, name + ".layer.raw", bytes(node.pixelData(0, 0, WIDTH, HEIGHT)))
+        if case.get("edit_after"):  # the original below is edited afterwards (8-bit: inverted)
+            edited = bytes(value if index % 4 == 3 else 255 - value
+                           for index, value in enumerate(before))  # fmt: skip
+            source.setPixelData(edited, 0, 0, WIDTH, HEIGHT)
+            write(out, name + ".edited.raw", edited)
+        document.refreshProjection()
+        document.waitForDone()
+        write(out, name + ".projection.raw", bytes(document.pixelData(0, 0, WIDTH, HEIGHT)))
     write(out, name + ".json", record)
     document.close()
     reference.close()
@@ -179,6 +188,7 @@ CASES = [
     {"name": "f32-linear-soft", "depth": "F32", "selection": True},
     {"name": "u8-srgb-f32", "depth": "F32", "profile": "sRGB-elle-V2-srgbtrc.icc"},
     {"name": "u16-rec2020", "depth": "U16", "profile": "Rec2020-elle-V4-g10.icc"},
+    {"name": "u8-colour-only", "options": {"colour_only": True}, "edit_after": True},
     {"name": "bad-weights", "options": {"weights": "no-such-weights"}},
 ]
 

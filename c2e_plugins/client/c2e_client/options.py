@@ -76,6 +76,7 @@ class ColorizeOptions(object):
         ("device", "auto"),
         ("strength", DEFAULT_STRENGTH),
         ("weights", ""),
+        ("colour_only", False),
     )
     #: How the host writes "the image's own size" (``"native"`` for the worker).
     NATIVE: Any = NATIVE_SIZE
@@ -116,6 +117,8 @@ class ColorizeOptions(object):
             raise ColorizeError("strength must be a number from 0 to 1, not %r" % (self.strength,))
         if not isinstance(self.weights, str):
             raise ColorizeError("weights must be a name or a file path")
+        if not isinstance(self.colour_only, bool):
+            raise ColorizeError("colour_only must be true or false, not %r" % (self.colour_only,))
         self.check_host()
 
     def check_host(self) -> None:

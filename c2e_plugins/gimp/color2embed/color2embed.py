@@ -5,7 +5,9 @@ Registers the PDB procedure ``python-fu-c2e-colorize`` for RGB and grayscale ima
 arguments after ``run-mode``, ``image`` and ``drawables`` (one layer): ``reference`` (another
 open image whose visible pixels give the colours), ``size`` (the network's working size, a
 multiple of 16 up to 4096, or 0 for the layer's own size), ``device`` (auto, cpu, cuda, mps),
-``strength`` (0..1) and ``gray-to-rgb`` (convert a grayscale image instead of refusing it). It
+``strength`` (0..1), ``colour-only`` (the new layer in LCH Color mode over the original instead of
+a full-colour normal layer) and ``gray-to-rgb`` (convert a grayscale image instead of refusing
+it), ``set-up-engine`` (make the plug-in's own engine when no c2e is found). It
 returns ``layer``, the new colorized layer. The c2e worker it starts is the one recorded in
 ``settings.json`` by ``c2e plugins install gimp`` (or the engine the plug-in set up itself).
 
@@ -102,7 +104,7 @@ def ask(procedure, image, config):
     row.pack_start(references, True, True, 0)
     row.show_all()
     dialog.get_content_area().pack_start(row, False, False, 0)
-    dialog.fill(["size", "device", "strength", "gray-to-rgb"])
+    dialog.fill(["size", "device", "strength", "colour-only", "gray-to-rgb"])
     accepted = dialog.run()
     if accepted:
         found, image_id = references.get_active()
@@ -180,6 +182,7 @@ def run(procedure, run_mode, image, drawables, config, data):
             strength=config.get_property("strength"),
             weights=settings.options.weights,
             gray_to_rgb=config.get_property("gray-to-rgb"),
+            colour_only=config.get_property("colour-only"),
         )
         layer = colorize_from_reference(image, drawables[0], config.get_property("reference"),
                                         options, worker, gimp_progress)
@@ -234,6 +237,13 @@ def colorize_procedure(plug_in):
         "strength", "S_trength",
         "How much of the new colour replaces the old: 0 keeps it, 1 replaces it",
         MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH, flags,
+    )
+    procedure.add_boolean_argument(
+        "colour-only", "_Colour only (a 'Color' mode layer)",
+        "Make the new layer an 'LCH Color' mode layer over the original: it gives hue and "
+        "chroma, the layer below keeps its lightness, so later edits of it still show through "
+        "(otherwise a full-colour normal layer)",
+        False, flags,
     )
     procedure.add_boolean_argument(
         "gray-to-rgb", "Con_vert a grayscale image to RGB",

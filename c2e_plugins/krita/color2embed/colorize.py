@@ -55,8 +55,13 @@ class GrayscaleDocumentError(ColorizeError):
     """The document is grayscale (GRAYA): it cannot hold a colour layer until converted."""
 
 
+#: Krita's "Color" blending mode (its composite op id): the layer's hue and saturation over the
+#: lightness of what lies below.
+COLOUR_BLENDING = "color"
+
+
 class ColorizeOptions(c2e_client.ColorizeOptions):
-    """What the dialog asks: working size, device, strength, source, weights.
+    """What the dialog asks: working size, device, strength, source, weights, colour only.
 
     ``size``: a multiple of 16 up to 4096 or ``"native"``; ``device``: ``auto``, ``gpu`` or
     ``cpu``; ``strength``: 0..1; ``source``: ``layer`` (the active layer) or ``visible`` (the
@@ -194,6 +199,8 @@ def apply(job: PreparedJob, result: Pixels) -> Any:
     if (node.colorModel(), node.colorDepth(), node.colorProfile()) != space:
         node.setColorSpace(*space)  # a layer whose colour space differs from the document's
     node.setPixelData(data, region.x, region.y, region.width, region.height)
+    if job.options.colour_only:
+        node.setBlendingMode(COLOUR_BLENDING)  # hue and saturation over the original's lightness
     parent.addChildNode(node, above)  # one undoable step: undo removes the whole layer
     document.refreshProjection()
     return node

@@ -80,6 +80,16 @@ class ColorizeDialog(QtWidgets.QDialog):
         strength.addWidget(self.strength)
         form.addRow("Strength:", strength)
 
+        self.colour_only = QtWidgets.QComboBox()
+        self.colour_only.addItem("Full colour", False)
+        self.colour_only.addItem("Colour only (a 'Color' blend-mode layer over the original)", True)
+        self.colour_only.setCurrentIndex(max(0, self.colour_only.findData(options.colour_only)))
+        self.colour_only.setToolTip(
+            "Colour only: the new layer gives hue and saturation, the layer below keeps its "
+            "lightness, so later edits of the original still show through"
+        )
+        form.addRow("New &layer:", self.colour_only)
+
         if has_selection:
             note = QtWidgets.QLabel("The selection limits the result (soft edges blend).")
             note.setWordWrap(True)
@@ -121,6 +131,7 @@ class ColorizeDialog(QtWidgets.QDialog):
             strength=self.strength.value() / 100.0,
             source="layer" if self.layer_source.isChecked() else "visible",
             weights=self.weights.text().strip(),
+            colour_only=bool(self.colour_only.currentData()),
         )
         reference = self._documents[self.reference.currentIndex()]
         return reference, Settings(self.python.text().strip(), options, settings_path())

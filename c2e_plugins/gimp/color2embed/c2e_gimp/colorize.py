@@ -30,6 +30,9 @@ from .options import ColorizeError, ColorizeOptions  # noqa: E402
 #: ``progress(fraction, text)``: how far the job is (0..1) and what it does now.
 Progress = Callable[[float, str], None]
 LAYER_SUFFIX = " (colorized)"
+#: GIMP's "Color" mode (LCH): the layer's hue and chroma over the lightness of what lies below,
+#: the same split of colour and lightness as the network's Lab.
+COLOUR_MODE = Gimp.LayerMode.LCH_COLOR
 GRAYSCALE_MESSAGE = (
     "The image is grayscale, so it cannot hold a colour layer: convert it first "
     "(Image > Mode > RGB), or tick 'Convert a grayscale image to RGB' "
@@ -99,7 +102,8 @@ def colorize_from_reference(
             "layer: update c2e or the plug-in."
         )
     report(0.9, "Adding the colorized layer")
-    layer = add_result_layer(image, drawable, (x, y, width, height), layout, result.data, gray)
+    layer = add_result_layer(image, drawable, (x, y, width, height), layout, result.data, gray,
+                             COLOUR_MODE if options.colour_only else Gimp.LayerMode.NORMAL)
     report(1.0, "")
     return layer
 
@@ -179,9 +183,10 @@ def add_result_layer(
     layout: Layout,
     data: bytes,
     gray: bool,
+    mode: Gimp.LayerMode = Gimp.LayerMode.NORMAL,
 ) -> Gimp.Layer:
-    """A new layer holding ``data`` over ``rect`` of ``drawable``, inserted above it in one undo
-    group (which also converts a grayscale image to RGB when ``gray``)."""
+    """A new layer holding ``data`` over ``rect`` of ``drawable`` in blend ``mode``, inserted
+    above it in one undo group (which also converts a grayscale image to RGB when ``gray``)."""
     x, y, width, height = rect
     _, offset_x, offset_y = drawable.get_offsets()
     kind = Gimp.ImageType.RGBA_IMAGE if drawable.has_alpha() else Gimp.ImageType.RGB_IMAGE
@@ -190,7 +195,7 @@ def add_result_layer(
         if gray:
             image.convert_rgb()
         layer = Gimp.Layer.new(image, drawable.get_name() + LAYER_SUFFIX, width, height, kind,
-                               100.0, Gimp.LayerMode.NORMAL)
+                               100.0, mode)
         image.insert_layer(layer, drawable.get_parent(), image.get_item_position(drawable))
         try:
             layer.set_offsets(offset_x + x, offset_y + y)
