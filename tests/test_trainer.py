@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,12 @@ def test_corr_recipes_parse_and_chain():
     assert stage2.model.config() == CORR_PRESETS["corr-small"] and stage2.init.kind == "weights"
     assert stage2.init.path.parent.name == "cpu-corr"  # stage 2 continues stage 1
     assert stage2.reference.foreign_p == 0.5 and stage2.data.crop.size == 256
+    stage3 = load_recipe(RECIPES / "cpu-corr-long.toml")  # continues the bundled weights
+    assert stage3.init.kind == "weights" and stage3.init.path.name == "corr-photos153.c2e.pt"
+    assert stage3.reference.reframe_p == 0 and stage3.reference.foreign_p == 0.3
+    stage4 = load_recipe(RECIPES / "cpu-corr-reframe.toml")
+    assert stage4.init.path == stage3.init.path and stage4.reference.reframe_p == 0.5
+    assert stage4.model.config() == stage3.model.config() == CORR_PRESETS["corr-small"]
 
 
 def test_recipe_errors(tmp_path):
@@ -278,6 +285,31 @@ def test_resume_is_exact(tmp_path, images):
     train(recipe_from_dict(resumed), resume=checkpoints[-1], progress=False)
     got = [r["loss"] for r in read_metrics(tmp_path / "part" / METRICS_FILE)]
     assert got == expected  # same floats, steps 1..6 (4..6 after the resume)
+
+
+def test_a_checkpoint_becomes_weights_with_its_ema(tmp_path, images):
+    """training/checkpoint_weights.py: a run's checkpoint as weights that load and colorize;
+    at the run's last step they are the run's exported (EMA) weights."""
+    sys.path.insert(0, str(REPO / "training"))
+    try:
+        from checkpoint_weights import main as checkpoint_weights
+    finally:
+        sys.path.remove(str(REPO / "training"))
+    from c2e_core.inference.pipeline import Colorizer
+    from c2e_core.weights.store import read_weights
+
+    raw = _raw(images, tmp_path / "run", optim={"steps": 3, "batch": 2, "ema_decay": 0.5},
+               run={"checkpoint_every": 3})  # fmt: skip
+    final = read_weights(train(recipe_from_dict(raw), progress=False))
+    out = tmp_path / "step3.c2e.pt"
+    assert checkpoint_weights([str(list_checkpoints(tmp_path / "run")[-1]), str(out)]) == 0
+    weights = read_weights(out)
+    assert weights.metadata["steps"] == 3 and weights.metadata["ema"] is True
+    assert weights.state_dict.keys() == final.state_dict.keys()
+    assert all(torch.equal(weights.state_dict[k], final.state_dict[k]) for k in final.state_dict)
+    rgb = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)
+    colorized = Colorizer.from_weights(out, device="cpu").colorize(rgb, reference=rgb)
+    assert colorized.rgb.shape[:2] == (32, 32)
 
 
 def test_checkpoint_rotation_is_atomic(tmp_path, monkeypatch):
