@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,6 +40,7 @@ DTYPES = {"U8": ("<u1", "BGRA", 255.0, "u8"), "U16": ("<u2", "BGRA", 65535.0, "u
           "F16": ("<f2", "RGBA", None, "f16"), "F32": ("<f4", "RGBA", None, "f32")}
 LINEAR_PROFILES = ("sRGB-elle-V2-g10.icc", "Rec2020-elle-V4-g10.icc")
 WIDTH, HEIGHT, REF_SIZE = 48, 40, 32
+REFERENCE_HOLE = (12, 4, 6, 6)  # as tests/krita/runner_cases.py
 #: What xvfb-run or Krita say when the X server could not be started or reached.
 X_SERVER_FAILURES = ("Xvfb failed to start", "could not connect to display")
 #: Seconds; generous, for loaded CI machines (warm runs take 3-10 s, first starts 15-30 s).
@@ -267,8 +269,9 @@ def load_case(out: Path, name: str) -> dict:
     return record
 
 
-def expected_layer(worker, record: dict) -> np.ndarray:
-    """What the worker makes of the case's pixels, cut to the selection, alpha x mask."""
+def expected_layer(worker, record: dict, reference: Any = None) -> np.ndarray:
+    """What the worker makes of the case's pixels, cut to the selection, alpha x mask, after
+    the case's reference document (or ``reference``, client Pixels)."""
     client = load_client()
     depth = record["depth"]
     dtype, order, _, protocol_dtype = DTYPES[depth]
@@ -279,7 +282,8 @@ def expected_layer(worker, record: dict) -> np.ndarray:
     crop = np.ascontiguousarray(full[y:y + h, x:x + w])
     target = client.Pixels(w, h, order, protocol_dtype, crop.tobytes(),
                            linear=record["profile"] in LINEAR_PROFILES)
-    reference = client.Pixels(REF_SIZE, REF_SIZE, "BGRA", "u8", record["reference_bytes"])
+    if reference is None:
+        reference = client.Pixels(REF_SIZE, REF_SIZE, "BGRA", "u8", record["reference_bytes"])
     options = {"size": 32, "device": "cpu", "strength": 1.0}
     options.update({k: v for k, v in record["case"].get("options", {}).items()
                     if k == "strength"})
@@ -357,6 +361,35 @@ def test_kritarunner_colour_only_is_a_color_blend_layer(runner_results):
     hue_gap = np.angle(np.exp(1j * (np.arctan2(lab_shown[..., 2], lab_shown[..., 1])
                                     - np.arctan2(lab_layer[..., 2], lab_layer[..., 1]))))
     assert np.median(np.abs(hue_gap)[opaque & (chroma > 3)]) < 0.35
+
+
+def test_kritarunner_takes_a_reference_from_an_image_file(runner_results):
+    """The same reference as a PNG file, opened by Krita: the same layer as from the open
+    document, named after the file; a missing file is one clear message, nothing changed."""
+    from_document, from_file = (load_case(runner_results, name)
+                                for name in ("u8", "u8-reference-file"))  # fmt: skip
+    assert from_file["exported"] and from_file["after_bytes"] == from_file["before_bytes"]
+    assert from_file["layer"]["name"] == "Colorized from u8-reference-file-reference.png"
+    assert from_file["layer_bytes"] == from_document["layer_bytes"]
+    missing = load_case(runner_results, "u8-reference-missing-file")
+    assert missing["error"]["type"] == "ColorizeError"
+    assert "no-such-reference.png' does not exist" in missing["error"]["message"]
+    assert missing["names_after"] == missing["names_before"]
+
+
+def test_kritarunner_the_references_selection_limits_its_colours(runner_results, worker):
+    """A selection in the reference document: only the selected part is sent, cut to the
+    selection's box with the unselected square inside it black (no colour)."""
+    record = load_case(runner_results, "u8-reference-selection")
+    full = np.frombuffer(record["reference_bytes"], np.uint8).reshape(REF_SIZE, REF_SIZE, 4)
+    part = full[: REF_SIZE // 2].copy()
+    x, y, w, h = REFERENCE_HOLE
+    part[y:y + h, x:x + w, :3] = 0
+    reference = load_client().Pixels(REF_SIZE, REF_SIZE // 2, "BGRA", "u8", part.tobytes())
+    expected = expected_layer(worker, record, reference)
+    assert np.abs(record["new"] - expected).max() <= TOLERANCE["U8"]
+    whole = load_case(runner_results, "u8")
+    assert np.abs(record["new"] - whole["new"]).max() > 2 / 255  # the selection mattered
 
 
 def test_kritarunner_colour_follows_the_reference(runner_results):
@@ -445,8 +478,13 @@ def test_gui_runs_the_menu_action_and_undo(krita, krita_home, weights, tmp_path)
     Image.fromarray(reference).save(tmp_path / "palette.png")
     out = tmp_path / "out"
     out.mkdir()
+    greens = np.zeros((64, 64, 3), np.uint8)
+    greens[:32], greens[32:] = (40, 200, 60), (150, 220, 40)
+    Image.fromarray(greens).save(tmp_path / "greens.png")  # a file, not open in Krita
     env = krita_env(home, C2E_KRITA_DRIVER_OUT=str(out), C2E_KRITA_DRIVER_TARGET="photo.png",
-                    C2E_KRITA_DRIVER_TIMEOUT_MS=str((GUI_TIMEOUT - 60) * 1000))
+                    C2E_KRITA_DRIVER_TIMEOUT_MS=str((GUI_TIMEOUT - 60) * 1000),
+                    C2E_KRITA_DRIVER_RUNS="colorize,cancel,colorize,file",
+                    C2E_KRITA_DRIVER_REFERENCE_FILE=str(tmp_path / "greens.png"))
     run = run_under_xvfb(krita, ["krita", "--nosplash", str(tmp_path / "photo.png"),
                           str(tmp_path / "palette.png")], env, GUI_TIMEOUT)
     report_path = out / "report.json"
@@ -463,11 +501,12 @@ def test_gui_runs_the_menu_action_and_undo(krita, krita_home, weights, tmp_path)
     assert report["target"]["model"] == "GRAYA"
     # the dialog's defaults: the other document, the installed worker and weights
     dialog = report["dialog"]
-    assert dialog["reference"] == "palette.png" and dialog["references"] == ["palette.png"]
+    assert dialog["reference"] == "palette.png"
+    assert dialog["references"] == ["palette.png", "Image file…"]
     assert dialog["python"] == os.path.abspath(sys.executable)
     assert dialog["weights"] == str(weights) and dialog["layer_source"]
     assert (dialog["size"], dialog["device"], dialog["strength"]) == (256, "auto", 100)
-    first, cancelled, second = report["runs"]
+    first, cancelled, second, from_file = report["runs"]
     # Cancel in the progress dialog: no layer, no message, the dialog gone
     assert cancelled["mode"] == "cancel" and cancelled["progress_seen"]
     assert cancelled["outcome"] == {"layer": None, "error": None, "cancelled": True}
@@ -496,6 +535,18 @@ def test_gui_runs_the_menu_action_and_undo(krita, krita_home, weights, tmp_path)
     assert np.abs(lab_new[..., 0] - lab_old[..., 0]).max() < 1.2
     assert np.hypot(lab_new[..., 1], lab_new[..., 2]).mean() > 1.0
     assert np.array_equal(new[..., 3], source[..., 3])
+    # a reference from an image file that is not open: picked in the dialog, opened by Krita
+    # for the run, remembered for the next
+    assert from_file["dialog"]["reference"] == "File: greens.png"
+    assert from_file["dialog"]["references"] == ["palette.png", "File: greens.png",
+                                                 "Image file…"]  # fmt: skip
+    assert from_file["outcome"]["error"] is None
+    assert from_file["outcome"]["layer"] == "Colorized from greens.png"
+    assert from_file["layers_after_undo"] == ["Background"]
+    green = lab(decode((out / "layer-4.raw").read_bytes(), "U8", 120, 90)[..., :3])
+    assert green[..., 1].mean() < lab_new[..., 1].mean() - 1.0  # greener than from palette.png
+    remembered = json.loads((pykrita / PLUGIN / "settings.json").read_text())
+    assert remembered["reference_file"] == str(tmp_path / "greens.png")
     # quitting Krita shut the worker down
     pid = report.get("worker_pid")
     assert pid, "the worker was not running at the end"

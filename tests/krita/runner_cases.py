@@ -16,10 +16,12 @@ import struct
 import sys
 import traceback
 
-from krita import Krita, Selection
+from krita import InfoObject, Krita, Selection
 
 WIDTH, HEIGHT = 48, 40
 REF_SIZE = 32
+#: x, y, width, height of the unselected square in the reference's selected top half
+REFERENCE_HOLE = (12, 4, 6, 6)
 #: Offsets of the source layer, so that region and layer coordinates are really used.
 LAYER_X, LAYER_Y = 0, 0
 PACK = {"U8": ("<4B", 255), "U16": ("<4H", 65535), "F16": ("<4e", None), "F32": ("<4f", None)}
@@ -126,6 +128,18 @@ def run_case(out, plugin, client, case):
         encode(colour_reference(*colours), "U8", False), 0, 0, REF_SIZE, REF_SIZE)
     record = {"case": case, "profile": document.colorProfile(), "depth": depth,
               "names_before": layer_names(document), "selection_box": None}
+    chosen_reference = reference
+    if case.get("reference_selection"):  # the reference's top half, less a small square
+        part = Selection()
+        part.select(0, 0, REF_SIZE, REF_SIZE // 2, 255)
+        part.select(*REFERENCE_HOLE, 0)
+        reference.setSelection(part)
+    if case.get("reference_file") == "missing":
+        chosen_reference = os.path.join(out, "no-such-reference.png")
+    elif case.get("reference_file"):  # the same reference as an image file
+        chosen_reference = os.path.join(out, name + "-reference.png")
+        reference.setBatchmode(True)
+        record["exported"] = bool(reference.exportImage(chosen_reference, InfoObject()))
     if case.get("selection"):
         document.setSelection(soft_selection(WIDTH, HEIGHT))
         box = document.selection()
@@ -136,7 +150,7 @@ def run_case(out, plugin, client, case):
     visible_before = bytes(document.pixelData(0, 0, WIDTH, HEIGHT))
     options = plugin.colorize.ColorizeOptions(size=32, device="cpu", **case.get("options", {}))
     try:
-        node = colorize.colorize(document, source, reference, options, client)
+        node = colorize.colorize(document, source, chosen_reference, options, client)
     except Exception as exc:  # recorded: some cases expect an error
         record["error"] = {"type": type(exc).__name__, "message": str(exc)}
         node = None
@@ -188,6 +202,9 @@ CASES = [
     {"name": "f32-linear-soft", "depth": "F32", "selection": True},
     {"name": "u8-srgb-f32", "depth": "F32", "profile": "sRGB-elle-V2-srgbtrc.icc"},
     {"name": "u16-rec2020", "depth": "U16", "profile": "Rec2020-elle-V4-g10.icc"},
+    {"name": "u8-reference-file", "reference_file": True},
+    {"name": "u8-reference-selection", "reference_selection": True},
+    {"name": "u8-reference-missing-file", "reference_file": "missing"},
     {"name": "u8-colour-only", "options": {"colour_only": True}, "edit_after": True},
     {"name": "bad-weights", "options": {"weights": "no-such-weights"}},
 ]

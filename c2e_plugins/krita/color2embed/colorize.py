@@ -61,20 +61,23 @@ COLOUR_BLENDING = "color"
 
 
 class ColorizeOptions(c2e_client.ColorizeOptions):
-    """What the dialog asks: working size, device, strength, source, weights, colour only.
+    """What the dialog asks: working size, device, strength, source, weights, colour only,
+    and the image file last used as the reference (``reference_file``, ``""`` for none).
 
     ``size``: a multiple of 16 up to 4096 or ``"native"``; ``device``: ``auto``, ``gpu`` or
     ``cpu``; ``strength``: 0..1; ``source``: ``layer`` (the active layer) or ``visible`` (the
     merged image); ``weights``: a weights name or file, ``""`` for the worker's default.
     """
 
-    FIELDS = c2e_client.ColorizeOptions.FIELDS + (("source", "layer"),)
+    FIELDS = c2e_client.ColorizeOptions.FIELDS + (("source", "layer"), ("reference_file", ""))
     DEVICES = DEVICES
     INDEXED_DEVICES = False
 
     def check_host(self) -> None:
         if self.source not in SOURCES:
             raise ColorizeError(f"source must be 'layer' or 'visible', not {self.source!r}")
+        if not isinstance(self.reference_file, str):
+            raise ColorizeError("reference_file must be a file path or empty")
 
 
 class PreparedJob:
@@ -102,13 +105,14 @@ class PreparedJob:
 
 # -- the three steps -----------------------------------------------------------------------------
 def prepare(document: Any, layer: Any, reference: Any, options: ColorizeOptions) -> PreparedJob:
-    """Read what the worker needs from Krita (UI thread). Raises :class:`ColorizeError`."""
+    """Read what the worker needs from Krita (UI thread); ``reference``: an open document or
+    the path of an image file. Raises :class:`ColorizeError`."""
     options.check()
     if document is None:
         raise ColorizeError("Open the photo to colorize first.")
-    if reference is None or reference == document:
+    if reference is None or (not isinstance(reference, str) and reference == document):
         raise ColorizeError(
-            "Choose another open document as the colour reference (open one first)."
+            "Choose another open document or an image file as the colour reference."
         )
     check_document(document)
     if options.source == "visible":
@@ -145,11 +149,13 @@ def prepare(document: Any, layer: Any, reference: Any, options: ColorizeOptions)
         layer=layer,
         region=region,
         target=target,
-        reference=reference_pixels(reference),
+        reference=(reference_file_pixels(reference) if isinstance(reference, str)
+                   else reference_pixels(reference)),
         mask=mask,
         convert_back=convert_back,
         options=options,
-        layer_name=LAYER_PREFIX + document_title(reference),
+        layer_name=LAYER_PREFIX + (os.path.basename(reference) if isinstance(reference, str)
+                                   else document_title(reference)),
     )
 
 
@@ -236,7 +242,10 @@ def check_document(document: Any) -> None:
 
 
 def reference_pixels(reference: Any) -> Pixels:
-    """The reference document's merged image, as the worker reads it."""
+    """The reference document's merged image, as the worker reads it. When the reference has a
+    selection, only the selected part gives colours: the image is cut to the selection's box
+    and what lies outside the selection is black, which the models read as holding no colour
+    (as the black corners of a rotated reference)."""
     title = document_title(reference)
     model, depth, profile = reference.colorModel(), reference.colorDepth(), reference.colorProfile()
     if model == "GRAYA":
@@ -244,16 +253,70 @@ def reference_pixels(reference: Any) -> Pixels:
             f"The reference '{title}' is grayscale: it has no colours to give. Choose a colour "
             "image."
         )
-    width, height = reference.width(), reference.height()
+    box, keep = _reference_region(reference, title)
     reference.refreshProjection()
     reference.waitForDone()
-    data = bytes(reference.pixelData(0, 0, width, height))
+    data = bytes(reference.pixelData(box.x, box.y, box.width, box.height))
     if model != "RGBA" or depth not in RGBA_LAYOUTS:  # CMYK, Lab, XYZ...: let Krita convert
-        data = convert_pixels(data, width, height, (model, depth, profile),
+        data = convert_pixels(data, box.width, box.height, (model, depth, profile),
                               ("RGBA", "U8", SRGB_PROFILE))
-        return Pixels(width, height, "BGRA", "u8", data)
-    pixels, _ = _rgba_pixels(data, width, height, depth, profile)
+        pixels = Pixels(box.width, box.height, "BGRA", "u8", data)
+    else:
+        pixels, _ = _rgba_pixels(data, box.width, box.height, depth, profile)
+    if keep is not None:
+        pixels.data = black_outside(pixels.data, keep, len(pixels.data) // len(keep))
     return pixels
+
+
+def reference_file_pixels(path: str) -> Pixels:
+    """An image file as the reference: opened by Krita (any format it reads, without a view),
+    read as :func:`reference_pixels` reads a document, and closed again."""
+    if not os.path.isfile(path):
+        raise ColorizeError(f"The reference file '{path}' does not exist: choose another.")
+    from krita import Krita  # only inside Krita
+
+    document = Krita.instance().openDocument(path)
+    if document is None:
+        raise ColorizeError(f"Krita cannot open the reference file '{path}'.")
+    try:
+        document.waitForDone()
+        return reference_pixels(document)
+    finally:
+        document.close()
+
+
+def _reference_region(reference: Any, title: str) -> tuple[Rect, bytes | None]:
+    """The part of the reference that gives colours (the selection's box, else the whole image)
+    and, with a selection, one byte per pixel of that box: 255 inside, 0 outside."""
+    whole = Rect(0, 0, reference.width(), reference.height())
+    selection = reference.selection()
+    if selection is None:
+        return whole, None
+    box = whole.intersected(Rect(selection.x(), selection.y(), selection.width(),
+                                 selection.height()))  # fmt: skip
+    mask = b"" if box.empty else bytes(selection.pixelData(box.x, box.y, box.width, box.height))
+    keep = mask.translate(_HALF_SELECTED)
+    if keep.count(0) == len(keep):
+        raise ColorizeError(
+            f"The selection in the reference '{title}' holds nothing: change or clear it."
+        )
+    return box, (None if keep.count(255) == len(keep) else keep)
+
+
+#: A selection byte -> 255 where the pixel is at least half selected, else 0.
+_HALF_SELECTED = bytes(255 if value >= 128 else 0 for value in range(256))
+
+
+def black_outside(data: bytes, keep: bytes, pixel_bytes: int) -> bytes:
+    """``data`` (4 channels, colour first and alpha last, ``pixel_bytes`` a pixel) with the
+    colour samples zeroed where ``keep`` (one byte a pixel) is 0; alpha untouched. All in C:
+    a byte mask built by strided copies, and-ed with the data as one integer."""
+    sample = pixel_bytes // 4
+    pattern = bytearray(len(data))
+    for offset in range(pixel_bytes):
+        pattern[offset::pixel_bytes] = keep if offset < 3 * sample else b"\xff" * len(keep)
+    kept = int.from_bytes(data, "little") & int.from_bytes(pattern, "little")
+    return kept.to_bytes(len(data), "little")
 
 
 def document_title(document: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .c2e_client import Settings, settings_path
@@ -9,6 +10,11 @@ from .colorize import SIZES, ColorizeOptions
 from .qt import QtCore, QtWidgets
 
 TITLE = "Colorize from Reference"
+#: The reference list's last entry: pick an image file.
+CHOOSE_FILE = "Image file…"
+IMAGE_FILES = (
+    "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.kra *.psd *.exr *.bmp);;All files (*)"
+)
 SIZE_LABELS = {256: "256 (fast)", "native": "Native (the image's own size, slow)"}
 DEVICE_LABELS = (("auto", "Auto (the GPU if there is one)"), ("gpu", "GPU"), ("cpu", "CPU"))
 
@@ -16,7 +22,8 @@ DEVICE_LABELS = (("auto", "Auto (the GPU if there is one)"), ("gpu", "GPU"), ("c
 class ColorizeDialog(QtWidgets.QDialog):
     """Asks for the reference and the options; :meth:`choice` reads them after ``accept``.
 
-    ``references``: (title, document) pairs, the default first; ``layer_name``: the active
+    ``references``: (title, document) pairs of the open documents, the default first (the
+    image file last used, and "Image file…" to pick one, follow); ``layer_name``: the active
     layer's name, or None when there is none (then only the visible image can be colorized).
     """
 
@@ -31,13 +38,21 @@ class ColorizeDialog(QtWidgets.QDialog):
         super().__init__(parent)
         self.setWindowTitle(TITLE)
         self.setObjectName("color2embed_dialog")
-        self._documents = [document for _, document in references]
         options = settings.options
         form = QtWidgets.QFormLayout()
 
         self.reference = QtWidgets.QComboBox()
-        self.reference.addItems([title for title, _ in references])
-        self.reference.setToolTip("The open document whose colours are used (its visible image)")
+        for title, document in references:
+            self.reference.addItem(title, document)
+        self._file = options.reference_file if os.path.isfile(options.reference_file) else ""
+        if self._file:
+            self.reference.addItem(f"File: {os.path.basename(self._file)}", self._file)
+        self.reference.addItem(CHOOSE_FILE, CHOOSE_FILE)
+        self.reference.setToolTip(
+            "An open document (its visible image) or an image file whose colours are used; a "
+            "selection in the reference document limits them to the selected part"
+        )
+        self.reference.activated.connect(self._reference_chosen)
         form.addRow("&Reference:", self.reference)
 
         self.layer_source = QtWidgets.QRadioButton(
@@ -132,9 +147,37 @@ class ColorizeDialog(QtWidgets.QDialog):
             source="layer" if self.layer_source.isChecked() else "visible",
             weights=self.weights.text().strip(),
             colour_only=bool(self.colour_only.currentData()),
+            reference_file=self._file,
         )
-        reference = self._documents[self.reference.currentIndex()]
-        return reference, Settings(self.python.text().strip(), options, settings_path())
+        reference = self.reference.currentData()
+        return (None if reference == CHOOSE_FILE else reference,
+                Settings(self.python.text().strip(), options, settings_path()))
+
+    def choose_reference_file(self, path: str) -> None:
+        """Use the image file ``path`` as the reference (listed, selected and remembered)."""
+        self._file = path
+        index = next((i for i in range(self.reference.count())
+                      if str(self.reference.itemText(i)).startswith("File: ")), -1)  # fmt: skip
+        label = f"File: {os.path.basename(path)}"
+        if index < 0:
+            index = self.reference.count() - 1
+            self.reference.insertItem(index, label, path)
+        else:
+            self.reference.setItemText(index, label)
+            self.reference.setItemData(index, path)
+        self.reference.setCurrentIndex(index)
+
+    def _reference_chosen(self, index: int) -> None:
+        if self.reference.itemData(index) != CHOOSE_FILE:
+            return
+        start = os.path.dirname(self._file) if self._file else ""
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "A colour reference image", start, IMAGE_FILES
+        )
+        if path:
+            self.choose_reference_file(path)
+        else:  # dismissed: back to the first entry
+            self.reference.setCurrentIndex(0)
 
     def _browse_python(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(

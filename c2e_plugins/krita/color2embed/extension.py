@@ -101,8 +101,6 @@ class ColorizeExtension(Extension):
             )
         references = colorize.reference_candidates(app.documents(), document,
                                                    self.history.documents)
-        if not references:
-            return self._fail("Open a colour reference as a second document, then try again.")
         if document.colorModel() == "GRAYA" and not self._convert_to_rgb(document):
             return None
         settings = load_settings(colorize.ColorizeOptions)
@@ -124,6 +122,8 @@ class ColorizeExtension(Extension):
         elif not exec_dialog(dialog):
             return None
         reference, chosen = dialog.choice()
+        if reference is None:
+            return self._fail("Choose a colour reference: an open document or an image file.")
         try:
             save_settings(chosen)
         except OSError:

@@ -220,7 +220,9 @@ class Driver(Extension):
                 QApplication.processEvents()
                 time.sleep(0.05)
             self.save_picture(dialog.grab(), "krita-dialog.png")
-        self.report["dialog"] = {
+        if self.run.get("mode") == "file":  # as if the user picked "Image file…" and a file
+            dialog.choose_reference_file(os.environ["C2E_KRITA_DRIVER_REFERENCE_FILE"])
+        shown = {
             "reference": dialog.reference.currentText(),
             "references": [dialog.reference.itemText(i) for i in range(dialog.reference.count())],
             "size": dialog.size.currentData(),
@@ -230,6 +232,8 @@ class Driver(Extension):
             "python": dialog.python.text(),
             "weights": dialog.weights.text(),
         }
+        self.report.setdefault("dialog", shown)  # the first run's: the defaults
+        self.run["dialog"] = shown
 
     # -- the runs ---------------------------------------------------------------------------------
     def run_action(self):
