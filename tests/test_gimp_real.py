@@ -36,7 +36,8 @@ ARGUMENTS = {"size": 32, "device": "cpu"}
 SAMPLE_TYPES = {"u8": "<u1", "u16": "<u2", "f16": "<f2", "f32": "<f4"}
 CHANNEL_COUNTS = {"RGBA": 4, "RGB": 3, "A": 1}
 #: The results of successful runs that the tests compare with the worker's own answer.
-COLORIZED = ("rgb8", "rgb8-cool", "u16", "float", "float-linear", "selection", "gray-converted")
+COLORIZED = ("rgb8", "rgb8-cool", "u16", "float", "float-linear", "selection", "gray-converted",
+             "reference-selection")
 
 c2e_client = load_client()
 
@@ -106,6 +107,12 @@ def cases(images: dict[str, Path], out: Path) -> list[dict]:
          "arguments": dict(ARGUMENTS, **{"gray-to-rgb": True})},
         {"name": "colour-only", "target": rgb8, "reference": warm, "composite": True,
          "arguments": dict(ARGUMENTS, **{"colour-only": True})},
+        {"name": "reference-file", "target": rgb8, "reference": None,
+         "arguments": dict(ARGUMENTS, **{"reference-file": warm})},
+        {"name": "missing-reference-file", "target": rgb8, "reference": None,
+         "arguments": dict(ARGUMENTS, **{"reference-file": str(out / "no-such.png")})},
+        {"name": "reference-selection", "target": rgb8, "reference": warm,
+         "reference_selection": [[0, 0, 40, 20], [8, 4, 10, 6]], "arguments": ARGUMENTS},
         {"name": "no-python", "target": rgb8, "reference": warm, "arguments": ARGUMENTS,
          "settings": {"python": "/nonexistent/c2e-env/bin/python"}},
         {"name": "no-c2e", "target": rgb8, "reference": warm, "arguments": ARGUMENTS,
@@ -208,7 +215,7 @@ def session(gimp, tmp_path_factory, tiny_weights, engine_wheelhouse) -> dict:
     assert not crashed, f"{crashed}\n{log}"
     return {"results": results, "out": out, "plugin_dir": plugin_dir, "settings": settings,
             "install": install, "weights": tiny_weights, "where": gimp, "log": log,
-            "home": env["HOME"]}
+            "home": env["HOME"], "images": images}
 
 
 @pytest.fixture(scope="module")
@@ -342,6 +349,36 @@ def test_colour_only_is_a_color_mode_layer_over_the_original(session):
     assert np.median(np.abs(turn)[chroma > 5]) < 0.3
 
 
+def test_a_reference_file_gives_what_the_open_image_gives(session):
+    """``reference-file``: the same PNG as the open reference of case rgb8, loaded by GIMP for
+    the run (and deleted: no stray image); GIMP itself refuses a file that does not exist."""
+    from_file = session["results"]["reference-file"]
+    assert from_file["status"] == "success", from_file["message"]
+    assert from_file["stray_images"] == 0
+    same = dump(session, "rgb8", "result")
+    assert np.array_equal(dump(session, "reference-file", "result"), same)
+    missing = session["results"]["missing-reference-file"]
+    assert missing["status"] == "calling-error" and "'reference-file'" in missing["message"]
+    assert missing["after"] == missing["before"]
+
+
+def test_the_references_selection_limits_its_colours(session):
+    """A selection in the reference (a rectangle less a hole): what is sent is the reference cut
+    to the selection's box, black in the hole; the result is the worker's answer for it."""
+    result = session["results"]["reference-selection"]
+    assert result["status"] == "success", result["message"]
+    (x, y, width, height), (hx, hy, hw, hh) = result["case_selection"]
+    warm = np.asarray(Image.open(session["images"]["warm"]).convert("RGB"))
+    expected = warm[y:y + height, x:x + width].copy()
+    expected[hy - y:hy - y + hh, hx - x:hx - x + hw] = 0
+    assert result["reference_size"] == [width, height]
+    sent = np.frombuffer((session["out"] / "reference-selection.reference.bin").read_bytes(),
+                         np.uint8).reshape(height, width, 3)  # fmt: skip
+    assert np.array_equal(sent, expected)
+    whole = dump(session, "rgb8", "result").astype(int)
+    assert np.abs(dump(session, "reference-selection", "result").astype(int) - whole).max() > 2
+
+
 def test_lightness_is_kept(session):
     for name in ("rgb8", "u16", "float", "float-linear", "gray-converted"):
         source = lightness(dump(session, name, "target-float"))
@@ -464,7 +501,8 @@ def test_python_without_c2e(session):
 
 def test_bad_arguments(session):
     results = session["results"]
-    for name, message in (("bad-size", "multiple of 16"), ("no-reference", "reference image"),
+    for name, message in (("bad-size", "multiple of 16"), ("no-reference", "or an image file"),
+
                           ("two-layers", "exactly one layer")):
         assert results[name]["status"] == "execution-error", name
         assert message in results[name]["message"], name

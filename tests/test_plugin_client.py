@@ -136,3 +136,17 @@ def test_settings_keep_defaults_for_bad_values(tmp_path):
     assert client.load_settings(path=str(path)).options.colour_only is True
     path.write_text('{"colour_only": "yes"}')
     assert client.load_settings(path=str(path)).options.colour_only is False
+
+
+def test_black_outside_zeroes_colour_where_nothing_is_kept():
+    """The reference's selection: colour samples outside it become 0, alpha stays, any layout."""
+    rgba16 = client.Pixels(2, 1, "BGRA", "u16", bytes(range(1, 17)))
+    out = client.black_outside(rgba16, b"\xff\x00")
+    assert out.data == bytes(range(1, 9)) + bytes(6) + bytes([15, 16])
+    assert (out.width, out.height, out.channels, out.dtype) == (2, 1, "BGRA", "u16")
+    rgb8 = client.Pixels(3, 1, "RGB", "u8", bytes(range(10, 19)), linear=True)
+    out = client.black_outside(rgb8, b"\x00\xff\x00")
+    assert out.data == bytes([0, 0, 0, 13, 14, 15, 0, 0, 0]) and out.linear
+    assert bytes([0, 127, 128, 255]).translate(client.HALF_SELECTED) == b"\x00\x00\xff\xff"
+    with pytest.raises(ValueError, match="one byte per pixel"):
+        client.black_outside(rgb8, b"\x00")

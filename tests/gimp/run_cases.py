@@ -155,6 +155,8 @@ def run_procedure(image, drawables, reference, arguments):
     config.set_core_object_array("drawables", drawables)
     config.set_property("reference", reference)
     for name, value in arguments.items():
+        if name == "reference-file":
+            value = Gio.File.new_for_path(value)
         config.set_property(name, value)
     values = procedure.run(config)
     status = values.index(0)
@@ -169,6 +171,11 @@ def run_case(case, out):
     result = {"name": case["name"], "arguments": case.get("arguments")}
     image = load(case["target"])
     reference = load(case["reference"]) if case.get("reference") else None
+    if case.get("reference_selection"):  # a rectangle, less a hole
+        (x, y, width, height), hole = case["reference_selection"]
+        reference.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, width, height)
+        reference.select_rectangle(Gimp.ChannelOps.SUBTRACT, *hole)
+        result["case_selection"] = case["reference_selection"]
     if case.get("precision"):
         image.convert_precision(getattr(Gimp.Precision, case["precision"]))
     source = image.get_layers()[0]

@@ -66,11 +66,13 @@ from .options import (
 from .protocol import (
     CHANNEL_COUNTS,
     DTYPE_SIZES,
+    HALF_SELECTED,
     PROTOCOL_VERSION,
     Pixels,
     WorkerCancelled,
     WorkerError,
     WorkerTimeout,
+    black_outside,
 )
 from .settings import SETTINGS_FILE, Settings, load_settings, save_settings, settings_path
 
@@ -80,7 +82,8 @@ __all__ = [
     "HELLO_TIMEOUT", "Host", "LazyWorker", "engine_folder", "find_engine", "known_python",
     "record_python", "set_up_engine",
     "MAX_SIZE", "MAX_STRENGTH", "MIN_SIZE", "MIN_STRENGTH", "NATIVE_SIZE", "PRECISIONS",
-    "PROTOCOL_VERSION", "Pixels", "ProgressCallback", "SETTINGS_FILE", "SIZE_MULTIPLE",
+    "HALF_SELECTED", "PROTOCOL_VERSION", "Pixels", "ProgressCallback", "SETTINGS_FILE",
+    "SIZE_MULTIPLE", "black_outside",
     "START_TIMEOUT", "STDERR_LINES", "Settings", "WORKER_ARGS", "WorkerCancelled",
     "WorkerClient", "WorkerError", "WorkerSession", "WorkerTimeout", "check_python",
     "is_strength", "is_working_size", "load_settings", "save_settings", "settings_path",

@@ -3,7 +3,8 @@
 
 Registers the PDB procedure ``python-fu-c2e-colorize`` for RGB and grayscale images. Its
 arguments after ``run-mode``, ``image`` and ``drawables`` (one layer): ``reference`` (another
-open image whose visible pixels give the colours), ``size`` (the network's working size, a
+open image whose visible pixels give the colours; its selection, if any, limits them),
+``reference-file`` (an image file to use instead), ``size`` (the network's working size, a
 multiple of 16 up to 4096, or 0 for the layer's own size), ``device`` (auto, cpu, cuda, mps),
 ``strength`` (0..1), ``colour-only`` (the new layer in LCH Color mode over the original instead of
 a full-colour normal layer) and ``gray-to-rgb`` (convert a grayscale image instead of refusing
@@ -19,6 +20,7 @@ being started (and the model loaded) for every run; it ends when GIMP quits. Thi
 the thin PDB and dialog wrapper; the logic is ``c2e_gimp/colorize.py``.
 """
 
+import os
 import sys
 import traceback
 
@@ -60,10 +62,6 @@ EXTENSION = "extension-c2e-colorize"
 SESSION = WorkerSession(GIMP)
 UI_READY: list = []
 TITLE = "Colorize from Reference Image"
-NO_REFERENCE = (
-    "Open the image with the colours you want in GIMP too (File > Open), then choose "
-    "Colors > Colorize from Reference Image... again."
-)
 DEVICE_LABELS = {
     "auto": "Automatic (GPU if there is one)",
     "cpu": "CPU",
@@ -84,7 +82,8 @@ def other_images(image):
 
 def ask(procedure, image, config):
     """Show the dialog; False when the user cancels it. GIMP 3.0's procedure dialog has no
-    widget for image arguments, so the reference gets an image menu of its own."""
+    widget for image arguments, so the reference gets an image menu of its own (a reference
+    file, when one is chosen, takes its place)."""
     if not UI_READY:  # once per process: the process serves every run of the GIMP session
         GimpUi.init(PROCEDURE)
         UI_READY.append(True)
@@ -94,9 +93,13 @@ def ask(procedure, image, config):
     )
     chosen = config.get_property("reference")
     if chosen is None or not chosen.is_valid() or chosen.get_id() == image.get_id():
-        chosen = other_images(image)[0]
-    references.set_active(chosen.get_id())
-    label = Gtk.Label.new_with_mnemonic("Re_ference image")
+        others = other_images(image)
+        chosen = others[0] if others else None
+    if chosen is not None:
+        references.set_active(chosen.get_id())
+    label = Gtk.Label.new_with_mnemonic(
+        "Re_ference image" if chosen is not None else "Re_ference image (none open: choose a file)"
+    )
     label.set_mnemonic_widget(references)
     label.set_xalign(0.0)
     row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=12)
@@ -104,7 +107,7 @@ def ask(procedure, image, config):
     row.pack_start(references, True, True, 0)
     row.show_all()
     dialog.get_content_area().pack_start(row, False, False, 0)
-    dialog.fill(["size", "device", "strength", "colour-only", "gray-to-rgb"])
+    dialog.fill(["reference-file", "size", "device", "strength", "colour-only", "gray-to-rgb"])
     accepted = dialog.run()
     if accepted:
         found, image_id = references.get_active()
@@ -163,10 +166,40 @@ def run(procedure, run_mode, image, drawables, config, data):
     if len(drawables) != 1:
         return failure(procedure, "Select exactly one layer to colorize.")
     if run_mode == Gimp.RunMode.INTERACTIVE:
-        if not other_images(image):
-            return failure(procedure, NO_REFERENCE)
         if not ask(procedure, image, config):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    try:
+        reference, loaded = chosen_reference(config)
+    except ColorizeError as exc:
+        return failure(procedure, f"{TITLE}: {exc}")
+    try:
+        return colorize_run(procedure, run_mode, image, drawables, config, reference)
+    finally:
+        if loaded:
+            reference.delete()
+
+
+def chosen_reference(config):
+    """The reference image, and whether it was loaded from ``reference-file`` for this run
+    (then the caller deletes it): the file when one is given, else the open image."""
+    chosen = config.get_property("reference-file")
+    if chosen is None or not chosen.get_path():
+        return config.get_property("reference"), False
+    path = chosen.get_path()
+    if not os.path.isfile(path):
+        raise ColorizeError(f"the reference file '{path}' does not exist")
+    try:
+        loaded = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, chosen)
+    except GLib.Error as exc:
+        message = f"GIMP cannot open the reference file '{path}' ({exc.message})"
+        raise ColorizeError(message) from None
+    if loaded is None:
+        raise ColorizeError(f"GIMP cannot open the reference file '{path}'")
+    return loaded, True
+
+
+def colorize_run(procedure, run_mode, image, drawables, config, reference):
+    """The rest of :func:`run`: the worker's Python, then :func:`colorize_from_reference`."""
     settings = load_settings(ColorizeOptions)
     try:
         python = worker_python(settings, run_mode, config)
@@ -184,8 +217,8 @@ def run(procedure, run_mode, image, drawables, config, data):
             gray_to_rgb=config.get_property("gray-to-rgb"),
             colour_only=config.get_property("colour-only"),
         )
-        layer = colorize_from_reference(image, drawables[0], config.get_property("reference"),
-                                        options, worker, gimp_progress)
+        layer = colorize_from_reference(image, drawables[0], reference, options, worker,
+                                        gimp_progress)
     except (ColorizeError, WorkerError) as exc:
         return failure(procedure, f"{TITLE}: {exc}")
     except Exception as exc:  # a bug: say so in GIMP, keep the traceback on stderr
@@ -220,6 +253,12 @@ def colorize_procedure(plug_in):
     procedure.add_image_argument(
         "reference", "Re_ference image", "The open image whose visible colours to use",
         True, flags,
+    )
+    procedure.add_file_argument(
+        "reference-file", "Or a reference _file",
+        "An image file whose colours to use instead of an open image (any format GIMP opens; "
+        "loaded for the run, never shown or changed)",
+        Gimp.FileChooserAction.OPEN, True, None, flags,
     )
     procedure.add_int_argument(
         "size", "Working si_ze",

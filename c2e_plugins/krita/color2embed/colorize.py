@@ -19,11 +19,13 @@ from typing import Any, Callable, Optional
 
 from . import c2e_client
 from .c2e_client import (
+    HALF_SELECTED,
     NATIVE_SIZE,
     ColorizeError,
     Host,
     Pixels,
     WorkerClient,
+    black_outside,
 )
 from .pixels import (
     LINEAR_SRGB_PROFILE,
@@ -263,9 +265,7 @@ def reference_pixels(reference: Any) -> Pixels:
         pixels = Pixels(box.width, box.height, "BGRA", "u8", data)
     else:
         pixels, _ = _rgba_pixels(data, box.width, box.height, depth, profile)
-    if keep is not None:
-        pixels.data = black_outside(pixels.data, keep, len(pixels.data) // len(keep))
-    return pixels
+    return pixels if keep is None else black_outside(pixels, keep)
 
 
 def reference_file_pixels(path: str) -> Pixels:
@@ -295,28 +295,12 @@ def _reference_region(reference: Any, title: str) -> tuple[Rect, bytes | None]:
     box = whole.intersected(Rect(selection.x(), selection.y(), selection.width(),
                                  selection.height()))  # fmt: skip
     mask = b"" if box.empty else bytes(selection.pixelData(box.x, box.y, box.width, box.height))
-    keep = mask.translate(_HALF_SELECTED)
+    keep = mask.translate(HALF_SELECTED)
     if keep.count(0) == len(keep):
         raise ColorizeError(
             f"The selection in the reference '{title}' holds nothing: change or clear it."
         )
     return box, (None if keep.count(255) == len(keep) else keep)
-
-
-#: A selection byte -> 255 where the pixel is at least half selected, else 0.
-_HALF_SELECTED = bytes(255 if value >= 128 else 0 for value in range(256))
-
-
-def black_outside(data: bytes, keep: bytes, pixel_bytes: int) -> bytes:
-    """``data`` (4 channels, colour first and alpha last, ``pixel_bytes`` a pixel) with the
-    colour samples zeroed where ``keep`` (one byte a pixel) is 0; alpha untouched. All in C:
-    a byte mask built by strided copies, and-ed with the data as one integer."""
-    sample = pixel_bytes // 4
-    pattern = bytearray(len(data))
-    for offset in range(pixel_bytes):
-        pattern[offset::pixel_bytes] = keep if offset < 3 * sample else b"\xff" * len(keep)
-    kept = int.from_bytes(data, "little") & int.from_bytes(pattern, "little")
-    return kept.to_bytes(len(data), "little")
 
 
 def document_title(document: Any) -> str:

@@ -15,7 +15,7 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from c2e_client import Pixels  # noqa: E402
+from c2e_client import HALF_SELECTED, Pixels, black_outside  # noqa: E402
 from gi.repository import Gegl, Gimp  # noqa: E402
 
 from .layouts import (  # noqa: E402
@@ -73,7 +73,9 @@ def colorize_from_reference(
         raise ColorizeError(GRAYSCALE_MESSAGE)
     check_source(image, drawable)
     if reference is None or not reference.is_valid():
-        raise ColorizeError("Choose the reference image: another open image with the colours.")
+        raise ColorizeError(
+            "Choose the reference: another open image with the colours, or an image file."
+        )
     intersects, x, y, width, height = drawable.mask_intersect()
     if not intersects or width <= 0 or height <= 0:
         raise ColorizeError(
@@ -143,7 +145,9 @@ def selection_mask(
 
 def read_reference(reference: Gimp.Image) -> Pixels:
     """``reference``'s merged visible pixels, 8-bit sRGB, at most ``REFERENCE_LIMIT`` pixels on
-    the longest side, read from a temporary duplicate that is deleted."""
+    the longest side, read from a temporary duplicate that is deleted. When the reference has a
+    selection, only the selected part gives colours: the image is cut to the selection's box
+    and what lies outside the selection is black, which the models read as holding no colour."""
     duplicate = reference.duplicate()
     try:
         merged = duplicate.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
@@ -151,6 +155,9 @@ def read_reference(reference: Gimp.Image) -> Pixels:
             raise ColorizeError(
                 f"The reference image '{reference_name(reference)}' has no visible layer."
             )
+        _, selected, x1, y1, x2, y2 = Gimp.Selection.bounds(duplicate)
+        if selected:
+            duplicate.crop(x2 - x1, y2 - y1, x1, y1)
         width, height = duplicate.get_width(), duplicate.get_height()
         size = reference_size(width, height)
         if size != (width, height):
@@ -162,10 +169,21 @@ def read_reference(reference: Gimp.Image) -> Pixels:
                 Gimp.context_pop()
             width, height = size
         _, offset_x, offset_y = merged.get_offsets()
-        data = read_pixels(merged, (-offset_x, -offset_y, width, height), REFERENCE_FORMAT)
+        pixels = Pixels(width, height, "RGB", "u8",
+                        read_pixels(merged, (-offset_x, -offset_y, width, height),
+                                    REFERENCE_FORMAT))  # fmt: skip
+        if selected:
+            keep = read_pixels(duplicate.get_selection(), (0, 0, width, height), "Y u8")
+            keep = keep.translate(HALF_SELECTED)
+            if keep.count(0) == len(keep):
+                raise ColorizeError(
+                    f"The selection in the reference image '{reference_name(reference)}' "
+                    "holds nothing: change it or select none."
+                )
+            pixels = black_outside(pixels, keep)
     finally:
         duplicate.delete()
-    return Pixels(width, height, "RGB", "u8", data)
+    return pixels
 
 
 def reference_name(image: Gimp.Image) -> str:
