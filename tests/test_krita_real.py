@@ -269,7 +269,8 @@ def load_case(out: Path, name: str) -> dict:
     return record
 
 
-def expected_layer(worker, record: dict, reference: Any = None) -> np.ndarray:
+def expected_layer(worker, record: dict, reference: Any = None,
+                   weights: list[float] | None = None) -> np.ndarray:
     """What the worker makes of the case's pixels, cut to the selection, alpha x mask, after
     the case's reference document (or ``reference``, client Pixels)."""
     client = load_client()
@@ -287,7 +288,7 @@ def expected_layer(worker, record: dict, reference: Any = None) -> np.ndarray:
     options = {"size": 32, "device": "cpu", "strength": 1.0}
     options.update({k: v for k, v in record["case"].get("options", {}).items()
                     if k == "strength"})
-    result = worker.colorize(target, reference, options=options)
+    result = worker.colorize(target, reference, options=options, reference_weights=weights)
     out = np.zeros((HEIGHT, WIDTH, 4), dtype=dtype)
     out[y:y + h, x:x + w] = np.frombuffer(result.data, dtype=dtype).reshape(h, w, 4)
     values = decode(out.tobytes(), depth)
@@ -392,6 +393,26 @@ def test_kritarunner_the_references_selection_limits_its_colours(runner_results,
     assert np.abs(record["new"] - whole["new"]).max() > 2 / 255  # the selection mattered
 
 
+def test_kritarunner_blends_two_references_by_their_shares(runner_results, worker):
+    """An open document and an image file, blended 70:30 as the command line blends: the
+    worker's answer for both references and those weights; all-zero weights are refused."""
+    record = load_case(runner_results, "u8-two-references")
+    assert record["exported"] and record["after_bytes"] == record["before_bytes"]
+    assert record["layer"]["name"] == ("Colorized from u8-two-references-reference.kra + "
+                                       "u8-two-references-second.png")  # fmt: skip
+    client = load_client()
+    second = (runner_results / "u8-two-references.second.raw").read_bytes()
+    references = [client.Pixels(REF_SIZE, REF_SIZE, "BGRA", "u8", record["reference_bytes"]),
+                  client.Pixels(REF_SIZE, REF_SIZE, "BGRA", "u8", second)]  # fmt: skip
+    expected = expected_layer(worker, record, references, [0.7, 0.3])
+    assert np.abs(record["new"] - expected).max() <= TOLERANCE["U8"]
+    assert np.abs(record["new"] - load_case(runner_results, "u8")["new"]).max() > 2 / 255
+    refused = load_case(runner_results, "u8-bad-blend")
+    assert refused["error"]["type"] == "ColorizeError"
+    assert "weight above 0" in refused["error"]["message"]
+    assert refused["names_after"] == refused["names_before"]
+
+
 def test_kritarunner_colour_follows_the_reference(runner_results):
     red_blue = load_case(runner_results, "u8")
     green_yellow = load_case(runner_results, "u8-green")
@@ -483,7 +504,7 @@ def test_gui_runs_the_menu_action_and_undo(krita, krita_home, weights, tmp_path)
     Image.fromarray(greens).save(tmp_path / "greens.png")  # a file, not open in Krita
     env = krita_env(home, C2E_KRITA_DRIVER_OUT=str(out), C2E_KRITA_DRIVER_TARGET="photo.png",
                     C2E_KRITA_DRIVER_TIMEOUT_MS=str((GUI_TIMEOUT - 60) * 1000),
-                    C2E_KRITA_DRIVER_RUNS="colorize,cancel,colorize,file",
+                    C2E_KRITA_DRIVER_RUNS="colorize,cancel,colorize,file,blend",
                     C2E_KRITA_DRIVER_REFERENCE_FILE=str(tmp_path / "greens.png"))
     run = run_under_xvfb(krita, ["krita", "--nosplash", str(tmp_path / "photo.png"),
                           str(tmp_path / "palette.png")], env, GUI_TIMEOUT)
@@ -506,7 +527,7 @@ def test_gui_runs_the_menu_action_and_undo(krita, krita_home, weights, tmp_path)
     assert dialog["python"] == os.path.abspath(sys.executable)
     assert dialog["weights"] == str(weights) and dialog["layer_source"]
     assert (dialog["size"], dialog["device"], dialog["strength"]) == (256, "auto", 100)
-    first, cancelled, second, from_file = report["runs"]
+    first, cancelled, second, from_file, blended = report["runs"]
     # Cancel in the progress dialog: no layer, no message, the dialog gone
     assert cancelled["mode"] == "cancel" and cancelled["progress_seen"]
     assert cancelled["outcome"] == {"layer": None, "error": None, "cancelled": True}
@@ -545,8 +566,16 @@ def test_gui_runs_the_menu_action_and_undo(krita, krita_home, weights, tmp_path)
     assert from_file["layers_after_undo"] == ["Background"]
     green = lab(decode((out / "layer-4.raw").read_bytes(), "U8", 120, 90)[..., :3])
     assert green[..., 1].mean() < lab_new[..., 1].mean() - 1.0  # greener than from palette.png
+    # the open document with that file blended in at 40 %: both named, between the two
+    assert blended["dialog"]["reference"] == "palette.png"
+    assert (blended["dialog"]["blend"], blended["dialog"]["share"]) == ("File: greens.png", 40)
+    assert blended["outcome"]["layer"] == "Colorized from palette.png + greens.png"
+    mixed = lab(decode((out / "layer-5.raw").read_bytes(), "U8", 120, 90)[..., :3])
+    assert green[..., 1].mean() < mixed[..., 1].mean() < lab_new[..., 1].mean()
     remembered = json.loads((pykrita / PLUGIN / "settings.json").read_text())
     assert remembered["reference_file"] == str(tmp_path / "greens.png")
+    assert remembered["blend_file"] == str(tmp_path / "greens.png")
+    assert remembered["blend_share"] == 0.4
     # quitting Krita shut the worker down
     pid = report.get("worker_pid")
     assert pid, "the worker was not running at the end"

@@ -134,6 +134,20 @@ def run_case(out, plugin, client, case):
         part.select(0, 0, REF_SIZE, REF_SIZE // 2, 255)
         part.select(*REFERENCE_HOLE, 0)
         reference.setSelection(part)
+    weights = None
+    if case.get("blend"):  # a second reference, from a file, blended in by these weights
+        second = new_document(name + "-second", REF_SIZE, REF_SIZE, "U8")
+        second.rootNode().childNodes()[0].setPixelData(
+            encode(colour_reference((0.2, 0.8, 0.2), (0.95, 0.85, 0.1)), "U8", False), 0, 0,
+            REF_SIZE, REF_SIZE)
+        second.refreshProjection()
+        second.waitForDone()
+        write(out, name + ".second.raw", bytes(second.pixelData(0, 0, REF_SIZE, REF_SIZE)))
+        path = os.path.join(out, name + "-second.png")
+        second.setBatchmode(True)
+        record["exported"] = bool(second.exportImage(path, InfoObject()))
+        second.close()
+        chosen_reference, weights = [reference, path], case["blend"]
     if case.get("reference_file") == "missing":
         chosen_reference = os.path.join(out, "no-such-reference.png")
     elif case.get("reference_file"):  # the same reference as an image file
@@ -150,7 +164,8 @@ def run_case(out, plugin, client, case):
     visible_before = bytes(document.pixelData(0, 0, WIDTH, HEIGHT))
     options = plugin.colorize.ColorizeOptions(size=32, device="cpu", **case.get("options", {}))
     try:
-        node = colorize.colorize(document, source, chosen_reference, options, client)
+        node = colorize.colorize(document, source, chosen_reference, options, client,
+                                 weights=weights)
     except Exception as exc:  # recorded: some cases expect an error
         record["error"] = {"type": type(exc).__name__, "message": str(exc)}
         node = None
@@ -205,6 +220,8 @@ CASES = [
     {"name": "u8-reference-file", "reference_file": True},
     {"name": "u8-reference-selection", "reference_selection": True},
     {"name": "u8-reference-missing-file", "reference_file": "missing"},
+    {"name": "u8-two-references", "blend": [0.7, 0.3]},
+    {"name": "u8-bad-blend", "blend": [0.0, 0.0]},
     {"name": "u8-colour-only", "options": {"colour_only": True}, "edit_after": True},
     {"name": "bad-weights", "options": {"weights": "no-such-weights"}},
 ]

@@ -64,22 +64,27 @@ COLOUR_BLENDING = "color"
 
 class ColorizeOptions(c2e_client.ColorizeOptions):
     """What the dialog asks: working size, device, strength, source, weights, colour only,
-    and the image file last used as the reference (``reference_file``, ``""`` for none).
+    the image files last used as the reference and as the second reference blended in
+    (``reference_file``, ``blend_file``; ``""`` for none) and that one's share (0..1).
 
     ``size``: a multiple of 16 up to 4096 or ``"native"``; ``device``: ``auto``, ``gpu`` or
     ``cpu``; ``strength``: 0..1; ``source``: ``layer`` (the active layer) or ``visible`` (the
     merged image); ``weights``: a weights name or file, ``""`` for the worker's default.
     """
 
-    FIELDS = c2e_client.ColorizeOptions.FIELDS + (("source", "layer"), ("reference_file", ""))
+    FIELDS = c2e_client.ColorizeOptions.FIELDS + (
+        ("source", "layer"), ("reference_file", ""), ("blend_file", ""), ("blend_share", 0.5),
+    )
     DEVICES = DEVICES
     INDEXED_DEVICES = False
 
     def check_host(self) -> None:
         if self.source not in SOURCES:
             raise ColorizeError(f"source must be 'layer' or 'visible', not {self.source!r}")
-        if not isinstance(self.reference_file, str):
-            raise ColorizeError("reference_file must be a file path or empty")
+        if not isinstance(self.reference_file, str) or not isinstance(self.blend_file, str):
+            raise ColorizeError("reference_file and blend_file must be file paths or empty")
+        if not c2e_client.is_strength(self.blend_share):  # the same 0..1 range
+            raise ColorizeError(f"blend_share must be from 0 to 1, not {self.blend_share!r}")
 
 
 class PreparedJob:
@@ -88,17 +93,20 @@ class PreparedJob:
     ``layer``: the source layer, or None for the visible image; ``region``: where the pixels
     come from and the new layer's pixels go; ``mask``: the selection, one byte per pixel of
     ``region``, or None; ``convert_back``: (depth, profile) to convert the result back to
-    through Krita when the source's profile is not sRGB, or None.
+    through Krita when the source's profile is not sRGB, or None; ``reference``: the
+    references' pixels, blended by ``reference_weights`` (None: one, or equal shares).
     """
 
     def __init__(self, *, document: Any, layer: Any, region: Rect, target: Pixels,
-                 reference: Pixels, mask: bytes | None, convert_back: tuple | None,
-                 options: ColorizeOptions, layer_name: str):
+                 reference: list[Pixels], mask: bytes | None, convert_back: tuple | None,
+                 options: ColorizeOptions, layer_name: str,
+                 reference_weights: list[float] | None = None):
         self.document = document
         self.layer = layer
         self.region = region
         self.target = target
         self.reference = reference
+        self.reference_weights = reference_weights
         self.mask = mask
         self.convert_back = convert_back
         self.options = options
@@ -106,16 +114,26 @@ class PreparedJob:
 
 
 # -- the three steps -----------------------------------------------------------------------------
-def prepare(document: Any, layer: Any, reference: Any, options: ColorizeOptions) -> PreparedJob:
-    """Read what the worker needs from Krita (UI thread); ``reference``: an open document or
-    the path of an image file. Raises :class:`ColorizeError`."""
+def prepare(
+    document: Any,
+    layer: Any,
+    reference: Any,
+    options: ColorizeOptions,
+    weights: list[float] | None = None,
+) -> PreparedJob:
+    """Read what the worker needs from Krita (UI thread). ``reference``: an open document or
+    the path of an image file, or a list of them blended by ``weights`` (default equal) as
+    the command line blends references. Raises :class:`ColorizeError`."""
     options.check()
     if document is None:
         raise ColorizeError("Open the photo to colorize first.")
-    if reference is None or (not isinstance(reference, str) and reference == document):
+    references = list(reference) if isinstance(reference, (list, tuple)) else [reference]
+    if not references or any(r is None or (not isinstance(r, str) and r == document)
+                             for r in references):  # fmt: skip
         raise ColorizeError(
             "Choose another open document or an image file as the colour reference."
         )
+    weights = _reference_weights(weights, len(references))
     check_document(document)
     if options.source == "visible":
         layer = None
@@ -151,14 +169,29 @@ def prepare(document: Any, layer: Any, reference: Any, options: ColorizeOptions)
         layer=layer,
         region=region,
         target=target,
-        reference=(reference_file_pixels(reference) if isinstance(reference, str)
-                   else reference_pixels(reference)),
+        reference=[reference_file_pixels(r) if isinstance(r, str) else reference_pixels(r)
+                   for r in references],
+        reference_weights=weights,
         mask=mask,
         convert_back=convert_back,
         options=options,
-        layer_name=LAYER_PREFIX + (os.path.basename(reference) if isinstance(reference, str)
-                                   else document_title(reference)),
+        layer_name=LAYER_PREFIX + " + ".join(
+            os.path.basename(r) if isinstance(r, str) else document_title(r) for r in references
+        ),
     )
+
+
+def _reference_weights(weights: list[float] | None, count: int) -> list[float] | None:
+    """Checked blending weights of ``count`` references (None: one reference, or equal)."""
+    if weights is None or count == 1:
+        return None
+    if len(weights) != count:
+        raise ColorizeError(f"{len(weights)} weights for {count} references")
+    if any(isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 for w in weights):
+        raise ColorizeError("reference weights must be numbers of at least 0")
+    if not sum(weights) > 0:
+        raise ColorizeError("at least one reference needs a weight above 0")
+    return [float(w) for w in weights]
 
 
 def run(
@@ -172,6 +205,7 @@ def run(
     return client.colorize(
         job.target,
         job.reference,
+        reference_weights=job.reference_weights,
         options=request,
         on_progress=on_progress,
         request_id=request_id,
@@ -221,12 +255,13 @@ def colorize(
     options: ColorizeOptions,
     client: WorkerClient,
     on_progress: ProgressCallback | None = None,
+    weights: list[float] | None = None,
 ) -> Any:
     """Colorize ``layer`` of ``document`` after ``reference``; returns the new layer.
 
     Synchronous: :func:`prepare`, :func:`run` and :func:`apply` in a row (tests, scripts).
     """
-    job = prepare(document, layer, reference, options)
+    job = prepare(document, layer, reference, options, weights)
     return apply(job, run(job, client, on_progress))
 
 

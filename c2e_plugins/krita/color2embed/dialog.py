@@ -55,6 +55,31 @@ class ColorizeDialog(QtWidgets.QDialog):
         self.reference.activated.connect(self._reference_chosen)
         form.addRow("&Reference:", self.reference)
 
+        self.blend = QtWidgets.QComboBox()
+        self.blend.addItem("Nothing", None)
+        for title, document in references:
+            self.blend.addItem(title, document)
+        self._blend_file = options.blend_file if os.path.isfile(options.blend_file) else ""
+        if self._blend_file:
+            self.blend.addItem(f"File: {os.path.basename(self._blend_file)}", self._blend_file)
+        self.blend.addItem(CHOOSE_FILE, CHOOSE_FILE)
+        self.blend.setToolTip("A second reference whose colours are blended with the first's")
+        self.blend.activated.connect(self._blend_chosen)
+        self.share = QtWidgets.QSpinBox()
+        self.share.setRange(0, 100)
+        self.share.setSuffix(" %")
+        self.share.setValue(int(round(options.blend_share * 100)))
+        self.share.setToolTip("The second reference's share of the colours")
+        self.blend.currentIndexChanged.connect(
+            lambda _: self.share.setEnabled(self.blend.currentData() not in (None, CHOOSE_FILE))
+        )
+        self.share.setEnabled(False)
+        blend = QtWidgets.QHBoxLayout()
+        blend.addWidget(self.blend, 1)
+        blend.addWidget(QtWidgets.QLabel("share"))
+        blend.addWidget(self.share)
+        form.addRow("&Blend with:", blend)
+
         self.layer_source = QtWidgets.QRadioButton(
             f"Active layer '{layer_name}'" if layer_name else "Active layer (none)"
         )
@@ -138,8 +163,10 @@ class ColorizeDialog(QtWidgets.QDialog):
         layout.addWidget(worker)
         layout.addWidget(buttons)
 
-    def choice(self) -> tuple[Any, Settings]:
-        """The chosen reference document and the settings to use (and remember)."""
+    def choice(self) -> tuple[list[Any], list[float] | None, Settings]:
+        """The chosen references (documents or file paths; none when "Image file…" was left
+        unanswered), their blending weights (None for one) and the settings to use (and
+        remember)."""
         options = ColorizeOptions(
             size=self.size.currentData(),
             device=self.device.currentData(),
@@ -148,36 +175,50 @@ class ColorizeDialog(QtWidgets.QDialog):
             weights=self.weights.text().strip(),
             colour_only=bool(self.colour_only.currentData()),
             reference_file=self._file,
+            blend_file=self._blend_file,
+            blend_share=self.share.value() / 100.0,
         )
-        reference = self.reference.currentData()
-        return (None if reference == CHOOSE_FILE else reference,
-                Settings(self.python.text().strip(), options, settings_path()))
+        first, second = self.reference.currentData(), self.blend.currentData()
+        references = [] if first == CHOOSE_FILE else [first]
+        weights = None
+        if references and second not in (None, CHOOSE_FILE):
+            references.append(second)
+            weights = [1.0 - options.blend_share, options.blend_share]
+        return references, weights, Settings(self.python.text().strip(), options,
+                                             settings_path())  # fmt: skip
 
     def choose_reference_file(self, path: str) -> None:
         """Use the image file ``path`` as the reference (listed, selected and remembered)."""
         self._file = path
-        index = next((i for i in range(self.reference.count())
-                      if str(self.reference.itemText(i)).startswith("File: ")), -1)  # fmt: skip
-        label = f"File: {os.path.basename(path)}"
-        if index < 0:
-            index = self.reference.count() - 1
-            self.reference.insertItem(index, label, path)
-        else:
-            self.reference.setItemText(index, label)
-            self.reference.setItemData(index, path)
-        self.reference.setCurrentIndex(index)
+        _put_file(self.reference, path)
+
+    def choose_blend_file(self, path: str) -> None:
+        """Blend the image file ``path`` in as the second reference (listed and remembered)."""
+        self._blend_file = path
+        _put_file(self.blend, path)
 
     def _reference_chosen(self, index: int) -> None:
-        if self.reference.itemData(index) != CHOOSE_FILE:
-            return
-        start = os.path.dirname(self._file) if self._file else ""
+        if self.reference.itemData(index) == CHOOSE_FILE:
+            path = self._ask_file(self._file)
+            if path:
+                self.choose_reference_file(path)
+            else:  # dismissed: back to the first entry
+                self.reference.setCurrentIndex(0)
+
+    def _blend_chosen(self, index: int) -> None:
+        if self.blend.itemData(index) == CHOOSE_FILE:
+            path = self._ask_file(self._blend_file or self._file)
+            if path:
+                self.choose_blend_file(path)
+            else:
+                self.blend.setCurrentIndex(0)
+
+    def _ask_file(self, near: str) -> str:
+        start = os.path.dirname(near) if near else ""
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
             self, "A colour reference image", start, IMAGE_FILES
         )
-        if path:
-            self.choose_reference_file(path)
-        else:  # dismissed: back to the first entry
-            self.reference.setCurrentIndex(0)
+        return path
 
     def _browse_python(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
@@ -185,3 +226,18 @@ class ColorizeDialog(QtWidgets.QDialog):
         )
         if path:
             self.python.setText(path)
+
+
+def _put_file(combo: Any, path: str) -> None:
+    """List ``path`` in a reference list as its one "File: NAME" entry (before "Image file…")
+    and select it."""
+    index = next((i for i in range(combo.count())
+                  if str(combo.itemText(i)).startswith("File: ")), -1)  # fmt: skip
+    label = f"File: {os.path.basename(path)}"
+    if index < 0:
+        index = combo.count() - 1
+        combo.insertItem(index, label, path)
+    else:
+        combo.setItemText(index, label)
+        combo.setItemData(index, path)
+    combo.setCurrentIndex(index)

@@ -121,16 +121,16 @@ class ColorizeExtension(Extension):
             dialog.accept()
         elif not exec_dialog(dialog):
             return None
-        reference, chosen = dialog.choice()
-        if reference is None:
+        references, weights, chosen = dialog.choice()
+        if not references:
             return self._fail("Choose a colour reference: an open document or an image file.")
         try:
             save_settings(chosen)
         except OSError:
             pass  # remembering the choices is a convenience, never a reason to stop
         try:
-            job = colorize.prepare(document, layer if usable else None, reference,
-                                   chosen.options)
+            job = colorize.prepare(document, layer if usable else None, references,
+                                   chosen.options, weights)
         except colorize.ColorizeError as exc:
             return self._fail(str(exc))
         self.running = BackgroundColorize(job, self.session, chosen.python, self._finished,

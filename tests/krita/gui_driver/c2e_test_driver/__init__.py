@@ -222,6 +222,10 @@ class Driver(Extension):
             self.save_picture(dialog.grab(), "krita-dialog.png")
         if self.run.get("mode") == "file":  # as if the user picked "Image file…" and a file
             dialog.choose_reference_file(os.environ["C2E_KRITA_DRIVER_REFERENCE_FILE"])
+        if self.run.get("mode") == "blend":  # the first document, that file blended in
+            dialog.reference.setCurrentIndex(0)
+            dialog.choose_blend_file(os.environ["C2E_KRITA_DRIVER_REFERENCE_FILE"])
+            dialog.share.setValue(40)
         shown = {
             "reference": dialog.reference.currentText(),
             "references": [dialog.reference.itemText(i) for i in range(dialog.reference.count())],
@@ -231,6 +235,8 @@ class Driver(Extension):
             "layer_source": dialog.layer_source.isChecked(),
             "python": dialog.python.text(),
             "weights": dialog.weights.text(),
+            "blend": dialog.blend.currentText(),
+            "share": dialog.share.value() if dialog.share.isEnabled() else None,
         }
         self.report.setdefault("dialog", shown)  # the first run's: the defaults
         self.run["dialog"] = shown
