@@ -64,8 +64,8 @@ def test_the_procedure_file():
                    'add_menu_path("<Image>/Colors")', "Gimp.ImageProcedure.new",
                    "GimpUi.ProcedureDialog", 'if __name__ == "__main__":'):
         assert needle in text
-    for argument in ("reference", "reference-file", "size", "device", "strength", "colour-only",
-                     "gray-to-rgb", "set-up-engine"):
+    for argument in ("reference", "reference-file", "blend", "blend-file", "blend-share", "size",
+                     "device", "strength", "colour-only", "gray-to-rgb", "set-up-engine"):
         assert f'"{argument}"' in text
 
 

@@ -37,7 +37,7 @@ SAMPLE_TYPES = {"u8": "<u1", "u16": "<u2", "f16": "<f2", "f32": "<f4"}
 CHANNEL_COUNTS = {"RGBA": 4, "RGB": 3, "A": 1}
 #: The results of successful runs that the tests compare with the worker's own answer.
 COLORIZED = ("rgb8", "rgb8-cool", "u16", "float", "float-linear", "selection", "gray-converted",
-             "reference-selection")
+             "reference-selection", "blend")
 
 c2e_client = load_client()
 
@@ -111,6 +111,8 @@ def cases(images: dict[str, Path], out: Path) -> list[dict]:
          "arguments": dict(ARGUMENTS, **{"reference-file": warm})},
         {"name": "missing-reference-file", "target": rgb8, "reference": None,
          "arguments": dict(ARGUMENTS, **{"reference-file": str(out / "no-such.png")})},
+        {"name": "blend", "target": rgb8, "reference": warm,
+         "arguments": dict(ARGUMENTS, **{"blend-file": cool, "blend-share": 0.3})},
         {"name": "reference-selection", "target": rgb8, "reference": warm,
          "reference_selection": [[0, 0, 40, 20], [8, 4, 10, 6]], "arguments": ARGUMENTS},
         {"name": "no-python", "target": rgb8, "reference": warm, "arguments": ARGUMENTS,
@@ -248,7 +250,15 @@ def ask_worker(client, session, result: dict) -> np.ndarray:
     arguments = result["arguments"]
     options = {"size": arguments["size"], "device": arguments["device"],
                "strength": arguments.get("strength", 1.0), "weights": str(session["weights"])}
-    answer = client.colorize(target, reference, options=options, mask=mask)
+    weights = None
+    if arguments.get("blend-file"):  # the second reference: the file's pixels, as read here
+        second = np.asarray(Image.open(arguments["blend-file"]).convert("RGB"))
+        reference = [reference, c2e_client.Pixels(second.shape[1], second.shape[0], "RGB", "u8",
+                                                  second.tobytes())]  # fmt: skip
+        share = arguments["blend-share"]
+        weights = [1.0 - share, share]
+    answer = client.colorize(target, reference, options=options, mask=mask,
+                             reference_weights=weights)
     return as_array(answer.data, width, height, answer.channels, answer.dtype)
 
 
@@ -360,6 +370,17 @@ def test_a_reference_file_gives_what_the_open_image_gives(session):
     missing = session["results"]["missing-reference-file"]
     assert missing["status"] == "calling-error" and "'reference-file'" in missing["message"]
     assert missing["after"] == missing["before"]
+
+
+def test_a_second_reference_blends_in_by_its_share(session):
+    """``blend-file`` at ``blend-share`` 0.3: the worker's answer for both references at 70:30
+    (test_colour_is_the_workers_answer_for_the_reference), between the two alone."""
+    result = session["results"]["blend"]
+    assert result["status"] == "success", result["message"]
+    assert result["stray_images"] == 0
+    warm, blend, cool = (chroma_ab(dump(session, name, "result-float"))
+                         for name in ("rgb8", "blend", "rgb8-cool"))  # fmt: skip
+    assert 0.05 < np.abs(blend - warm).mean() < np.abs(cool - warm).mean()
 
 
 def test_the_references_selection_limits_its_colours(session):

@@ -130,7 +130,8 @@ class EchoClient:
     def __init__(self):
         self.calls = 0
 
-    def colorize(self, target, reference, options=None, mask=None, on_progress=None):
+    def colorize(self, target, reference, options=None, mask=None, on_progress=None,
+                 reference_weights=None):
         self.calls += 1
         if on_progress is not None:
             on_progress(1, 1, "echo")
@@ -155,7 +156,7 @@ def run_procedure(image, drawables, reference, arguments):
     config.set_core_object_array("drawables", drawables)
     config.set_property("reference", reference)
     for name, value in arguments.items():
-        if name == "reference-file":
+        if name in ("reference-file", "blend-file"):
             value = Gio.File.new_for_path(value)
         config.set_property(name, value)
     values = procedure.run(config)

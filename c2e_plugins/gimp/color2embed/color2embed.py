@@ -4,13 +4,15 @@
 Registers the PDB procedure ``python-fu-c2e-colorize`` for RGB and grayscale images. Its
 arguments after ``run-mode``, ``image`` and ``drawables`` (one layer): ``reference`` (another
 open image whose visible pixels give the colours; its selection, if any, limits them),
-``reference-file`` (an image file to use instead), ``size`` (the network's working size, a
-multiple of 16 up to 4096, or 0 for the layer's own size), ``device`` (auto, cpu, cuda, mps),
-``strength`` (0..1), ``colour-only`` (the new layer in LCH Color mode over the original instead of
-a full-colour normal layer) and ``gray-to-rgb`` (convert a grayscale image instead of refusing
-it), ``set-up-engine`` (make the plug-in's own engine when no c2e is found). It
-returns ``layer``, the new colorized layer. The c2e worker it starts is the one recorded in
-``settings.json`` by ``c2e plugins install gimp`` (or the engine the plug-in set up itself).
+``reference-file`` (an image file to use instead), ``blend`` / ``blend-file`` (a second
+reference, an open image or a file) and ``blend-share`` (its share, 0..1), ``size`` (the
+network's working size, a multiple of 16 up to 4096, or 0 for the layer's own size),
+``device`` (auto, cpu, cuda, mps), ``strength`` (0..1), ``colour-only`` (the new layer in LCH
+Color mode over the original instead of a full-colour normal layer), ``gray-to-rgb`` (convert
+a grayscale image instead of refusing it) and ``set-up-engine`` (make the plug-in's own
+engine when no c2e is found). It returns ``layer``, the new colorized layer. The c2e worker
+it starts is the one recorded in ``settings.json`` by ``c2e plugins install gimp`` (or the
+engine the plug-in set up itself).
 
 The procedure lives in a persistent process: GIMP starts the extension
 ``extension-c2e-colorize`` (a ``PERSISTENT`` procedure without arguments) when it starts, and
@@ -107,7 +109,8 @@ def ask(procedure, image, config):
     row.pack_start(references, True, True, 0)
     row.show_all()
     dialog.get_content_area().pack_start(row, False, False, 0)
-    dialog.fill(["reference-file", "size", "device", "strength", "colour-only", "gray-to-rgb"])
+    dialog.fill(["reference-file", "blend-file", "blend-share", "size", "device", "strength",
+                 "colour-only", "gray-to-rgb"])
     accepted = dialog.run()
     if accepted:
         found, image_id = references.get_active()
@@ -168,37 +171,39 @@ def run(procedure, run_mode, image, drawables, config, data):
     if run_mode == Gimp.RunMode.INTERACTIVE:
         if not ask(procedure, image, config):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    loaded = []  # images loaded from files for this run, deleted after it
     try:
-        reference, loaded = chosen_reference(config)
+        reference = chosen_reference(config, "reference", "reference-file", loaded)
+        blend = chosen_reference(config, "blend", "blend-file", loaded)
+        return colorize_run(procedure, run_mode, image, drawables, config, reference, blend)
     except ColorizeError as exc:
         return failure(procedure, f"{TITLE}: {exc}")
-    try:
-        return colorize_run(procedure, run_mode, image, drawables, config, reference)
     finally:
-        if loaded:
-            reference.delete()
+        for temporary in loaded:
+            temporary.delete()
 
 
-def chosen_reference(config):
-    """The reference image, and whether it was loaded from ``reference-file`` for this run
-    (then the caller deletes it): the file when one is given, else the open image."""
-    chosen = config.get_property("reference-file")
+def chosen_reference(config, image_argument, file_argument, loaded):
+    """The image of ``file_argument`` when a file is given (loaded, and added to ``loaded``),
+    else the open image of ``image_argument`` (or None)."""
+    chosen = config.get_property(file_argument)
     if chosen is None or not chosen.get_path():
-        return config.get_property("reference"), False
+        return config.get_property(image_argument)
     path = chosen.get_path()
     if not os.path.isfile(path):
         raise ColorizeError(f"the reference file '{path}' does not exist")
     try:
-        loaded = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, chosen)
+        image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, chosen)
     except GLib.Error as exc:
         message = f"GIMP cannot open the reference file '{path}' ({exc.message})"
         raise ColorizeError(message) from None
-    if loaded is None:
+    if image is None:
         raise ColorizeError(f"GIMP cannot open the reference file '{path}'")
-    return loaded, True
+    loaded.append(image)
+    return image
 
 
-def colorize_run(procedure, run_mode, image, drawables, config, reference):
+def colorize_run(procedure, run_mode, image, drawables, config, reference, blend):
     """The rest of :func:`run`: the worker's Python, then :func:`colorize_from_reference`."""
     settings = load_settings(ColorizeOptions)
     try:
@@ -216,9 +221,10 @@ def colorize_run(procedure, run_mode, image, drawables, config, reference):
             weights=settings.options.weights,
             gray_to_rgb=config.get_property("gray-to-rgb"),
             colour_only=config.get_property("colour-only"),
+            blend_share=config.get_property("blend-share"),
         )
         layer = colorize_from_reference(image, drawables[0], reference, options, worker,
-                                        gimp_progress)
+                                        gimp_progress, blend)
     except (ColorizeError, WorkerError) as exc:
         return failure(procedure, f"{TITLE}: {exc}")
     except Exception as exc:  # a bug: say so in GIMP, keep the traceback on stderr
@@ -259,6 +265,21 @@ def colorize_procedure(plug_in):
         "An image file whose colours to use instead of an open image (any format GIMP opens; "
         "loaded for the run, never shown or changed)",
         Gimp.FileChooserAction.OPEN, True, None, flags,
+    )
+    procedure.add_image_argument(
+        "blend", "Blend with image",
+        "A second open image whose colours are blended with the reference's (scripts; the "
+        "dialog offers a file)", True, flags,
+    )
+    procedure.add_file_argument(
+        "blend-file", "_Blend with file",
+        "A second reference, an image file, blended with the first (used instead of 'blend')",
+        Gimp.FileChooserAction.OPEN, True, None, flags,
+    )
+    procedure.add_double_argument(
+        "blend-share", "Blend s_hare",
+        "The second reference's share of the colours: 0 none, 1 all",
+        MIN_STRENGTH, MAX_STRENGTH, 0.5, flags,
     )
     procedure.add_int_argument(
         "size", "Working si_ze",

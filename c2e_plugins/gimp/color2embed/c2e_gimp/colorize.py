@@ -54,8 +54,10 @@ def colorize_from_reference(
     options: ColorizeOptions,
     client: Any,
     progress: Progress | None = None,
+    blend: Gimp.Image | None = None,
 ) -> Gimp.Layer:
-    """Colorize ``drawable`` after ``reference``'s visible pixels; returns the new layer.
+    """Colorize ``drawable`` after ``reference``'s visible pixels (blended with ``blend``'s,
+    its share ``options.blend_share``, when given); returns the new layer.
 
     Only the part of the layer inside the selection changes (a soft selection blends), the
     alpha channel is kept, and the layer's precision too. ``client``: anything with the worker
@@ -88,13 +90,19 @@ def colorize_from_reference(
                     linear=layout.linear)
     mask = selection_mask(image, drawable, (x, y, width, height), layout)
     report(0.05, "Reading the reference image")
-    reference_pixels = read_reference(reference)
+    reference_pixels: Any = read_reference(reference)
+    weights = None
+    if blend is not None:
+        if not blend.is_valid():
+            raise ColorizeError("The image to blend in was closed meanwhile: choose another.")
+        reference_pixels = [reference_pixels, read_reference(blend)]
+        weights = [1.0 - options.blend_share, options.blend_share]
 
     def on_progress(done: int, total: int, message: str) -> None:
         report(0.1 + (0.8 * done / total if total else 0.0), message)
 
     result = client.colorize(target, reference_pixels, options=options.worker_options(),
-                             mask=mask, on_progress=on_progress)
+                             mask=mask, on_progress=on_progress, reference_weights=weights)
     if (result.width, result.height, result.channels, result.dtype) != (
         width, height, layout.channels, layout.dtype
     ):
