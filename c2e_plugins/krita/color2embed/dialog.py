@@ -78,7 +78,7 @@ class ColorizeDialog(QtWidgets.QDialog):
         blend.addWidget(self.blend, 1)
         blend.addWidget(QtWidgets.QLabel("share"))
         blend.addWidget(self.share)
-        form.addRow("&Blend with:", blend)
+        form.addRow("Blend with:", blend)
 
         self.layer_source = QtWidgets.QRadioButton(
             f"Active layer '{layer_name}'" if layer_name else "Active layer (none)"
