@@ -460,18 +460,15 @@ def reframe_references(
     ``recipe.reframe_side`` times the image's, at a uniform random place, resampled bilinearly
     to the full size. The others are returned unchanged; ``reframe_p`` 0 returns ``rgb`` itself
     (and draws nothing from ``generator``)."""
-    b = rgb.shape[0]
     if recipe.reframe_p <= 0:
         return rgb
-    device = rgb.device
-
-    def uniform(low: float, high: float) -> Tensor:
-        return torch.rand(b, generator=generator, device=device) * (high - low) + low
-
-    chosen = torch.rand(b, generator=generator, device=device) < recipe.reframe_p
-    side = uniform(*recipe.reframe_side)
+    shape, device = (rgb.shape[0],), rgb.device
+    chosen = _uniform(shape, (0.0, 1.0), generator, device) < recipe.reframe_p
+    side = _uniform(shape, recipe.reframe_side, generator, device)
     # the window's centre, normalised to [-1, 1], keeps the window inside the image
-    centre_x, centre_y = (uniform(-1.0, 1.0) * (1.0 - side) for _ in range(2))
+    centre_x, centre_y = (_uniform(shape, (-1.0, 1.0), generator, device) * (1.0 - side)
+                          for _ in range(2))  # fmt: skip
+    b = shape[0]
     theta = torch.zeros(b, 2, 3, device=device, dtype=rgb.dtype)
     theta[:, 0, 0], theta[:, 1, 1] = side, side
     theta[:, 0, 2], theta[:, 1, 2] = centre_x, centre_y

@@ -42,12 +42,7 @@ class ColorizeDialog(QtWidgets.QDialog):
         form = QtWidgets.QFormLayout()
 
         self.reference = QtWidgets.QComboBox()
-        for title, document in references:
-            self.reference.addItem(title, document)
-        self._file = options.reference_file if os.path.isfile(options.reference_file) else ""
-        if self._file:
-            self.reference.addItem(f"File: {os.path.basename(self._file)}", self._file)
-        self.reference.addItem(CHOOSE_FILE, CHOOSE_FILE)
+        self._file = _fill_references(self.reference, references, options.reference_file)
         self.reference.setToolTip(
             "An open document (its visible image) or an image file whose colours are used; a "
             "selection in the reference document limits them to the selected part"
@@ -57,12 +52,7 @@ class ColorizeDialog(QtWidgets.QDialog):
 
         self.blend = QtWidgets.QComboBox()
         self.blend.addItem("Nothing", None)
-        for title, document in references:
-            self.blend.addItem(title, document)
-        self._blend_file = options.blend_file if os.path.isfile(options.blend_file) else ""
-        if self._blend_file:
-            self.blend.addItem(f"File: {os.path.basename(self._blend_file)}", self._blend_file)
-        self.blend.addItem(CHOOSE_FILE, CHOOSE_FILE)
+        self._blend_file = _fill_references(self.blend, references, options.blend_file)
         self.blend.setToolTip("A second reference whose colours are blended with the first's")
         self.blend.activated.connect(self._blend_chosen)
         self.share = QtWidgets.QSpinBox()
@@ -226,6 +216,18 @@ class ColorizeDialog(QtWidgets.QDialog):
         )
         if path:
             self.python.setText(path)
+
+
+def _fill_references(combo: Any, references: list[tuple[str, Any]], remembered: str) -> str:
+    """Add the open documents, the remembered file (if it still exists) and "Image file…" to
+    a reference list; returns the file listed, or ``""``."""
+    for title, document in references:
+        combo.addItem(title, document)
+    listed = remembered if os.path.isfile(remembered) else ""
+    if listed:
+        combo.addItem(f"File: {os.path.basename(listed)}", listed)
+    combo.addItem(CHOOSE_FILE, CHOOSE_FILE)
+    return listed
 
 
 def _put_file(combo: Any, path: str) -> None:
