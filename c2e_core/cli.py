@@ -651,11 +651,14 @@ def _main(argv: list[str]) -> int:
             from c2e_core import __version__
 
             print(f"c2e {__version__}")
-            return 0
-        if not getattr(args, "handler", None):
+            status = 0
+        elif not getattr(args, "handler", None):
             parser.print_help(sys.stderr)
             return USAGE_ERROR
-        return int(args.handler(args) or 0)
+        else:
+            status = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        return status
     except (Cancelled, KeyboardInterrupt):
         print("c2e: cancelled", file=sys.stderr)
         return CANCELLED

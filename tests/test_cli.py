@@ -187,17 +187,23 @@ def test_info(tmp_path):
         assert fragment in out
 
 
-def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
-    """`c2e info | head -1`: the reader of stdout is gone; c2e stops quietly."""
+@pytest.mark.parametrize("unbuffered", [False, True])
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path, unbuffered):
+    """`c2e info | head -1`: the reader of stdout is gone; c2e stops quietly, whether its
+    output is still buffered at the end (the usual case) or written at once."""
     env = {**os.environ, "C2E_HOME": str(tmp_path), "C2E_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    read_end, write_end = os.pipe()
-    os.close(read_end)  # every write fails: deterministic, whatever the buffering
-    try:
-        result = subprocess.run([str(C2E), "info"], env=env, stdout=write_end,
-                                stderr=subprocess.PIPE, timeout=300)  # fmt: skip
-    finally:
-        os.close(write_end)
-    assert result.stderr == b"" and result.returncode == 128 + 13
+    env.pop("PYTHONUNBUFFERED", None)
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    for args in (["info"], ["--version"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # every write fails: deterministic
+        try:
+            result = subprocess.run([str(C2E), *args], env=env, stdout=write_end,
+                                    stderr=subprocess.PIPE, timeout=300)  # fmt: skip
+        finally:
+            os.close(write_end)
+        assert result.stderr == b"" and result.returncode == 128 + 13, (args, result.stderr)
 
 
 def test_cli_errors_found_by_review(tmp_path, images, tiny_weights):
