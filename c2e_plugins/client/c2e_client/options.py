@@ -10,7 +10,7 @@ devices its dialog offers. Standard library only.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 NATIVE_SIZE = "native"
 DEFAULT_SIZE = 256
@@ -66,8 +66,12 @@ class ColorizeOptions(object):
     ``size``: a multiple of 16 from 16 to 4096, or :attr:`NATIVE` for the image's own size;
     ``device``: one of :attr:`DEVICES` (or ``cuda:N`` when :attr:`INDEXED_DEVICES`);
     ``strength``: 0..1, how much of the predicted colour replaces the original;
-    ``weights``: a weights name or file for the worker, ``""`` for the worker's default.
-    Subclasses add fields to :attr:`FIELDS` and check them in :meth:`check_host`.
+    ``weights``: a weights name or file for the worker, ``""`` for the worker's default;
+    ``colour_only``: the new layer in the host's "Color" blend mode over the original (it gives
+    only hue and saturation, so later edits of the original's lightness still show), instead of
+    a full-colour layer; ``blend_share``: the share (0..1) of a second reference blended in,
+    when there is one (:meth:`reference_weights`). Subclasses add fields to :attr:`FIELDS` and
+    check them in :meth:`check_host`.
     """
 
     #: (name, default) of every option, in order.
@@ -77,6 +81,7 @@ class ColorizeOptions(object):
         ("strength", DEFAULT_STRENGTH),
         ("weights", ""),
         ("colour_only", False),
+        ("blend_share", 0.5),
     )
     #: How the host writes "the image's own size" (``"native"`` for the worker).
     NATIVE: Any = NATIVE_SIZE
@@ -119,6 +124,8 @@ class ColorizeOptions(object):
             raise ColorizeError("weights must be a name or a file path")
         if not isinstance(self.colour_only, bool):
             raise ColorizeError("colour_only must be true or false, not %r" % (self.colour_only,))
+        if not is_strength(self.blend_share):  # the same 0..1 range
+            raise ColorizeError("blend_share must be from 0 to 1, not %r" % (self.blend_share,))
         self.check_host()
 
     def check_host(self) -> None:
@@ -135,6 +142,10 @@ class ColorizeOptions(object):
         if self.weights:
             options["weights"] = self.weights
         return options
+
+    def reference_weights(self) -> List[float]:
+        """The worker's ``reference_weights`` for a reference and a second one blended in."""
+        return [1.0 - float(self.blend_share), float(self.blend_share)]
 
     def as_dict(self) -> Dict[str, Any]:
         return dict((name, getattr(self, name)) for name, _ in self.FIELDS)

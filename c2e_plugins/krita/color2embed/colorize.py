@@ -73,7 +73,7 @@ class ColorizeOptions(c2e_client.ColorizeOptions):
     """
 
     FIELDS = c2e_client.ColorizeOptions.FIELDS + (
-        ("source", "layer"), ("reference_file", ""), ("blend_file", ""), ("blend_share", 0.5),
+        ("source", "layer"), ("reference_file", ""), ("blend_file", ""),
     )
     DEVICES = DEVICES
     INDEXED_DEVICES = False
@@ -83,8 +83,6 @@ class ColorizeOptions(c2e_client.ColorizeOptions):
             raise ColorizeError(f"source must be 'layer' or 'visible', not {self.source!r}")
         if not isinstance(self.reference_file, str) or not isinstance(self.blend_file, str):
             raise ColorizeError("reference_file and blend_file must be file paths or empty")
-        if not c2e_client.is_strength(self.blend_share):  # the same 0..1 range
-            raise ColorizeError(f"blend_share must be from 0 to 1, not {self.blend_share!r}")
 
 
 class PreparedJob:

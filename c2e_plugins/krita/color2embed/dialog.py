@@ -173,7 +173,7 @@ class ColorizeDialog(QtWidgets.QDialog):
         weights = None
         if references and second not in (None, CHOOSE_FILE):
             references.append(second)
-            weights = [1.0 - options.blend_share, options.blend_share]
+            weights = options.reference_weights()
         return references, weights, Settings(self.python.text().strip(), options,
                                              settings_path())  # fmt: skip
 

@@ -96,7 +96,7 @@ def colorize_from_reference(
         if not blend.is_valid():
             raise ColorizeError("The image to blend in was closed meanwhile: choose another.")
         reference_pixels = [reference_pixels, read_reference(blend)]
-        weights = [1.0 - options.blend_share, options.blend_share]
+        weights = options.reference_weights()
 
     def on_progress(done: int, total: int, message: str) -> None:
         report(0.1 + (0.8 * done / total if total else 0.0), message)

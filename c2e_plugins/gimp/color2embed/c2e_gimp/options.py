@@ -22,13 +22,8 @@ class ColorizeOptions(c2e_client.ColorizeOptions):
     ``size``: the network's working size, a multiple of 16, or 0 for the layer's own size;
     ``device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; ``strength``: 0..1;
     ``weights``: a weights name or file, ``""`` for the worker's default; ``gray_to_rgb``:
-    convert a grayscale image to RGB (in the same undo step) instead of refusing it;
-    ``blend_share``: the share (0..1) of a second reference blended in, when there is one.
+    convert a grayscale image to RGB (in the same undo step) instead of refusing it.
     """
 
-    FIELDS = c2e_client.ColorizeOptions.FIELDS + (("gray_to_rgb", False), ("blend_share", 0.5))
+    FIELDS = c2e_client.ColorizeOptions.FIELDS + (("gray_to_rgb", False),)
     NATIVE = NATIVE_SIZE
-
-    def check_host(self) -> None:
-        if not c2e_client.is_strength(self.blend_share):  # the same 0..1 range
-            raise ColorizeError(f"blend-share must be from 0 to 1, not {self.blend_share!r}")
