@@ -504,7 +504,7 @@ def test_gui_runs_the_menu_action_and_undo(krita, krita_home, weights, tmp_path)
     Image.fromarray(greens).save(tmp_path / "greens.png")  # a file, not open in Krita
     env = krita_env(home, C2E_KRITA_DRIVER_OUT=str(out), C2E_KRITA_DRIVER_TARGET="photo.png",
                     C2E_KRITA_DRIVER_TIMEOUT_MS=str((GUI_TIMEOUT - 60) * 1000),
-                    C2E_KRITA_DRIVER_RUNS="colorize,cancel,colorize,file,blend",
+                    C2E_KRITA_DRIVER_RUNS="colorize,cancel,colorize,file,blend,preview",
                     C2E_KRITA_DRIVER_REFERENCE_FILE=str(tmp_path / "greens.png"))
     run = run_under_xvfb(krita, ["krita", "--nosplash", str(tmp_path / "photo.png"),
                           str(tmp_path / "palette.png")], env, GUI_TIMEOUT)
@@ -527,7 +527,7 @@ def test_gui_runs_the_menu_action_and_undo(krita, krita_home, weights, tmp_path)
     assert dialog["python"] == os.path.abspath(sys.executable)
     assert dialog["weights"] == str(weights) and dialog["layer_source"]
     assert (dialog["size"], dialog["device"], dialog["strength"]) == (256, "auto", 100)
-    first, cancelled, second, from_file, blended = report["runs"]
+    first, cancelled, second, from_file, blended, previewed = report["runs"]
     # Cancel in the progress dialog: no layer, no message, the dialog gone
     assert cancelled["mode"] == "cancel" and cancelled["progress_seen"]
     assert cancelled["outcome"] == {"layer": None, "error": None, "cancelled": True}
@@ -572,10 +572,36 @@ def test_gui_runs_the_menu_action_and_undo(krita, krita_home, weights, tmp_path)
     assert blended["outcome"]["layer"] == "Colorized from palette.png + greens.png"
     mixed = lab(decode((out / "layer-5.raw").read_bytes(), "U8", 120, 90)[..., :3])
     assert green[..., 1].mean() < mixed[..., 1].mean() < lab_new[..., 1].mean()
+    # the live preview, used as an artist would before pressing Colorize
+    preview = previewed["preview"]
+    for step in ("first", "reference_changed", "strength_changed", "burst"):
+        assert preview[step]["status"].startswith("Preview in"), (step, preview[step])
+        # responsive while the worker computes; a new reference file is opened by Krita on the
+        # UI thread (its API allows no other), which is the one longer pause
+        pause = 1.0 if step == "reference_changed" else 0.5
+        assert preview[step]["longest_event_gap"] < pause, (step, preview[step])
+    assert [preview[s]["shown"] for s in ("first", "reference_changed", "strength_changed",
+                                          "burst")] == [1, 2, 3, 4]  # fmt: skip
+    # changing the reference (a file, read and shrunk once) updates it within about half a
+    # second on this CPU; the dialog reports what it measured, the test allows for a slow CI
+    assert preview["reference_changed"]["latency"] < 3.0, preview
+    assert preview["strength_changed"]["latency"] < 3.0, preview
+    # the preview is the photo coloured: the original (before) is gray, palette.png's preview
+    # red/blue, greens.png's green, and at 40 % strength less coloured
+    assert preview["original"]["chroma"] < 3 < preview["after_first"]["chroma"]
+    assert preview["after_reference"]["green_minus_red"] > preview["after_first"][
+        "green_minus_red"] + 5
+    assert preview["after_strength"]["chroma"] < preview["after_reference"]["chroma"]
+    # a burst of eleven strength changes is coalesced: at most two previews computed for it
+    assert preview["burst_changes"] == 11 and 1 <= preview["burst_computed"] <= 2, preview
+    assert preview["after_burst"]["chroma"] > preview["after_strength"]["chroma"]
+    # then Colorize: the run uses what the preview showed (the file, at 95 % strength)
+    assert previewed["outcome"]["error"] is None
+    assert previewed["outcome"]["layer"] == "Colorized from greens.png"
     remembered = json.loads((pykrita / PLUGIN / "settings.json").read_text())
     assert remembered["reference_file"] == str(tmp_path / "greens.png")
     assert remembered["blend_file"] == str(tmp_path / "greens.png")
-    assert remembered["blend_share"] == 0.4
+    assert remembered["blend_share"] == 0.4 and remembered["preview"] is True
     # quitting Krita shut the worker down
     pid = report.get("worker_pid")
     assert pid, "the worker was not running at the end"

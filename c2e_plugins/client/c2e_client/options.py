@@ -70,7 +70,8 @@ class ColorizeOptions(object):
     ``colour_only``: the new layer in the host's "Color" blend mode over the original (it gives
     only hue and saturation, so later edits of the original's lightness still show), instead of
     a full-colour layer; ``blend_share``: the share (0..1) of a second reference blended in,
-    when there is one (:meth:`reference_weights`). Subclasses add fields to :attr:`FIELDS` and
+    when there is one (:meth:`reference_weights`); ``preview``: the dialog's live preview on.
+    Subclasses add fields to :attr:`FIELDS` and
     check them in :meth:`check_host`.
     """
 
@@ -82,6 +83,7 @@ class ColorizeOptions(object):
         ("weights", ""),
         ("colour_only", False),
         ("blend_share", 0.5),
+        ("preview", True),
     )
     #: How the host writes "the image's own size" (``"native"`` for the worker).
     NATIVE: Any = NATIVE_SIZE
@@ -126,6 +128,8 @@ class ColorizeOptions(object):
             raise ColorizeError("colour_only must be true or false, not %r" % (self.colour_only,))
         if not is_strength(self.blend_share):  # the same 0..1 range
             raise ColorizeError("blend_share must be from 0 to 1, not %r" % (self.blend_share,))
+        if not isinstance(self.preview, bool):
+            raise ColorizeError("preview must be true or false, not %r" % (self.preview,))
         self.check_host()
 
     def check_host(self) -> None:

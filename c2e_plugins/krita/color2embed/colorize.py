@@ -132,6 +132,28 @@ def prepare(
             "Choose another open document or an image file as the colour reference."
         )
     weights = _reference_weights(weights, len(references))
+    layer, region, target, mask, convert_back = read_target(document, layer, options)
+    return PreparedJob(
+        document=document,
+        layer=layer,
+        region=region,
+        target=target,
+        reference=[reference_file_pixels(r) if isinstance(r, str) else reference_pixels(r)
+                   for r in references],
+        reference_weights=weights,
+        mask=mask,
+        convert_back=convert_back,
+        options=options,
+        layer_name=LAYER_PREFIX + " + ".join(
+            os.path.basename(r) if isinstance(r, str) else document_title(r) for r in references
+        ),
+    )
+
+
+def read_target(document: Any, layer: Any, options: ColorizeOptions) -> tuple:
+    """The pixels to colorize (UI thread): ``(layer, region, target, mask, convert_back)`` as
+    :class:`PreparedJob` holds them (``layer`` None for the visible image). Raises
+    :class:`ColorizeError`."""
     check_document(document)
     if options.source == "visible":
         layer = None
@@ -162,21 +184,7 @@ def prepare(
     else:
         data = bytes(layer.pixelData(region.x, region.y, region.width, region.height))
     target, convert_back = _rgba_pixels(data, region.width, region.height, space[1], space[2])
-    return PreparedJob(
-        document=document,
-        layer=layer,
-        region=region,
-        target=target,
-        reference=[reference_file_pixels(r) if isinstance(r, str) else reference_pixels(r)
-                   for r in references],
-        reference_weights=weights,
-        mask=mask,
-        convert_back=convert_back,
-        options=options,
-        layer_name=LAYER_PREFIX + " + ".join(
-            os.path.basename(r) if isinstance(r, str) else document_title(r) for r in references
-        ),
-    )
+    return layer, region, target, mask, convert_back
 
 
 def _reference_weights(weights: list[float] | None, count: int) -> list[float] | None:

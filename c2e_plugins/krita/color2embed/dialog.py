@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
-from .c2e_client import Settings, settings_path
+from .c2e_client import ColorizeError, Settings, settings_path
+from .c2e_client.preview import PREVIEW_SIDE, to_rgba8
 from .colorize import SIZES, ColorizeOptions
-from .qt import QtCore, QtWidgets
+from .qt import QtCore, QtGui, QtWidgets
 
 TITLE = "Colorize from Reference"
 #: The reference list's last entry: pick an image file.
@@ -17,6 +19,11 @@ IMAGE_FILES = (
 )
 SIZE_LABELS = {256: "256 (fast)", "native": "Native (the image's own size, slow)"}
 DEVICE_LABELS = (("auto", "Auto (the GPU if there is one)"), ("gpu", "GPU"), ("cpu", "CPU"))
+#: How long the preview waits after the last change before it asks the worker (milliseconds):
+#: a slider being dragged gives one preview, not one per step.
+PREVIEW_DELAY_MS = 120
+#: How often the dialog looks for a finished preview (milliseconds).
+PREVIEW_POLL_MS = 30
 
 
 class ColorizeDialog(QtWidgets.QDialog):
@@ -24,7 +31,9 @@ class ColorizeDialog(QtWidgets.QDialog):
 
     ``references``: (title, document) pairs of the open documents, the default first (the
     image file last used, and "Image file…" to pick one, follow); ``layer_name``: the active
-    layer's name, or None when there is none (then only the visible image can be colorized).
+    layer's name, or None when there is none (then only the visible image can be colorized);
+    ``preview``: a :class:`~color2embed.preview.KritaPreview` for the live preview (None: the
+    dialog has no preview).
     """
 
     def __init__(
@@ -34,6 +43,7 @@ class ColorizeDialog(QtWidgets.QDialog):
         layer_name: str | None,
         has_selection: bool,
         parent: Any = None,
+        preview: Any = None,
     ):
         super().__init__(parent)
         self.setWindowTitle(TITLE)
@@ -148,16 +158,34 @@ class ColorizeDialog(QtWidgets.QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
 
+        controls = QtWidgets.QVBoxLayout()
+        controls.addLayout(form)
+        controls.addWidget(worker)
+        controls.addStretch(1)
+        columns = QtWidgets.QHBoxLayout()
+        columns.addLayout(controls)
+        self.preview = preview
+        if preview is not None:
+            columns.addWidget(self._preview_panel(options.preview))
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(worker)
+        layout.addLayout(columns)
         layout.addWidget(buttons)
+        if preview is not None:
+            for signal in (self.reference.currentIndexChanged, self.blend.currentIndexChanged,
+                           self.share.valueChanged, self.strength.valueChanged,
+                           self.size.currentIndexChanged, self.device.currentIndexChanged,
+                           self.layer_source.toggled, self.weights.editingFinished,
+                           self.python.editingFinished):  # fmt: skip
+                signal.connect(self._preview_changed)
+            if self.live.isChecked():
+                self._preview_changed()
 
     def choice(self) -> tuple[list[Any], list[float] | None, Settings]:
         """The chosen references (documents or file paths; none when "Image file…" was left
         unanswered), their blending weights (None for one) and the settings to use (and
         remember)."""
         options = ColorizeOptions(
+            preview=self.live.isChecked() if self.preview is not None else True,
             size=self.size.currentData(),
             device=self.device.currentData(),
             strength=self.strength.value() / 100.0,
@@ -176,6 +204,114 @@ class ColorizeDialog(QtWidgets.QDialog):
             weights = options.reference_weights()
         return references, weights, Settings(self.python.text().strip(), options,
                                              settings_path())  # fmt: skip
+
+    # -- the live preview ---------------------------------------------------------------------
+    #: What the preview did, for tests: how many previews were shown, the seconds from the
+    #: last change to its preview on screen, and the message under the picture.
+    previews_shown = 0
+    preview_latency: float | None = None
+
+    def _preview_panel(self, live: bool) -> Any:
+        box = QtWidgets.QGroupBox("Preview")
+        column = QtWidgets.QVBoxLayout(box)
+        self.picture = QtWidgets.QLabel()
+        self.picture.setObjectName("color2embed_preview")
+        self.picture.setFixedSize(PREVIEW_SIDE, PREVIEW_SIDE)
+        self.picture.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.picture.setStyleSheet("background: palette(dark)")
+        column.addWidget(self.picture)
+        toggles = QtWidgets.QHBoxLayout()
+        self.live = QtWidgets.QCheckBox("&Live preview")
+        self.live.setChecked(live)
+        self.live.setToolTip("Show the result here while the reference and options change")
+        self.live.toggled.connect(self._live_toggled)
+        self.original = QtWidgets.QPushButton("Show &original")
+        self.original.setCheckable(True)
+        self.original.setToolTip("Before and after: the source as it is, while pressed in")
+        self.original.toggled.connect(self._show_preview)
+        toggles.addWidget(self.live)
+        toggles.addStretch(1)
+        toggles.addWidget(self.original)
+        column.addLayout(toggles)
+        self.preview_status = QtWidgets.QLabel("")
+        self.preview_status.setWordWrap(True)
+        self.preview_status.setFixedWidth(PREVIEW_SIDE)
+        column.addWidget(self.preview_status)
+        self._after: Any = None  # the latest preview, a QPixmap
+        self._before: Any = None  # the source at preview size
+        self._changed_at = 0.0
+        self._delay = QtCore.QTimer(self)
+        self._delay.setSingleShot(True)
+        self._delay.setInterval(PREVIEW_DELAY_MS)
+        self._delay.timeout.connect(self._request_preview)
+        self._poll = QtCore.QTimer(self)
+        self._poll.setInterval(PREVIEW_POLL_MS)
+        self._poll.timeout.connect(self._take_preview)
+        return box
+
+    def _preview_changed(self, *_: Any) -> None:
+        """A choice changed: ask for a new preview once the changes pause."""
+        if not self.live.isChecked():
+            return
+        self._changed_at = time.perf_counter()
+        self._delay.start()
+
+    def _live_toggled(self, live: bool) -> None:
+        if live:
+            self._preview_changed()
+        else:
+            self._delay.stop()
+            self._after = None
+            self._show_preview()
+            self.preview_status.setText("")
+
+    def _request_preview(self) -> None:
+        references, weights, settings = self.choice()
+        try:
+            self._before = _pixmap(self.preview.before(settings.options))
+            if not references:
+                raise ColorizeError("Choose a reference to see the preview.")
+            self.preview.request(references, weights, settings.options, settings.python)
+        except ColorizeError as exc:
+            self._after = None
+            self.preview_status.setText(str(exc).partition("\n")[0])
+            self._show_preview()
+            return
+        self.preview_status.setText("Computing the preview…")
+        self._poll.start()
+
+    def _take_preview(self) -> None:
+        outcome = self.preview.take()
+        if outcome is None:
+            return
+        self._poll.stop()
+        _, result, error, seconds = outcome
+        if error is not None:
+            self._after = None
+            self.preview_status.setText("No preview: " + str(error).partition("\n")[0])
+        else:
+            self._after = _pixmap(result)
+            self.previews_shown += 1
+            self.preview_latency = time.perf_counter() - self._changed_at
+            self.preview_status.setText(f"Preview in {self.preview_latency:.2f} s")
+        self._show_preview()
+
+    def _show_preview(self, *_: Any) -> None:
+        shown = self._before if self.original.isChecked() or self._after is None else self._after
+        if shown is None:
+            self.picture.clear()
+            return
+        self.picture.setPixmap(shown.scaled(
+            PREVIEW_SIDE, PREVIEW_SIDE, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+            QtCore.Qt.TransformationMode.SmoothTransformation))
+
+    def done(self, result: int) -> None:
+        """Accepted or cancelled: the running preview is cancelled, the worker stays."""
+        if self.preview is not None:
+            self._delay.stop()
+            self._poll.stop()
+            self.preview.close()
+        super().done(result)
 
     def choose_reference_file(self, path: str) -> None:
         """Use the image file ``path`` as the reference (listed, selected and remembered)."""
@@ -216,6 +352,14 @@ class ColorizeDialog(QtWidgets.QDialog):
         )
         if path:
             self.python.setText(path)
+
+
+def _pixmap(pixels: Any) -> Any:
+    """A QPixmap of worker pixels (any depth), 8-bit sRGB for the screen."""
+    data = to_rgba8(pixels)
+    image = QtGui.QImage(data, pixels.width, pixels.height, pixels.width * 4,
+                         QtGui.QImage.Format.Format_RGBA8888)  # fmt: skip
+    return QtGui.QPixmap.fromImage(image.copy())  # the copy owns its bytes
 
 
 def _fill_references(combo: Any, references: list[tuple[str, Any]], remembered: str) -> str:

@@ -21,6 +21,7 @@ from .c2e_client import (
 )
 from .dialog import TITLE, ColorizeDialog
 from .pixels import LINEAR_SRGB_PROFILE, SRGB_PROFILE, is_linear_profile
+from .preview import KritaPreview
 from .qt import QtWidgets, exec_dialog
 
 ACTION_ID = "color2embed_colorize"
@@ -114,6 +115,7 @@ class ColorizeExtension(Extension):
             layer.name() if usable else None,
             document.selection() is not None,
             self._window(),
+            KritaPreview(document, layer if usable else None, self.session),
         )
         if TestHooks.before_dialog is not None:
             TestHooks.before_dialog(dialog)

@@ -214,14 +214,18 @@ class Driver(Extension):
         raise RuntimeError(f"Tools > Scripts has no {ACTION_ID} action")
 
     def note_dialog(self, dialog):
-        if SCREENSHOTS:
+        if SCREENSHOTS:  # the dialog with its first preview
             dialog.show()
-            for _ in range(20):
+            started = time.monotonic()
+            while time.monotonic() - started < 1 or (
+                    dialog.previews_shown < 1 and time.monotonic() - started < 60):
                 QApplication.processEvents()
-                time.sleep(0.05)
+                time.sleep(0.02)
             self.save_picture(dialog.grab(), "krita-dialog.png")
         if self.run.get("mode") == "file":  # as if the user picked "Image file…" and a file
             dialog.choose_reference_file(os.environ["C2E_KRITA_DRIVER_REFERENCE_FILE"])
+        if self.run.get("mode") == "preview":
+            self.try_the_preview(dialog)
         if self.run.get("mode") == "blend":  # the first document, that file blended in
             dialog.reference.setCurrentIndex(0)
             dialog.choose_blend_file(os.environ["C2E_KRITA_DRIVER_REFERENCE_FILE"])
@@ -240,6 +244,67 @@ class Driver(Extension):
         }
         self.report.setdefault("dialog", shown)  # the first run's: the defaults
         self.run["dialog"] = shown
+
+    # -- the live preview ---------------------------------------------------------------------------
+    def try_the_preview(self, dialog):
+        """As a user would: wait for the first preview, change the reference, the strength (once,
+        then in a burst), look at the original; record latencies, how many previews were
+        computed and the longest the dialog's event loop went without running."""
+        report = self.run.setdefault("preview", {})
+        dialog.show()
+        dialog.blend.setCurrentIndex(0)
+
+        def wait_for(count, seconds=60):
+            started = last = time.monotonic()
+            longest = 0.0
+            while dialog.previews_shown < count and time.monotonic() - started < seconds:
+                QApplication.processEvents()
+                now = time.monotonic()
+                longest, last = max(longest, now - last), now
+                time.sleep(0.005)
+            return {"shown": dialog.previews_shown, "latency": dialog.preview_latency,
+                    "longest_event_gap": longest, "status": dialog.preview_status.text()}
+
+        report["first"] = wait_for(1)
+        report["after_first"] = self.picture_chroma(dialog)
+        dialog.original.setChecked(True)
+        QApplication.processEvents()
+        report["original"] = self.picture_chroma(dialog)
+        dialog.original.setChecked(False)
+        QApplication.processEvents()
+        dialog.choose_reference_file(os.environ["C2E_KRITA_DRIVER_REFERENCE_FILE"])
+        report["reference_changed"] = wait_for(2)
+        report["after_reference"] = self.picture_chroma(dialog)
+        dialog.strength.setValue(40)
+        report["strength_changed"] = wait_for(3)
+        report["after_strength"] = self.picture_chroma(dialog)
+        computed = dialog.preview.runner.computed
+        for value in range(45, 100, 5):  # a slider dragged: one change every 20 ms
+            dialog.strength.setValue(value)
+            for _ in range(4):
+                QApplication.processEvents()
+                time.sleep(0.005)
+        report["burst"] = wait_for(4)
+        report["burst_changes"] = len(range(45, 100, 5))
+        report["burst_computed"] = dialog.preview.runner.computed - computed
+        report["after_burst"] = self.picture_chroma(dialog)
+
+    def picture_chroma(self, dialog):
+        """The preview picture's mean chroma (max - min of R, G, B) and mean green - red."""
+        pixmap = dialog.picture.pixmap()
+        if pixmap is None or pixmap.isNull():
+            return None
+        image = pixmap.toImage()
+        chroma, green, count = 0, 0, 0
+        for y in range(0, image.height(), 6):
+            for x in range(0, image.width(), 6):
+                rgb = image.pixel(x, y)
+                r, g, b = (rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255
+                chroma += max(r, g, b) - min(r, g, b)
+                green += g - r
+                count += 1
+        return {"chroma": chroma / count, "green_minus_red": green / count,
+                "size": [image.width(), image.height()]}
 
     # -- the runs ---------------------------------------------------------------------------------
     def run_action(self):
