@@ -64,7 +64,8 @@ def palette_image(colours: list[tuple[int, int, int]], seed: int) -> np.ndarray:
 
 def make_images(folder: Path) -> dict[str, Path]:
     paths = {name: folder / name for name in (
-        "rgb8.png", "warm.png", "cool.png", "u16.png", "float.tif", "rgba.png", "gray.png")}
+        "rgb8.png", "warm.png", "cool.png", "u16.png", "float.tif", "rgba.png", "gray.png",
+        "big.png")}
     base = texture(64, 96, 1)
     Image.fromarray(np.rint(base * 255).astype(np.uint8), "RGB").save(paths["rgb8.png"])
     Image.fromarray(palette_image([(220, 70, 30), (240, 170, 40), (150, 40, 20)], 2)).save(
@@ -82,6 +83,8 @@ def make_images(folder: Path) -> dict[str, Path]:
     Image.fromarray(rgba, "RGBA").save(paths["rgba.png"])
     Image.fromarray(np.rint(base.mean(axis=-1) * 255).astype(np.uint8), "L").save(
         paths["gray.png"])
+    gray_big = np.rint(texture(800, 1200, 7).mean(axis=-1) * 255).astype(np.uint8)
+    Image.fromarray(gray_big, "L").convert("RGB").save(paths["big.png"])  # a gray photo, RGB
     return {name.split(".")[0]: path for name, path in paths.items()}
 
 
@@ -137,6 +140,12 @@ def cases(images: dict[str, Path], out: Path) -> list[dict]:
         {"name": "echo-group", "target": rgb8, "reference": warm, "client": "echo",
          "in_group": True},
         {"name": "failing-client", "target": rgb8, "reference": warm, "client": "fail"},
+        # the dialog's live preview path, with the real worker: a large layer read at preview
+        # size by GEGL, inside a feathered selection; and at 16 bits with working size 512
+        {"name": "preview", "target": str(images["big"]), "reference": warm, "client": "preview",
+         "ellipse": [100, 50, 900, 700, 30], "options": {"size": 256}},
+        {"name": "preview-u16", "target": str(images["big"]), "reference": cool,
+         "client": "preview", "precision": "U16_NON_LINEAR", "options": {"size": 512}},
         # last: once made, the engine serves every later run that finds no c2e
         {"name": "engine", "target": rgb8, "reference": warm,
          "arguments": dict(ARGUMENTS, **{"set-up-engine": True}),
@@ -573,3 +582,45 @@ def test_one_worker_serves_every_run(session):
 def test_no_stray_images(session):
     """GIMP names images a plug-in leaves behind (the reference's duplicate, say)."""
     assert "stray image" not in session["log"]
+
+
+@pytest.mark.parametrize("name", ["preview", "preview-u16"])
+def test_the_dialogs_preview_path_with_the_real_worker(session, name):
+    """What the dialog's live preview does, in real GIMP: the layer read (inside the
+    selection's bounds) and shrunk to preview size, the real worker colorizing it, a strength change
+    (the reference's embedding kept), a burst of changes coalesced; the image untouched."""
+    result = session["results"][name]
+    assert result["status"] == "success", result
+    assert result["after"] == result["before"] and result["stray_images"] == 0
+    assert "layer" not in result
+    width, height, channels, dtype = result["preview_before"]
+    _, _, region_width, region_height = result["region"]  # what the run would colorize
+    side = 360 if name == "preview" else 512  # the dialog's size, or the working size if larger
+    if name == "preview":  # the feathered ellipse's box, a little larger than 900 x 700
+        assert 900 < region_width < 1000 and 700 < region_height < 800
+    else:
+        assert (region_width, region_height) == (1200, 800)
+    step = -(-max(region_width, region_height) // side)  # every step-th pixel
+    assert (width, height) == (-(-region_width // step), -(-region_height // step))
+    assert (channels, dtype) == ("RGB", "u8" if name == "preview" else "u16")
+    numpy_type = SAMPLE_TYPES[dtype]
+    full = np.frombuffer((session["out"] / f"{name}.preview-1.0.bin").read_bytes(), numpy_type)
+    half = np.frombuffer((session["out"] / f"{name}.preview-0.5.bin").read_bytes(), numpy_type)
+    before = np.frombuffer((session["out"] / f"{name}.preview-before.bin").read_bytes(),
+                           numpy_type)  # fmt: skip
+    scale = 255.0 if dtype == "u8" else 65535.0
+    full, half, before = (a.reshape(height, width, 3) / scale for a in (full, half, before))
+    gray_before = np.ptp(before, axis=-1).mean()
+    assert gray_before < 0.01  # the layer is gray
+    chroma = lambda rgb: np.hypot(*np.moveaxis(chroma_ab(rgb), -1, 0)).mean()  # noqa: E731
+    assert chroma(full) > 3.0 and chroma(half) < chroma(full)
+    # the lightness is the layer's, at preview size
+    assert np.abs(lightness(full) - lightness(before)).mean() < 1.5
+    if name == "preview":  # the feathered ellipse: the corners, outside it, stay gray
+        assert np.ptp(full[:8, :8], axis=-1).max() < 0.01
+    first, second = result["preview_steps"]
+    assert first["size"] == second["size"] == [width, height, channels, dtype]
+    assert first["generation"][0] == first["generation"][1]
+    burst = result["burst"]
+    assert burst["error"] is None and burst["generation"][0] == burst["generation"][1]
+    assert 1 <= burst["computed"] <= 3, burst  # ten requests, not ten jobs

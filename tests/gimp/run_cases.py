@@ -222,7 +222,11 @@ def run_case(case, out):
     original_settings = write_settings(case["settings"]) if case.get("settings") else None
     try:
         client_kind = case.get("client")
-        if client_kind:
+        if client_kind == "preview":
+            layer = None
+            result.update(try_the_preview(image, source, reference, case, out))
+            result["status"], result["message"] = "success", None
+        elif client_kind:
             client = EchoClient() if client_kind == "echo" else FailingClient()
             options = ColorizeOptions(**case.get("options", {}))
             try:
@@ -273,6 +277,60 @@ def run_case(case, out):
     if reference is not None:
         reference.delete()
     return result
+
+
+def wait_for(preview, seconds=120):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        outcome = preview.take()
+        if outcome is not None:
+            return outcome
+        time.sleep(0.01)
+    raise RuntimeError("no preview within %d s" % seconds)
+
+
+def try_the_preview(image, source, reference, case, out):
+    """The dialog's preview path with the real worker: GimpPreview reads the layer at preview
+    size and the reference, the worker colorizes; a strength change, then a burst."""
+    from c2e_client import WorkerSession, known_python, load_settings
+    from c2e_gimp.options import GIMP
+    from c2e_gimp.preview import GimpPreview
+
+    python = known_python(load_settings(ColorizeOptions))
+    session = WorkerSession(GIMP)
+    preview = GimpPreview(image, source, session)
+    report = {}
+    try:
+        options = ColorizeOptions(**case.get("options", {}))
+        before = preview.before(options)
+        report["preview_before"] = [before.width, before.height, before.channels, before.dtype]
+        write(os.path.join(out, case["name"] + ".preview-before.bin"), before.data)
+        steps = []
+        for strength in (1.0, 0.5):
+            options = ColorizeOptions(**dict(case.get("options", {}), strength=strength))
+            started = time.monotonic()
+            generation = preview.request(python, [reference], options)
+            got, result, error, seconds = wait_for(preview)
+            if error is not None:
+                raise error
+            steps.append({"strength": strength, "generation": [generation, got],
+                          "latency": time.monotonic() - started, "worker_seconds": seconds,
+                          "size": [result.width, result.height, result.channels,
+                                   result.dtype]})
+            write(os.path.join(out, "%s.preview-%s.bin" % (case["name"], strength)), result.data)
+        computed = preview.runner.computed
+        for step in range(10):  # a slider dragged
+            options = ColorizeOptions(**dict(case.get("options", {}), strength=0.5 + step / 20))
+            last = preview.request(python, [reference], options)
+            time.sleep(0.02)
+        got, result, error, seconds = wait_for(preview)
+        report["burst"] = {"requests": 10, "computed": preview.runner.computed - computed,
+                           "generation": [last, got], "error": str(error) if error else None}
+    finally:
+        preview.close()
+        session.close()
+    report["preview_steps"] = steps
+    return report
 
 
 def main():

@@ -232,3 +232,42 @@ class PreviewRunner(object):
                 self._running = None
                 if generation == self._generation and not self._closed:
                     self._outcome = (generation, result, error, seconds)
+
+
+class WorkerPreviews(object):
+    """Previews computed by a :class:`~c2e_client.launch.WorkerSession`'s worker, newest
+    first (a :class:`PreviewRunner`). The host reads and shrinks the pixels on its UI thread
+    and calls :meth:`request`; the background thread only talks to the worker (starting it if
+    needed), so the host's API is never used off its UI thread."""
+
+    def __init__(self, session: Any, name: str = "c2e-preview"):
+        self.session = session
+        self._client: Any = None
+        self.runner = PreviewRunner(self._compute, self._cancel, name=name)
+
+    def request(self, python: str, target: Pixels, references: Any,
+                weights: Optional[Any], options: Any, mask: Optional[Pixels] = None) -> int:
+        """Queue a preview of ``target`` after ``references`` (blended by ``weights``) with the
+        dialog's ``options`` (a ``ColorizeOptions``); returns its generation."""
+        return self.runner.request((python, target, references, weights, options, mask))
+
+    def take(self) -> Optional[PreviewOutcome]:
+        """The newest finished preview: (generation, result Pixels, error, seconds), or None."""
+        return self.runner.take()
+
+    def close(self) -> None:
+        """End the previews (a running one is cancelled); the worker stays for the run."""
+        self.runner.close()
+
+    def _compute(self, params: Tuple, request_id: str) -> Pixels:
+        python, target, references, weights, options, mask = params
+        client = self.session.client(python)
+        self._client = client
+        return client.colorize(target, references, reference_weights=weights,
+                               options=options.worker_options(client.hello_info), mask=mask,
+                               request_id=request_id)  # fmt: skip
+
+    def _cancel(self, request_id: str) -> None:
+        client = self._client
+        if client is not None:
+            client.cancel(request_id)

@@ -46,6 +46,7 @@ from c2e_client import (  # noqa: E402
     known_python,
     load_settings,
     record_python,
+    save_settings,
     set_up_engine,
 )
 from c2e_gimp.colorize import colorize_from_reference, gimp_progress  # noqa: E402
@@ -56,6 +57,8 @@ from c2e_gimp.options import (  # noqa: E402
     ColorizeError,
     ColorizeOptions,
 )
+from c2e_gimp.preview import GimpPreview  # noqa: E402
+from c2e_gimp.preview_panel import PreviewPanel  # noqa: E402
 from gi.repository import Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 
 PROCEDURE = "python-fu-c2e-colorize"
@@ -63,6 +66,9 @@ EXTENSION = "extension-c2e-colorize"
 #: This process's worker session (the process lives as long as GIMP: see the docstring).
 SESSION = WorkerSession(GIMP)
 UI_READY: list = []
+#: For tests and screenshots only: ``"dialog"``: called with (dialog, preview panel) before the
+#: dialog runs.
+TEST_HOOKS: dict = {}
 TITLE = "Colorize from Reference Image"
 DEVICE_LABELS = {
     "auto": "Automatic (GPU if there is one)",
@@ -82,10 +88,10 @@ def other_images(image):
     return [other for other in Gimp.get_images() if other.get_id() != image.get_id()]
 
 
-def ask(procedure, image, config):
+def ask(procedure, image, drawable, config):
     """Show the dialog; False when the user cancels it. GIMP 3.0's procedure dialog has no
     widget for image arguments, so the reference gets an image menu of its own (a reference
-    file, when one is chosen, takes its place)."""
+    file, when one is chosen, takes its place). Under the options, the live preview."""
     if not UI_READY:  # once per process: the process serves every run of the GIMP session
         GimpUi.init(PROCEDURE)
         UI_READY.append(True)
@@ -111,12 +117,76 @@ def ask(procedure, image, config):
     dialog.get_content_area().pack_start(row, False, False, 0)
     dialog.fill(["reference-file", "blend-file", "blend-share", "size", "device", "strength",
                  "colour-only", "gray-to-rgb"])
-    accepted = dialog.run()
+    settings = load_settings(ColorizeOptions)
+    loaded = {}  # reference files opened for the preview: path -> image, deleted at the end
+
+    def choice():
+        python = known_python(settings)
+        if python is None:
+            raise ColorizeError("The preview needs the c2e engine: press OK to set it up.")
+        found, image_id = references.get_active()
+        reference = preview_file(config, "reference-file", loaded) or (
+            Gimp.Image.get_by_id(image_id) if found else None)
+        if reference is None:
+            raise ColorizeError("Choose the reference: another open image or an image file.")
+        blend = preview_file(config, "blend-file", loaded)
+        return python, [reference] + ([blend] if blend is not None else []), chosen_options(
+            config, settings)
+
+    panel = PreviewPanel(GimpPreview(image, drawable, SESSION), choice, settings.options.preview)
+    dialog.get_content_area().pack_start(panel.widget, False, False, 0)
+    config.connect("notify", panel.changed)
+    references.connect("changed", panel.changed)
+    panel.changed()
+    TEST_HOOKS.get("dialog", lambda *_: None)(dialog, panel)
+    try:
+        accepted = dialog.run()
+    finally:
+        panel.close()
+        for temporary in loaded.values():
+            temporary.delete()
     if accepted:
         found, image_id = references.get_active()
         config.set_property("reference", Gimp.Image.get_by_id(image_id) if found else None)
+    if panel.live.get_active() != settings.options.preview:
+        settings.options.preview = panel.live.get_active()
+        try:
+            save_settings(settings)
+        except OSError:
+            pass  # remembering is a convenience
     dialog.destroy()
     return accepted
+
+
+def preview_file(config, file_argument, loaded):
+    """The image of ``file_argument``'s file for the preview (opened once, kept in ``loaded``),
+    or None when no file is chosen. Raises :class:`ColorizeError`."""
+    chosen = config.get_property(file_argument)
+    if chosen is None or not chosen.get_path():
+        return None
+    path = chosen.get_path()
+    if path not in loaded:
+        if not os.path.isfile(path):
+            raise ColorizeError(f"the reference file '{path}' does not exist")
+        try:
+            loaded[path] = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, chosen)
+        except GLib.Error as exc:
+            raise ColorizeError(f"GIMP cannot open '{path}' ({exc.message})") from None
+    return loaded[path]
+
+
+def chosen_options(config, settings):
+    """The options the arguments (or the dialog, as it shows them now) give; the weights are
+    the recorded ones."""
+    return ColorizeOptions(
+        size=config.get_property("size"),
+        device=config.get_property("device"),
+        strength=config.get_property("strength"),
+        weights=settings.options.weights,
+        gray_to_rgb=config.get_property("gray-to-rgb"),
+        colour_only=config.get_property("colour-only"),
+        blend_share=config.get_property("blend-share"),
+    )
 
 
 def offer_engine(recorded):
@@ -169,7 +239,7 @@ def run(procedure, run_mode, image, drawables, config, data):
     if len(drawables) != 1:
         return failure(procedure, "Select exactly one layer to colorize.")
     if run_mode == Gimp.RunMode.INTERACTIVE:
-        if not ask(procedure, image, config):
+        if not ask(procedure, image, drawables[0], config):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     loaded = []  # images loaded from files for this run, deleted after it
     try:
@@ -214,15 +284,7 @@ def colorize_run(procedure, run_mode, image, drawables, config, reference, blend
     worker = LazyWorker(SESSION, python)
     Gimp.progress_init("Colorizing from the reference image")
     try:
-        options = ColorizeOptions(
-            size=config.get_property("size"),
-            device=config.get_property("device"),
-            strength=config.get_property("strength"),
-            weights=settings.options.weights,
-            gray_to_rgb=config.get_property("gray-to-rgb"),
-            colour_only=config.get_property("colour-only"),
-            blend_share=config.get_property("blend-share"),
-        )
+        options = chosen_options(config, settings)
         layer = colorize_from_reference(image, drawables[0], reference, options, worker,
                                         gimp_progress, blend)
     except (ColorizeError, WorkerError) as exc:

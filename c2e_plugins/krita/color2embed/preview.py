@@ -2,7 +2,7 @@
 
 The target (the selection's area of the layer or of the visible image) is read once per source
 and shrunk; each reference is read once per choice and shrunk; the worker colorizes the small
-copy on a background thread (:class:`~c2e_client.preview.PreviewRunner`: only the newest
+copy on a background thread (:class:`~c2e_client.preview.WorkerPreviews`: only the newest
 request runs, a stale one is cancelled). The worker keeps each reference's embedding, so a
 change of strength alone does not embed the reference again. Krita's API is used only on the
 UI thread (:meth:`KritaPreview.request`); the background thread only talks to the worker.
@@ -16,7 +16,7 @@ from . import colorize
 from .c2e_client import Pixels, WorkerSession
 from .c2e_client.preview import (
     PREVIEW_REFERENCE_SIDE,
-    PreviewRunner,
+    WorkerPreviews,
     preview_side,
     shrink,
     shrink_mask,
@@ -52,8 +52,8 @@ class KritaPreview:
         self.session = session
         self._targets: dict[str, PreviewTarget] = {}
         self._references: list[tuple[Any, Pixels]] = []  # (document or path, shrunk pixels)
-        self._client: Any = None
-        self.runner = PreviewRunner(self._compute, self._cancel, name="c2e-krita-preview")
+        self.previews = WorkerPreviews(session, name="c2e-krita-preview")
+        self.runner = self.previews.runner
 
     # -- UI thread ----------------------------------------------------------------------------
     def before(self, options: colorize.ColorizeOptions) -> Pixels:
@@ -74,14 +74,14 @@ class KritaPreview:
         side = preview_side(max(target.target.width, target.target.height), options.size)
         small, mask = target.at(side)
         pixels = [self._reference(r) for r in references]
-        return self.runner.request((small, mask, pixels, weights, options, python))
+        return self.previews.request(python, small, pixels, weights, options, mask)
 
     def take(self) -> Any:
         """The newest finished preview: (generation, result Pixels, error, seconds), or None."""
-        return self.runner.take()
+        return self.previews.take()
 
     def close(self) -> None:
-        self.runner.close()
+        self.previews.close()
 
     def _target(self, options: colorize.ColorizeOptions) -> PreviewTarget:
         if options.source not in self._targets:
@@ -100,22 +100,3 @@ class KritaPreview:
         pixels = shrink(full, PREVIEW_REFERENCE_SIDE)
         self._references = [(reference, pixels)] + self._references[:3]
         return pixels
-
-    # -- background thread --------------------------------------------------------------------
-    def _compute(self, params: tuple, request_id: str) -> Pixels:
-        target, mask, references, weights, options, python = params
-        client = self.session.client(python)
-        self._client = client
-        return client.colorize(
-            target,
-            references,
-            reference_weights=weights,
-            options=options.worker_options(client.hello_info),
-            mask=mask,
-            request_id=request_id,
-        )
-
-    def _cancel(self, request_id: str) -> None:
-        client = self._client
-        if client is not None:
-            client.cancel(request_id)
