@@ -136,7 +136,8 @@ def ask(procedure, image, drawable, config):
     panel = PreviewPanel(GimpPreview(image, drawable, SESSION), choice, settings.options.preview)
     dialog.get_content_area().pack_start(panel.widget, False, False, 0)
     config.connect("notify", panel.changed)
-    references.connect("changed", panel.changed)
+    # GimpIntComboBox's own connect(value, callback) hides GObject's signal connect
+    GObject.Object.connect(references, "changed", panel.changed)
     panel.changed()
     TEST_HOOKS.get("dialog", lambda *_: None)(dialog, panel)
     try:
