@@ -144,6 +144,9 @@ def cases(images: dict[str, Path], out: Path) -> list[dict]:
         # size by GEGL, inside a feathered selection; and at 16 bits with working size 512
         {"name": "preview", "target": str(images["big"]), "reference": warm, "client": "preview",
          "ellipse": [100, 50, 900, 700, 30], "options": {"size": 256}},
+        # the progress window's Cancel (interactive runs), through its code path
+        {"name": "cancel", "target": str(images["big"]), "reference": warm, "client": "cancel",
+         "options": {"size": 1024}},
         {"name": "preview-u16", "target": str(images["big"]), "reference": cool,
          "client": "preview", "precision": "U16_NON_LINEAR", "options": {"size": 512}},
         # last: once made, the engine serves every later run that finds no c2e
@@ -624,3 +627,15 @@ def test_the_dialogs_preview_path_with_the_real_worker(session, name):
     burst = result["burst"]
     assert burst["error"] is None and burst["generation"][0] == burst["generation"][1]
     assert 1 <= burst["computed"] <= 3, burst  # ten requests, not ten jobs
+
+
+def test_cancel_stops_the_workers_job_and_leaves_the_image_unchanged(session):
+    """Cancel in an interactive run's progress window, through its code path with the real
+    worker in real GIMP: the job stops, the image is as it was, and the same worker (the
+    persistent extension was not closed) serves the next run."""
+    result = session["results"]["cancel"]
+    assert result["status"] == "success", result
+    assert result["cancel_outcome"].startswith("cancelled"), result
+    assert result["cancel_progress"], result  # it was running when cancelled
+    assert result["unchanged_after_cancel"] and result["layers_after_cancel"] == ["Background"]
+    assert result["next_run_layer"] == "Background (colorized)" and result["same_worker"]

@@ -222,7 +222,11 @@ def run_case(case, out):
     original_settings = write_settings(case["settings"]) if case.get("settings") else None
     try:
         client_kind = case.get("client")
-        if client_kind == "preview":
+        if client_kind == "cancel":
+            layer = None
+            result.update(cancel_then_run(image, source, reference, case))
+            result["status"], result["message"] = "success", None
+        elif client_kind == "preview":
             layer = None
             result.update(try_the_preview(image, source, reference, case, out))
             result["status"], result["message"] = "success", None
@@ -330,6 +334,46 @@ def try_the_preview(image, source, reference, case, out):
         preview.close()
         session.close()
     report["preview_steps"] = steps
+    return report
+
+
+def cancel_then_run(image, source, reference, case):
+    """The interactive run's cancel path with the real worker: CancellableClient (as behind
+    the plug-in's progress window) cancelled at the worker's first progress message, the
+    image left as it was; then the same worker colorizes the next run (nothing was closed)."""
+    from c2e_client import LazyWorker, WorkerCancelled, WorkerSession, known_python, load_settings
+    from c2e_gimp.cancel import CancellableClient
+    from c2e_gimp.options import GIMP
+
+    python = known_python(load_settings(ColorizeOptions))
+    session = WorkerSession(GIMP)
+    worker = LazyWorker(session, python)
+    layout = layer_layout(image.get_precision().value_name, source.has_alpha())
+    seen = []
+    report = {}
+    try:
+        options = ColorizeOptions(**case.get("options", {}))
+        client = CancellableClient(worker, lambda: bool(seen), lambda: None)
+        before = state(image, source, layout.gegl_format)
+        started = time.monotonic()
+        try:
+            colorize_from_reference(image, source, reference, options, client,
+                                    lambda fraction, text: seen.append((fraction, text))
+                                    if fraction > 0.1 else None)
+            report["cancel_outcome"] = "finished"
+        except WorkerCancelled as exc:
+            report["cancel_outcome"] = "cancelled: %s" % exc
+        report["cancel_seconds"] = time.monotonic() - started
+        report["cancel_progress"] = seen[:3]
+        report["unchanged_after_cancel"] = state(image, source, layout.gegl_format) == before
+        report["layers_after_cancel"] = [layer.get_name() for layer in image.get_layers()]
+        pid = session.pid
+        layer = colorize_from_reference(image, source, reference, options,
+                                        CancellableClient(worker, lambda: False, lambda: None))
+        report["next_run_layer"] = layer.get_name()
+        report["same_worker"] = pid is not None and session.pid == pid
+    finally:
+        session.close()
     return report
 
 

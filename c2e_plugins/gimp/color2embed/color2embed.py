@@ -40,6 +40,7 @@ from c2e_client import (  # noqa: E402
     SIZE_MULTIPLE,
     EngineError,
     LazyWorker,
+    WorkerCancelled,
     WorkerError,
     WorkerSession,
     engine_folder,
@@ -49,6 +50,7 @@ from c2e_client import (  # noqa: E402
     save_settings,
     set_up_engine,
 )
+from c2e_gimp.cancel import CancellableClient  # noqa: E402
 from c2e_gimp.colorize import colorize_from_reference, gimp_progress  # noqa: E402
 from c2e_gimp.options import (  # noqa: E402
     DEVICES,
@@ -59,6 +61,7 @@ from c2e_gimp.options import (  # noqa: E402
 )
 from c2e_gimp.preview import GimpPreview  # noqa: E402
 from c2e_gimp.preview_panel import PreviewPanel  # noqa: E402
+from c2e_gimp.run_window import RunWindow  # noqa: E402
 from gi.repository import Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 
 PROCEDURE = "python-fu-c2e-colorize"
@@ -283,18 +286,32 @@ def colorize_run(procedure, run_mode, image, drawables, config, reference, blend
         return failure(procedure, f"{TITLE}: {exc}")
     SESSION.recorded_in = settings.path
     worker = LazyWorker(SESSION, python)
-    Gimp.progress_init("Colorizing from the reference image")
+    # interactive runs: the plug-in's own progress window, whose Cancel stops the worker's job
+    # (GIMP's progress bar would offer a Cancel that closes this persistent process:
+    # c2e_gimp/cancel.py); scripts: GIMP's progress bar
+    window = RunWindow(TITLE) if run_mode == Gimp.RunMode.INTERACTIVE else None
+    if window is None:
+        Gimp.progress_init("Colorizing from the reference image")
+        client, progress = worker, gimp_progress
+    else:
+        client = CancellableClient(worker, lambda: window.cancelled, window.pump)
+        progress = window.update
     try:
         options = chosen_options(config, settings)
-        layer = colorize_from_reference(image, drawables[0], reference, options, worker,
-                                        gimp_progress, blend)
+        layer = colorize_from_reference(image, drawables[0], reference, options, client,
+                                        progress, blend)
+    except WorkerCancelled:  # the image is as it was
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     except (ColorizeError, WorkerError) as exc:
         return failure(procedure, f"{TITLE}: {exc}")
     except Exception as exc:  # a bug: say so in GIMP, keep the traceback on stderr
         traceback.print_exc()
         return failure(procedure, f"{TITLE}: unexpected error ({exc!r}); details on stderr")
     finally:  # the worker stays for the next run
-        Gimp.progress_end()
+        if window is None:
+            Gimp.progress_end()
+        else:
+            window.close()
     values = procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
     values.remove(1)
     values.insert(1, GObject.Value(Gimp.Layer, layer))
