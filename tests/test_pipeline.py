@@ -120,6 +120,28 @@ def test_embedding_cache_and_blend():
         colorizer.embed([ref_a, ref_b], weights=[1])
 
 
+def test_a_new_strength_reuses_the_networks_answer():
+    """Colorizing the same target after the same reference again, with another strength or
+    mask (a dialog's preview), calls the network once; the colours are those of a fresh call."""
+    rng = np.random.default_rng(21)
+    target = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    reference = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    fresh = Colorizer(tiny_model(), device="cpu", size=32)
+    expected = fresh.colorize(target, reference=reference, strength=0.4)
+    colorizer = Colorizer(tiny_model(), device="cpu", size=32)
+    calls = []
+    predict = colorizer.networks.predict_ab
+    colorizer.networks.predict_ab = lambda *a: calls.append(1) or predict(*a)
+    colorizer.colorize(target, reference=reference)
+    again = colorizer.colorize(target, reference=reference, strength=0.4)
+    assert len(calls) == 1
+    assert_same_image(again.rgb, expected.rgb)
+    other = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    colorizer.colorize(target, reference=other, strength=0.4)  # another reference: computed
+    colorizer.colorize(target[::-1].copy(), reference=reference)  # another target: computed
+    assert len(calls) == 3
+
+
 def test_alpha_passes_through_untouched():
     rng = np.random.default_rng(3)
     rgba = rng.integers(0, 65536, (40, 30, 4), dtype=np.uint16)

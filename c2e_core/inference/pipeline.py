@@ -54,6 +54,11 @@ from c2e_core.options import (
 ImageInput = Union[str, Path, np.ndarray, Image.Image, ImageData]  # noqa: UP007 (runtime alias)
 #: ``(lum_rows [1,1,r,W], start_row) -> ab_rows [1,2,r,W]``: ab of some rows of the full image.
 AbRows = Callable[[np.ndarray, int], np.ndarray]
+#: Predicted ab kept by :meth:`Colorizer._predict_ab`: how many, and the largest working
+#: lightness (pixels of a batch) that is kept (1024² at most: 8 MB of ab each).
+PREDICTIONS_KEPT = 4
+PREDICTION_CACHE_PIXELS = 1024 * 1024
+
 #: A reference code: the arrays a model's ``embed`` returns (one for the paper's model).
 Code = tuple[np.ndarray, ...]
 #: The Lab scaling every network shares (the ab scale is each network's own).
@@ -319,6 +324,7 @@ class Colorizer:
         self.info = dict(info or {})
         self._host = host
         self._embeddings: OrderedDict[tuple, Code] = OrderedDict()
+        self._predictions: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._multiple = int(self.networks.size_multiple)
 
     # -- construction -----------------------------------------------------------------------
@@ -561,7 +567,7 @@ class Colorizer:
         for indices in groups.values():
             small = [prepared[i][2] for i in indices]
             l_in = np.concatenate([s[0] for s in small]).astype(np.float32, copy=False)
-            ab = self.networks.predict_ab(l_in, code) * np.float32(self.networks.ab_scale)
+            ab = self._predict_ab(l_in, code) * np.float32(self.networks.ab_scale)
             for j, i in enumerate(indices):
                 height, width = small[j][1].shape[-2:]
                 ab_low[i] = (ab[j : j + 1, :, :height, :width], small[j][1])
@@ -570,6 +576,26 @@ class Colorizer:
             ab, l_small = ab_low[index]
             results.append(self._finish(image, lum, ab, l_small, *finish))
         return results
+
+    def _predict_ab(self, l_in: np.ndarray, code: Code) -> np.ndarray:
+        """The network's ab for working-size lightness ``l_in`` and ``code``; the last few
+        answers are kept (up to :data:`PREDICTION_CACHE_PIXELS` each), so that colorizing the
+        same target again with another strength or mask (a dialog's preview, say) costs no
+        network call."""
+        if l_in.size > PREDICTION_CACHE_PIXELS:
+            return self.networks.predict_ab(l_in, code)
+        digest = hashlib.sha1(np.ascontiguousarray(l_in).data, usedforsecurity=False)
+        for part in code:
+            digest.update(np.ascontiguousarray(part).data)
+        key = (digest.hexdigest(), l_in.shape, tuple(part.shape for part in code))
+        if key in self._predictions:
+            self._predictions.move_to_end(key)
+            return self._predictions[key]
+        ab = self.networks.predict_ab(l_in, code)
+        self._predictions[key] = ab
+        while len(self._predictions) > PREDICTIONS_KEPT:
+            self._predictions.popitem(last=False)
+        return ab
 
     def _finish(self, image, lum_full, ab_low, l_small, post_steps, strength, mask) -> Colorized:
         """Upsample ab, run the post steps, blend by strength and mask, convert to RGB, in
