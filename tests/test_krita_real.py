@@ -574,14 +574,17 @@ def test_gui_runs_the_menu_action_and_undo(krita, krita_home, weights, tmp_path)
     assert green[..., 1].mean() < mixed[..., 1].mean() < lab_new[..., 1].mean()
     # the live preview, used as an artist would before pressing Colorize
     preview = previewed["preview"]
-    for step in ("first", "reference_changed", "strength_changed", "burst"):
+    for step in ("first", "reference_changed", "strength_changed", "burst", "size_changed",
+                 "size_back"):
         assert preview[step]["status"].startswith("Preview in"), (step, preview[step])
         # responsive while the worker computes; a new reference file is opened by Krita on the
         # UI thread (its API allows no other), which is the one longer pause
         pause = 1.0 if step == "reference_changed" else 0.5
         assert preview[step]["longest_event_gap"] < pause, (step, preview[step])
     assert [preview[s]["shown"] for s in ("first", "reference_changed", "strength_changed",
-                                          "burst")] == [1, 2, 3, 4]  # fmt: skip
+                                          "burst", "size_changed", "size_back")] == [
+        1, 2, 3, 4, 5, 6]  # fmt: skip
+    assert preview["size_changed"]["latency"] < 3.0, preview  # working size 512
     # changing the reference (a file, read and shrunk once) updates it within about half a
     # second on this CPU; the dialog reports what it measured, the test allows for a slow CI
     assert preview["reference_changed"]["latency"] < 3.0, preview

@@ -248,7 +248,7 @@ class Driver(Extension):
     # -- the live preview ---------------------------------------------------------------------------
     def try_the_preview(self, dialog):
         """As a user would: wait for the first preview, change the reference, the strength (once,
-        then in a burst), look at the original; record latencies, how many previews were
+        then in a burst) and the working size, look at the original; record latencies, how many previews were
         computed and the longest the dialog's event loop went without running."""
         report = self.run.setdefault("preview", {})
         dialog.show()
@@ -288,6 +288,10 @@ class Driver(Extension):
         report["burst_changes"] = len(range(45, 100, 5))
         report["burst_computed"] = dialog.preview.runner.computed - computed
         report["after_burst"] = self.picture_chroma(dialog)
+        dialog.size.setCurrentIndex(dialog.size.findData(512))  # a new working size
+        report["size_changed"] = wait_for(5)
+        dialog.size.setCurrentIndex(dialog.size.findData(256))
+        report["size_back"] = wait_for(6)
 
     def picture_chroma(self, dialog):
         """The preview picture's mean chroma (max - min of R, G, B) and mean green - red."""
