@@ -626,7 +626,9 @@ def test_the_dialogs_preview_path_with_the_real_worker(session, name):
     assert first["generation"][0] == first["generation"][1]
     burst = result["burst"]
     assert burst["error"] is None and burst["generation"][0] == burst["generation"][1]
-    assert 1 <= burst["computed"] <= 3, burst  # ten requests, not ten jobs
+    # ten requests 20 ms apart, each replacing the waiting one and cancelling the running one:
+    # fewer jobs than requests (how many depends on the machine's speed), the last one shown
+    assert 1 <= burst["computed"] < burst["requests"], burst
 
 
 def test_cancel_stops_the_workers_job_and_leaves_the_image_unchanged(session):

@@ -271,3 +271,30 @@ class WorkerPreviews(object):
         client = self._client
         if client is not None:
             client.cancel(request_id)
+
+
+class PreviewStatus(object):
+    """The line under a dialog's preview, the same in both hosts: the time from the latest
+    change (:meth:`changed`) to its picture, or why there is none (:meth:`finished`)."""
+
+    def __init__(self) -> None:
+        self.shown = 0  # previews shown
+        self.latency: Optional[float] = None  # seconds from the last change to its picture
+        self._changed_at = time.perf_counter()
+
+    def changed(self) -> None:
+        self._changed_at = time.perf_counter()
+
+    def finished(self, outcome: PreviewOutcome) -> Tuple[Any, str]:
+        """The picture to show (None for none) and the line under it."""
+        _, result, error, _ = outcome
+        if error is not None:
+            return None, "No preview: " + first_line(error)
+        self.shown += 1
+        self.latency = time.perf_counter() - self._changed_at
+        return result, "Preview in %.2f s" % self.latency
+
+
+def first_line(error: Any) -> str:
+    """An error's message, its first line only (a worker's may carry its output after)."""
+    return str(error).partition("\n")[0]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 from .c2e_client import ColorizeError, Settings, settings_path
-from .c2e_client.preview import PREVIEW_SIDE, to_rgba8
+from .c2e_client.preview import PREVIEW_SIDE, PreviewStatus, first_line, to_rgba8
 from .colorize import SIZES, ColorizeOptions
 from .qt import QtCore, QtGui, QtWidgets
 
@@ -206,10 +205,15 @@ class ColorizeDialog(QtWidgets.QDialog):
                                              settings_path())  # fmt: skip
 
     # -- the live preview ---------------------------------------------------------------------
-    #: What the preview did, for tests: how many previews were shown, the seconds from the
-    #: last change to its preview on screen, and the message under the picture.
-    previews_shown = 0
-    preview_latency: float | None = None
+    @property
+    def previews_shown(self) -> int:
+        """How many previews were shown (for tests)."""
+        return self._status.shown
+
+    @property
+    def preview_latency(self) -> float | None:
+        """Seconds from the last change to its preview on screen (for tests)."""
+        return self._status.latency
 
     def _preview_panel(self, live: bool) -> Any:
         box = QtWidgets.QGroupBox("Preview")
@@ -239,7 +243,7 @@ class ColorizeDialog(QtWidgets.QDialog):
         column.addWidget(self.preview_status)
         self._after: Any = None  # the latest preview, a QPixmap
         self._before: Any = None  # the source at preview size
-        self._changed_at = 0.0
+        self._status = PreviewStatus()
         self._delay = QtCore.QTimer(self)
         self._delay.setSingleShot(True)
         self._delay.setInterval(PREVIEW_DELAY_MS)
@@ -253,7 +257,7 @@ class ColorizeDialog(QtWidgets.QDialog):
         """A choice changed: ask for a new preview once the changes pause."""
         if not self.live.isChecked():
             return
-        self._changed_at = time.perf_counter()
+        self._status.changed()
         self._delay.start()
 
     def _live_toggled(self, live: bool) -> None:
@@ -274,7 +278,7 @@ class ColorizeDialog(QtWidgets.QDialog):
             self.preview.request(references, weights, settings.options, settings.python)
         except ColorizeError as exc:
             self._after = None
-            self.preview_status.setText(str(exc).partition("\n")[0])
+            self.preview_status.setText(first_line(exc))
             self._show_preview()
             return
         self.preview_status.setText("Computing the preview…")
@@ -285,15 +289,9 @@ class ColorizeDialog(QtWidgets.QDialog):
         if outcome is None:
             return
         self._poll.stop()
-        _, result, error, seconds = outcome
-        if error is not None:
-            self._after = None
-            self.preview_status.setText("No preview: " + str(error).partition("\n")[0])
-        else:
-            self._after = _pixmap(result)
-            self.previews_shown += 1
-            self.preview_latency = time.perf_counter() - self._changed_at
-            self.preview_status.setText(f"Preview in {self.preview_latency:.2f} s")
+        result, text = self._status.finished(outcome)
+        self._after = None if result is None else _pixmap(result)
+        self.preview_status.setText(text)
         self._show_preview()
 
     def _show_preview(self, *_: Any) -> None:

@@ -4,14 +4,13 @@ change (coalesced: one request once the changes pause)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import gi
 
 gi.require_version("Gtk", "3.0")
 gi.require_version("GdkPixbuf", "2.0")
-from c2e_client.preview import PREVIEW_SIDE, to_rgba8  # noqa: E402
+from c2e_client.preview import PREVIEW_SIDE, PreviewStatus, first_line, to_rgba8  # noqa: E402
 from gi.repository import GdkPixbuf, GLib, Gtk  # noqa: E402
 
 from .options import ColorizeError  # noqa: E402
@@ -32,11 +31,9 @@ class PreviewPanel:
     def __init__(self, preview: Any, choice: Choice, live: bool):
         self.preview = preview
         self.choice = choice
-        self.previews_shown = 0
-        self.preview_latency: float | None = None
+        self.status_line = PreviewStatus()  # previews shown, latency
         self._after: Any = None
         self._before: Any = None
-        self._changed_at = 0.0
         self._delay_source = 0
         self._poll_source = 0
         self.picture = Gtk.Image()
@@ -68,7 +65,7 @@ class PreviewPanel:
         """A choice changed: ask for a preview once the changes pause."""
         if not self.live.get_active():
             return
-        self._changed_at = time.perf_counter()
+        self.status_line.changed()
         if self._delay_source:
             GLib.source_remove(self._delay_source)
         self._delay_source = GLib.timeout_add(PREVIEW_DELAY_MS, self._request)
@@ -97,7 +94,7 @@ class PreviewPanel:
             self.preview.request(python, references, options)
         except ColorizeError as exc:
             self._after = None
-            self.status.set_text(str(exc).partition("\n")[0])
+            self.status.set_text(first_line(exc))
             self._show()
             return False
         self.status.set_text("Computing the preview…")
@@ -110,15 +107,9 @@ class PreviewPanel:
         if outcome is None:
             return True  # keep polling
         self._poll_source = 0
-        _, result, error, _ = outcome
-        if error is not None:
-            self._after = None
-            self.status.set_text("No preview: " + str(error).partition("\n")[0])
-        else:
-            self._after = _pixbuf(result)
-            self.previews_shown += 1
-            self.preview_latency = time.perf_counter() - self._changed_at
-            self.status.set_text(f"Preview in {self.preview_latency:.2f} s")
+        result, text = self.status_line.finished(outcome)
+        self._after = None if result is None else _pixbuf(result)
+        self.status.set_text(text)
         self._show()
         return False
 
