@@ -290,7 +290,7 @@ def wait_for(preview, seconds=120):
         if outcome is not None:
             return outcome
         time.sleep(0.01)
-    raise RuntimeError("no preview within %d s" % seconds)
+    raise RuntimeError(f"no preview within {seconds} s")
 
 
 def try_the_preview(image, source, reference, case, out):
@@ -321,7 +321,8 @@ def try_the_preview(image, source, reference, case, out):
                           "latency": time.monotonic() - started, "worker_seconds": seconds,
                           "size": [result.width, result.height, result.channels,
                                    result.dtype]})
-            write(os.path.join(out, "%s.preview-%s.bin" % (case["name"], strength)), result.data)
+            name = "{}.preview-{}.bin".format(case["name"], strength)
+            write(os.path.join(out, name), result.data)
         computed = preview.runner.computed
         for step in range(10):  # a slider dragged
             options = ColorizeOptions(**dict(case.get("options", {}), strength=0.5 + step / 20))
@@ -362,7 +363,7 @@ def cancel_then_run(image, source, reference, case):
                                     if fraction > 0.1 else None)
             report["cancel_outcome"] = "finished"
         except WorkerCancelled as exc:
-            report["cancel_outcome"] = "cancelled: %s" % exc
+            report["cancel_outcome"] = f"cancelled: {exc}"
         report["cancel_seconds"] = time.monotonic() - started
         report["cancel_progress"] = seen[:3]
         report["unchanged_after_cancel"] = state(image, source, layout.gegl_format) == before

@@ -245,11 +245,12 @@ class Driver(Extension):
         self.report.setdefault("dialog", shown)  # the first run's: the defaults
         self.run["dialog"] = shown
 
-    # -- the live preview ---------------------------------------------------------------------------
+    # -- the live preview -------------------------------------------------------------------------
     def try_the_preview(self, dialog):
-        """As a user would: wait for the first preview, change the reference, the strength (once,
-        then in a burst) and the working size, look at the original; record latencies, how many previews were
-        computed and the longest the dialog's event loop went without running."""
+        """As a user would: wait for the first preview, change the reference, the strength
+        (once, then in a burst) and the working size, look at the original; record latencies,
+        how many previews were computed and the longest the dialog's event loop went without
+        running."""
         report = self.run.setdefault("preview", {})
         dialog.show()
         dialog.blend.setCurrentIndex(0)
