@@ -103,12 +103,32 @@ def test_runner_computes_only_the_newest_request_and_cancels_the_stale_one(previ
     assert outcome is not None
     generation, result, error, seconds = outcome
     assert (generation, result, error) == (third, "THIRD", None) and seconds >= 0
-    assert cancelled == ["preview-1"]  # the running one was asked to stop, once
+    assert cancelled == [seen[0][1]]  # the running one was asked to stop, once
     assert [p for p, _ in seen] == ["first", "third"]  # "second" never ran
+    assert seen[0][1] != seen[1][1]  # request ids are never reused
     assert runner.take() is None and not runner.busy
     runner.close()
     with pytest.raises(RuntimeError):
         runner.request("late")
+
+
+def test_runner_discard_drops_what_was_asked(preview):
+    release = threading.Event()
+    cancelled = []
+
+    def compute(params, request_id):
+        release.wait(5)
+        return params
+
+    runner = preview.PreviewRunner(compute, lambda rid: cancelled.append(rid) or release.set())
+    runner.request("old")
+    deadline = time.monotonic() + 5
+    while runner.computed < 1 and time.monotonic() < deadline:  # it runs
+        time.sleep(0.01)
+    runner.discard()  # e.g. the dialog shows "Choose a reference" now
+    time.sleep(0.2)
+    assert runner.take() is None and len(cancelled) == 1
+    runner.close()
 
 
 def test_runner_reports_errors_of_the_latest_request(preview):

@@ -12,12 +12,13 @@ the dialog takes the newest result with :meth:`PreviewRunner.take` from its UI-t
 
 from __future__ import annotations
 
+import itertools
 import struct
 import threading
 import time
 from typing import Any, Callable, Optional, Tuple
 
-from .protocol import CHANNEL_COUNTS, DTYPE_SIZES, Pixels
+from .protocol import CHANNEL_COUNTS, DTYPE_SIZES, Pixels, WorkerCancelled
 
 #: The longest side of the preview picture a dialog shows, in pixels.
 PREVIEW_SIDE = 360
@@ -86,6 +87,8 @@ def _srgb_table(size: int = 4096) -> bytes:
 
 
 _SRGB_TABLE: list = []
+#: Preview request ids, unique in the process (several dialogs share one worker).
+_request_numbers = itertools.count(1)
 
 
 def to_rgba8(pixels: Pixels) -> bytes:
@@ -190,6 +193,21 @@ class PreviewRunner(object):
                 pass  # the stale result is dropped anyway
         return generation
 
+    def discard(self) -> None:
+        """Forget what was asked: a waiting request is dropped, a running one cancelled, and
+        nothing computed so far is shown (the dialog has a message to show instead)."""
+        with self._condition:
+            self._generation += 1
+            self._pending = None
+            self._outcome = None
+            stale = self._running if self._running != self._cancelled else None
+            self._cancelled = self._running
+        if stale is not None and self._cancel is not None:
+            try:
+                self._cancel(stale)
+            except Exception:
+                pass
+
     def take(self) -> Optional[PreviewOutcome]:
         """The finished preview of the latest request, once (None while there is none)."""
         with self._condition:
@@ -218,7 +236,7 @@ class PreviewRunner(object):
                     return
                 generation, params = self._pending
                 self._pending = None
-                request_id = "preview-%d" % generation
+                request_id = "preview-%d" % next(_request_numbers)
                 self._running = request_id
                 self.computed += 1
             started = time.perf_counter()
@@ -243,6 +261,7 @@ class WorkerPreviews(object):
     def __init__(self, session: Any, name: str = "c2e-preview"):
         self.session = session
         self._client: Any = None
+        self._cancelled: set = set()  # request ids asked to stop (maybe not sent yet)
         self.runner = PreviewRunner(self._compute, self._cancel, name=name)
 
     def request(self, python: str, target: Pixels, references: Any,
@@ -263,11 +282,17 @@ class WorkerPreviews(object):
         python, target, references, weights, options, mask = params
         client = self.session.client(python)
         self._client = client
+        if request_id in self._cancelled:  # asked to stop while the worker started
+            raise WorkerCancelled()
+        # a cancel that came before the worker knew the request is caught at its first
+        # progress message (the client cancels when on_progress answers True)
         return client.colorize(target, references, reference_weights=weights,
                                options=options.worker_options(client.hello_info), mask=mask,
-                               request_id=request_id)  # fmt: skip
+                               request_id=request_id,
+                               on_progress=lambda *_: request_id in self._cancelled)  # fmt: skip
 
     def _cancel(self, request_id: str) -> None:
+        self._cancelled.add(request_id)
         client = self._client
         if client is not None:
             client.cancel(request_id)

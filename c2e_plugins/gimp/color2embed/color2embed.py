@@ -138,14 +138,16 @@ def ask(procedure, image, drawable, config):
 
     panel = PreviewPanel(GimpPreview(image, drawable, SESSION), choice, settings.options.preview)
     dialog.get_content_area().pack_start(panel.widget, False, False, 0)
-    config.connect("notify", panel.changed)
-    # GimpIntComboBox's own connect(value, callback) hides GObject's signal connect
-    GObject.Object.connect(references, "changed", panel.changed)
+    watched = [(config, config.connect("notify", panel.changed)),
+               # GimpIntComboBox's own connect(value, callback) hides GObject's signal connect
+               (references, GObject.Object.connect(references, "changed", panel.changed))]
     panel.changed()
     TEST_HOOKS.get("dialog", lambda *_: None)(dialog, panel)
     try:
         accepted = dialog.run()
     finally:
+        for source, handler in watched:  # setting "reference" below must not wake it
+            GObject.Object.disconnect(source, handler)
         panel.close()
         for temporary in loaded.values():
             temporary.delete()

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from .c2e_client import ColorizeError, Settings, settings_path
-from .c2e_client.preview import PREVIEW_SIDE, PreviewStatus, first_line, to_rgba8
+from .c2e_client.preview import PREVIEW_SIDE, PreviewStatus, first_line, shrink, to_rgba8
 from .colorize import SIZES, ColorizeOptions
 from .qt import QtCore, QtGui, QtWidgets
 
@@ -164,6 +164,7 @@ class ColorizeDialog(QtWidgets.QDialog):
         columns = QtWidgets.QHBoxLayout()
         columns.addLayout(controls)
         self.preview = preview
+        self._has_preview = preview is not None
         if preview is not None:
             columns.addWidget(self._preview_panel(options.preview))
         layout = QtWidgets.QVBoxLayout(self)
@@ -184,7 +185,7 @@ class ColorizeDialog(QtWidgets.QDialog):
         unanswered), their blending weights (None for one) and the settings to use (and
         remember)."""
         options = ColorizeOptions(
-            preview=self.live.isChecked() if self.preview is not None else True,
+            preview=self.live.isChecked() if self._has_preview else True,
             size=self.size.currentData(),
             device=self.device.currentData(),
             strength=self.strength.value() / 100.0,
@@ -242,7 +243,8 @@ class ColorizeDialog(QtWidgets.QDialog):
         self.preview_status.setFixedWidth(PREVIEW_SIDE)
         column.addWidget(self.preview_status)
         self._after: Any = None  # the latest preview, a QPixmap
-        self._before: Any = None  # the source at preview size
+        self._before: Any = None  # the source at preview size, a QPixmap
+        self._before_pixels: Any = None  # ... and the pixels it shows
         self._status = PreviewStatus()
         self._delay = QtCore.QTimer(self)
         self._delay.setSingleShot(True)
@@ -255,8 +257,8 @@ class ColorizeDialog(QtWidgets.QDialog):
 
     def _preview_changed(self, *_: Any) -> None:
         """A choice changed: ask for a new preview once the changes pause."""
-        if not self.live.isChecked():
-            return
+        if self.preview is None or not self.live.isChecked():
+            return  # no preview, or the dialog has closed
         self._status.changed()
         self._delay.start()
 
@@ -270,13 +272,19 @@ class ColorizeDialog(QtWidgets.QDialog):
             self.preview_status.setText("")
 
     def _request_preview(self) -> None:
+        if self.preview is None:
+            return
         references, weights, settings = self.choice()
         try:
-            self._before = _pixmap(self.preview.before(settings.options))
+            before = self.preview.before(settings.options)
+            if before is not self._before_pixels:  # the source at a new size
+                self._before, self._before_pixels = _pixmap(before), before
             if not references:
                 raise ColorizeError("Choose a reference to see the preview.")
             self.preview.request(references, weights, settings.options, settings.python)
         except ColorizeError as exc:
+            self.preview.runner.discard()  # an older preview must not replace the message
+            self._poll.stop()
             self._after = None
             self.preview_status.setText(first_line(exc))
             self._show_preview()
@@ -285,6 +293,8 @@ class ColorizeDialog(QtWidgets.QDialog):
         self._poll.start()
 
     def _take_preview(self) -> None:
+        if self.preview is None:
+            return
         outcome = self.preview.take()
         if outcome is None:
             return
@@ -308,7 +318,8 @@ class ColorizeDialog(QtWidgets.QDialog):
         if self.preview is not None:
             self._delay.stop()
             self._poll.stop()
-            self.preview.close()
+            self.preview.close()  # also lets go of the pixels it read
+            self.preview = None  # later signals (a focus change as it hides) do nothing
         super().done(result)
 
     def choose_reference_file(self, path: str) -> None:
@@ -353,7 +364,9 @@ class ColorizeDialog(QtWidgets.QDialog):
 
 
 def _pixmap(pixels: Any) -> Any:
-    """A QPixmap of worker pixels (any depth), 8-bit sRGB for the screen."""
+    """A QPixmap of worker pixels (any depth), 8-bit sRGB for the screen, at most the picture's
+    size (a float layer's conversion is pure Python: only what is shown is converted)."""
+    pixels = shrink(pixels, PREVIEW_SIDE)
     data = to_rgba8(pixels)
     image = QtGui.QImage(data, pixels.width, pixels.height, pixels.width * 4,
                          QtGui.QImage.Format.Format_RGBA8888)  # fmt: skip

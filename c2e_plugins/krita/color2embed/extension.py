@@ -124,6 +124,7 @@ class ColorizeExtension(Extension):
         elif not exec_dialog(dialog):
             return None
         references, weights, chosen = dialog.choice()
+        dialog.deleteLater()  # a child of Krita's window: gone once the event loop runs
         if not references:
             return self._fail("Choose a colour reference: an open document or an image file.")
         try:

@@ -81,7 +81,10 @@ class KritaPreview:
         return self.previews.take()
 
     def close(self) -> None:
+        """End the previews and let go of the pixels read for them."""
         self.previews.close()
+        self._targets = {}
+        self._references = []
 
     def _target(self, options: colorize.ColorizeOptions) -> PreviewTarget:
         if options.source not in self._targets:

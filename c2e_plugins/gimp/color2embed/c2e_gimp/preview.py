@@ -79,7 +79,11 @@ class GimpPreview:
         return self.previews.take()
 
     def close(self) -> None:
+        """End the previews and let go of the pixels read for them."""
         self.previews.close()
+        self._region = None
+        self._targets = {}
+        self._references = {}
 
     def _target(self, options: ColorizeOptions) -> tuple[Pixels, Pixels | None]:
         if self._region is None:

@@ -10,7 +10,13 @@ import gi
 
 gi.require_version("Gtk", "3.0")
 gi.require_version("GdkPixbuf", "2.0")
-from c2e_client.preview import PREVIEW_SIDE, PreviewStatus, first_line, to_rgba8  # noqa: E402
+from c2e_client.preview import (  # noqa: E402
+    PREVIEW_SIDE,
+    PreviewStatus,
+    first_line,
+    shrink,
+    to_rgba8,
+)
 from gi.repository import GdkPixbuf, GLib, Gtk  # noqa: E402
 
 from .options import ColorizeError  # noqa: E402
@@ -32,6 +38,8 @@ class PreviewPanel:
         self.preview = preview
         self.choice = choice
         self.status_line = PreviewStatus()  # previews shown, latency
+        self.closed = False
+        self._before_pixels: Any = None
         self._after: Any = None
         self._before: Any = None
         self._delay_source = 0
@@ -63,7 +71,7 @@ class PreviewPanel:
 
     def changed(self, *_: Any) -> None:
         """A choice changed: ask for a preview once the changes pause."""
-        if not self.live.get_active():
+        if self.closed or not self.live.get_active():
             return
         self.status_line.changed()
         if self._delay_source:
@@ -76,6 +84,7 @@ class PreviewPanel:
             if source:
                 GLib.source_remove(source)
         self._delay_source = self._poll_source = 0
+        self.closed = True
         self.preview.close()
 
     def _live_toggled(self, *_: Any) -> None:
@@ -90,9 +99,15 @@ class PreviewPanel:
         self._delay_source = 0
         try:
             python, references, options = self.choice()
-            self._before = _pixbuf(self.preview.before(options))
+            before = self.preview.before(options)
+            if before is not self._before_pixels:  # the layer at a new size
+                self._before, self._before_pixels = _pixbuf(before), before
             self.preview.request(python, references, options)
         except ColorizeError as exc:
+            self.preview.runner.discard()  # an older preview must not replace the message
+            if self._poll_source:
+                GLib.source_remove(self._poll_source)
+                self._poll_source = 0
             self._after = None
             self.status.set_text(first_line(exc))
             self._show()
@@ -125,7 +140,9 @@ class PreviewPanel:
 
 
 def _pixbuf(pixels: Any) -> Any:
-    """A GdkPixbuf of worker pixels (any depth), 8-bit sRGB RGBA for the screen."""
+    """A GdkPixbuf of worker pixels (any depth), 8-bit sRGB RGBA for the screen, at most the
+    picture's size (a float layer's conversion is pure Python: only what is shown)."""
+    pixels = shrink(pixels, PREVIEW_SIDE)
     data = GLib.Bytes.new(to_rgba8(pixels))
     return GdkPixbuf.Pixbuf.new_from_bytes(data, GdkPixbuf.Colorspace.RGB, True, 8,
                                            pixels.width, pixels.height, pixels.width * 4)
