@@ -58,6 +58,20 @@ def test_preview_side_follows_the_working_size(preview):
     assert preview.preview_side(5000, "native") == 1024
 
 
+def test_preview_target_shrinks_once_per_working_size(preview):
+    image = pixels(np.arange(800 * 600 * 4, dtype=np.uint32).astype(np.uint8).reshape(
+        600, 800, 4), "BGRA", "u8")
+    mask = bytes(range(256)) * (800 * 600 // 256) + bytes(800 * 600 % 256)
+    target = preview.PreviewTarget(image, mask)
+    small, small_mask = target.for_working_size(256)
+    assert (small.width, small.height) == (267, 200)  # every 3rd pixel: ceil(800 / 360)
+    assert (small_mask.width, small_mask.height, small_mask.channels) == (267, 200, "A")
+    assert small_mask.data == preview.shrink_mask(mask, 800, 600, 360)
+    assert target.for_working_size(256)[0] is small  # kept
+    assert target.for_working_size(512)[0].width == 400  # every 2nd: ceil(800 / 512)
+    assert preview.PreviewTarget(image, None).for_working_size("native")[1] is None
+
+
 def test_to_rgba8_orders_channels_and_converts_depths(preview):
     bgra = np.array([[[10, 20, 30, 40]]], np.uint8)
     assert preview.to_rgba8(pixels(bgra, "BGRA", "u8")) == bytes([30, 20, 10, 40])

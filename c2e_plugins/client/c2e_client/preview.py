@@ -16,7 +16,7 @@ import itertools
 import struct
 import threading
 import time
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .protocol import CHANNEL_COUNTS, DTYPE_SIZES, Pixels, WorkerCancelled
 
@@ -53,6 +53,27 @@ def shrink_mask(mask: Optional[bytes], width: int, height: int, max_side: int
     if mask is None:
         return None
     return shrink(Pixels(width, height, "A", "u8", mask), max_side).data
+
+
+class PreviewTarget(object):
+    """A source read once for previews: its pixels at full size and its selection (one byte a
+    pixel, or None), shrunk on demand for a working size; the latest size's copy is kept."""
+
+    def __init__(self, target: Pixels, mask: Optional[bytes]):
+        self.target = target
+        self.mask = mask
+        self._shrunk: Dict[int, Tuple[Pixels, Optional[Pixels]]] = {}
+
+    def for_working_size(self, working_size: Any) -> Tuple[Pixels, Optional[Pixels]]:
+        """The target and its mask (an ``A`` image, or None) at :func:`preview_side`."""
+        target = self.target
+        side = preview_side(max(target.width, target.height), working_size)
+        if side not in self._shrunk:
+            small = shrink(target, side)
+            mask = shrink_mask(self.mask, target.width, target.height, side)
+            self._shrunk = {side: (small, None if mask is None else Pixels(
+                small.width, small.height, "A", "u8", mask))}  # fmt: skip
+        return self._shrunk[side]
 
 
 def _decimate(pixels: Pixels, step: int) -> Pixels:

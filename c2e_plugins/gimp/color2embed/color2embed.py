@@ -128,11 +128,11 @@ def ask(procedure, image, drawable, config):
         if python is None:
             raise ColorizeError("The preview needs the c2e engine: press OK to set it up.")
         found, image_id = references.get_active()
-        reference = preview_file(config, "reference-file", loaded) or (
+        reference = file_reference(config, "reference-file", loaded) or (
             Gimp.Image.get_by_id(image_id) if found else None)
         if reference is None:
             raise ColorizeError("Choose the reference: another open image or an image file.")
-        blend = preview_file(config, "blend-file", loaded)
+        blend = file_reference(config, "blend-file", loaded)
         return python, [reference] + ([blend] if blend is not None else []), chosen_options(
             config, settings)
 
@@ -162,23 +162,6 @@ def ask(procedure, image, drawable, config):
             pass  # remembering is a convenience
     dialog.destroy()
     return accepted
-
-
-def preview_file(config, file_argument, loaded):
-    """The image of ``file_argument``'s file for the preview (opened once, kept in ``loaded``),
-    or None when no file is chosen. Raises :class:`ColorizeError`."""
-    chosen = config.get_property(file_argument)
-    if chosen is None or not chosen.get_path():
-        return None
-    path = chosen.get_path()
-    if path not in loaded:
-        if not os.path.isfile(path):
-            raise ColorizeError(f"the reference file '{path}' does not exist")
-        try:
-            loaded[path] = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, chosen)
-        except GLib.Error as exc:
-            raise ColorizeError(f"GIMP cannot open '{path}' ({exc.message})") from None
-    return loaded[path]
 
 
 def chosen_options(config, settings):
@@ -247,7 +230,7 @@ def run(procedure, run_mode, image, drawables, config, data):
     if run_mode == Gimp.RunMode.INTERACTIVE:
         if not ask(procedure, image, drawables[0], config):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-    loaded = []  # images loaded from files for this run, deleted after it
+    loaded = {}  # images loaded from files for this run (by path), deleted after it
     try:
         reference = chosen_reference(config, "reference", "reference-file", loaded)
         blend = chosen_reference(config, "blend", "blend-file", loaded)
@@ -255,17 +238,26 @@ def run(procedure, run_mode, image, drawables, config, data):
     except ColorizeError as exc:
         return failure(procedure, f"{TITLE}: {exc}")
     finally:
-        for temporary in loaded:
+        for temporary in loaded.values():
             temporary.delete()
 
 
 def chosen_reference(config, image_argument, file_argument, loaded):
-    """The image of ``file_argument`` when a file is given (loaded, and added to ``loaded``),
-    else the open image of ``image_argument`` (or None)."""
+    """The image of ``file_argument`` when a file is given (:func:`file_reference`), else the
+    open image of ``image_argument`` (or None)."""
+    return file_reference(config, file_argument, loaded) or config.get_property(image_argument)
+
+
+def file_reference(config, file_argument, loaded):
+    """The image of ``file_argument``'s file, opened once per path and kept in ``loaded``
+    (path -> image; the caller deletes them), or None when no file is chosen. Raises
+    :class:`ColorizeError`."""
     chosen = config.get_property(file_argument)
     if chosen is None or not chosen.get_path():
-        return config.get_property(image_argument)
+        return None
     path = chosen.get_path()
+    if path in loaded:
+        return loaded[path]
     if not os.path.isfile(path):
         raise ColorizeError(f"the reference file '{path}' does not exist")
     try:
@@ -275,7 +267,7 @@ def chosen_reference(config, image_argument, file_argument, loaded):
         raise ColorizeError(message) from None
     if image is None:
         raise ColorizeError(f"GIMP cannot open the reference file '{path}'")
-    loaded.append(image)
+    loaded[path] = image
     return image
 
 

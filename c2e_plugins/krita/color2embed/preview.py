@@ -14,32 +14,7 @@ from typing import Any
 
 from . import colorize
 from .c2e_client import Pixels, WorkerSession
-from .c2e_client.preview import (
-    PREVIEW_REFERENCE_SIDE,
-    WorkerPreviews,
-    preview_side,
-    shrink,
-    shrink_mask,
-)
-
-
-class PreviewTarget:
-    """The source's pixels read for previews: full size (shrunk on demand, per side)."""
-
-    def __init__(self, target: Pixels, mask: bytes | None):
-        self.target = target
-        self.mask = mask
-        self._shrunk: dict[int, tuple[Pixels, Pixels | None]] = {}
-
-    def at(self, side: int) -> tuple[Pixels, Pixels | None]:
-        """The target and its selection mask (an ``A`` image, or None) at most ``side`` long."""
-        if side not in self._shrunk:
-            small = shrink(self.target, side)
-            mask = shrink_mask(self.mask, self.target.width, self.target.height, side)
-            mask_pixels = None if mask is None else Pixels(small.width, small.height, "A", "u8",
-                                                           mask)  # fmt: skip
-            self._shrunk = {side: (small, mask_pixels)}  # one size kept: the latest
-        return self._shrunk[side]
+from .c2e_client.preview import PREVIEW_REFERENCE_SIDE, PreviewTarget, WorkerPreviews, shrink
 
 
 class KritaPreview:
@@ -58,9 +33,7 @@ class KritaPreview:
     # -- UI thread ----------------------------------------------------------------------------
     def before(self, options: colorize.ColorizeOptions) -> Pixels:
         """The source as the preview shows it before colorizing (raises ``ColorizeError``)."""
-        target = self._target(options)
-        side = preview_side(max(target.target.width, target.target.height), options.size)
-        return target.at(side)[0]
+        return self._target(options).for_working_size(options.size)[0]
 
     def request(self, references: list[Any], weights: list[float] | None,
                 options: colorize.ColorizeOptions, python: str) -> int:  # fmt: skip
@@ -70,9 +43,7 @@ class KritaPreview:
         if not references or any(r is None or (not isinstance(r, str) and r == self.document)
                                  for r in references):  # fmt: skip
             raise colorize.ColorizeError("Choose another open document or an image file.")
-        target = self._target(options)
-        side = preview_side(max(target.target.width, target.target.height), options.size)
-        small, mask = target.at(side)
+        small, mask = self._target(options).for_working_size(options.size)
         pixels = [self._reference(r) for r in references]
         return self.previews.request(python, small, pixels, weights, options, mask)
 

@@ -15,7 +15,7 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 from c2e_client import Pixels  # noqa: E402
-from c2e_client.preview import WorkerPreviews, preview_side, shrink, shrink_mask  # noqa: E402
+from c2e_client.preview import PreviewTarget, WorkerPreviews  # noqa: E402
 from gi.repository import Gimp  # noqa: E402
 
 from .colorize import check_source, read_pixels, read_reference  # noqa: E402
@@ -27,7 +27,7 @@ def read_region(image: Gimp.Image, drawable: Gimp.Drawable) -> tuple[Pixels, byt
     """The part of ``drawable`` the run would colorize (inside the selection's bounds), in its
     own depth, and the selection over it, one byte a pixel (None when nothing is selected).
     Read at full size: GEGL's scaled reads of a plug-in's buffer come back empty for tiles it
-    has not fetched (seen in GIMP 3.0.4), so :func:`shrink` makes the small copies. Raises
+    has not fetched (seen in GIMP 3.0.4), so ``PreviewTarget`` shrinks them. Raises
     :class:`ColorizeError`."""
     check_source(image, drawable)
     intersects, x, y, width, height = drawable.mask_intersect()
@@ -54,8 +54,7 @@ class GimpPreview:
         self.drawable = drawable
         self.previews = WorkerPreviews(session, name="c2e-gimp-preview")
         self.runner = self.previews.runner
-        self._region: tuple[Pixels, bytes | None] | None = None  # read once, full size
-        self._targets: dict[int, tuple[Pixels, Pixels | None]] = {}  # the latest size's copy
+        self._target_read: PreviewTarget | None = None  # read once, full size
         self._references: dict[int, Pixels] = {}
 
     def before(self, options: ColorizeOptions) -> Pixels:
@@ -81,21 +80,13 @@ class GimpPreview:
     def close(self) -> None:
         """End the previews and let go of the pixels read for them."""
         self.previews.close()
-        self._region = None
-        self._targets = {}
+        self._target_read = None
         self._references = {}
 
     def _target(self, options: ColorizeOptions) -> tuple[Pixels, Pixels | None]:
-        if self._region is None:
-            self._region = read_region(self.image, self.drawable)
-        target, mask = self._region
-        side = preview_side(max(target.width, target.height), options.size or "native")
-        if side not in self._targets:
-            small = shrink(target, side)
-            small_mask = shrink_mask(mask, target.width, target.height, side)
-            self._targets = {side: (small, None if small_mask is None else Pixels(
-                small.width, small.height, "A", "u8", small_mask))}
-        return self._targets[side]
+        if self._target_read is None:
+            self._target_read = PreviewTarget(*read_region(self.image, self.drawable))
+        return self._target_read.for_working_size(options.size)
 
     def _reference(self, reference: Gimp.Image) -> Pixels:
         key = reference.get_id()
