@@ -143,7 +143,7 @@ def main() -> None:
         reference = rng.integers(0, 256, (768, 1024, 3), dtype=np.uint8)
 
     def end_to_end_cold():
-        colorizer._embeddings.clear()
+        colorizer.forget()
         return colorizer.colorize(target, reference=reference).to_array(np.uint8)
 
     def end_to_end_warm():
@@ -156,7 +156,7 @@ def main() -> None:
     official = Colorizer(base_model, device=device, compat="official", precision=args.precision)
 
     def official_cold():
-        official._embeddings.clear()
+        official.forget()
         return official.colorize(target, reference=reference).to_array(np.uint8)
 
     seconds = median_seconds(official_cold, args.repeats, sync=sync)

@@ -95,7 +95,7 @@ from c2e_core.inference.pipeline import Colorizer
 target, reference = photo_pair()
 colorizer = Colorizer.from_weights(sys.argv[2], device="cpu")
 for line in sys.stdin:
-    colorizer._embeddings.clear()
+    colorizer.forget()
     start = time.perf_counter()
     colorizer.colorize(target, reference=reference).to_array(np.uint8)
     print(time.perf_counter() - start, flush=True)
@@ -128,7 +128,7 @@ class PreviousVersion:
 
 def end_to_end(colorizer: Colorizer, target: np.ndarray, reference: np.ndarray):
     def run() -> np.ndarray:
-        colorizer._embeddings.clear()  # the reference is embedded every time
+        colorizer.forget()  # the reference is embedded every time
         return colorizer.colorize(target, reference=reference).to_array(np.uint8)
 
     return run

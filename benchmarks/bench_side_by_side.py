@@ -37,7 +37,7 @@ def main() -> None:
         colorizer = Colorizer(load_model(spec).model, device="cpu")
 
         def run(colorizer=colorizer) -> np.ndarray:
-            colorizer._embeddings.clear()  # the reference is embedded every time
+            colorizer.forget()  # the reference is embedded every time
             return colorizer.colorize(target, reference=reference).to_array(np.uint8)
 
         for _ in range(2):

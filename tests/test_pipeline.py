@@ -140,6 +140,12 @@ def test_a_new_strength_reuses_the_networks_answer():
     colorizer.colorize(target, reference=other, strength=0.4)  # another reference: computed
     colorizer.colorize(target[::-1].copy(), reference=reference)  # another target: computed
     assert len(calls) == 3
+    embeds = []
+    embed = colorizer.networks.embed
+    colorizer.networks.embed = lambda *a: embeds.append(1) or embed(*a)
+    colorizer.forget()  # what benchmarks call to time the networks every run
+    colorizer.colorize(target, reference=reference)
+    assert (len(calls), len(embeds)) == (4, 1)
 
 
 def test_alpha_passes_through_untouched():

@@ -380,6 +380,12 @@ class Colorizer:
             rgb = np.asarray(step(rgb, role), dtype=np.float32)
         return rgb
 
+    def forget(self) -> None:
+        """Drop the kept reference codes and predictions: the next call runs the networks
+        again (benchmarks timing them; a host freeing memory)."""
+        self._embeddings.clear()
+        self._predictions.clear()
+
     # -- reference --------------------------------------------------------------------------
     def embed(
         self,
