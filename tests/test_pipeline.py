@@ -146,6 +146,9 @@ def test_a_new_strength_reuses_the_networks_answer():
     colorizer.forget()  # what benchmarks call to time the networks every run
     colorizer.colorize(target, reference=reference)
     assert (len(calls), len(embeds)) == (4, 1)
+    colorizer.forget(references=False)  # the reference's code kept
+    colorizer.colorize(target, reference=reference)
+    assert (len(calls), len(embeds)) == (5, 1)
 
 
 def test_alpha_passes_through_untouched():

@@ -380,10 +380,12 @@ class Colorizer:
             rgb = np.asarray(step(rgb, role), dtype=np.float32)
         return rgb
 
-    def forget(self) -> None:
-        """Drop the kept reference codes and predictions: the next call runs the networks
-        again (benchmarks timing them; a host freeing memory)."""
-        self._embeddings.clear()
+    def forget(self, references: bool = True) -> None:
+        """Drop the kept predictions and, unless ``references`` is False, the kept reference
+        codes: the next call runs the networks again (benchmarks timing them; a host freeing
+        memory)."""
+        if references:
+            self._embeddings.clear()
         self._predictions.clear()
 
     # -- reference --------------------------------------------------------------------------
