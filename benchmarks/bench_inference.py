@@ -107,9 +107,10 @@ def main() -> None:
     start = time.perf_counter()
     colorizer = Colorizer(base_model, device=args.device, precision=args.precision)
     setup_seconds = time.perf_counter() - start
-    device = colorizer.device
+    networks = colorizer.networks  # the prepared model on its device
+    device = networks.device
     sync = torch.cuda.synchronize if device.type == "cuda" else None
-    model = colorizer.model
+    model = networks.model
     rng = np.random.default_rng(0)
     rows: list[tuple[str, str]] = []
 
@@ -122,7 +123,7 @@ def main() -> None:
 
         @torch.inference_mode()
         def run():
-            with colorizer._autocast():
+            with networks.autocast():
                 return model.predict_ab(l_in, model.embed(ref))
 
         return run

@@ -48,7 +48,9 @@ class TorchNetworks:
         self.blend = "tokens" if hasattr(model, "blend_embeddings") else "mean"
         self._code_type: Any = None
 
-    def _autocast(self):
+    def autocast(self):
+        """The context the networks run in: autocast to bf16/fp16 at those precisions, off
+        otherwise."""
         if self.precision in ("fp32", "int8"):
             return torch.autocast(self.device.type, enabled=False)
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
@@ -60,7 +62,7 @@ class TorchNetworks:
 
     @torch.inference_mode()
     def embed(self, rgb: np.ndarray) -> Code:
-        with self._autocast():
+        with self.autocast():
             code = self.model.embed(self._tensor(rgb))
         if isinstance(code, tuple):
             self._code_type = type(code)
@@ -78,6 +80,6 @@ class TorchNetworks:
 
                 self._code_type = ReferenceCode
             value = self._code_type(*tensors)
-        with self._autocast():
+        with self.autocast():
             out = self.model.predict_ab(self._tensor(l_norm), value)
         return out.float().cpu().numpy()
