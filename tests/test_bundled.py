@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from c2e_core.weights.build import COLOR2EMBED_CORR, CORR_PRESETS
+from c2e_core.weights.build import COLOR2EMBED_CORR, CORR_PRESETS, CorrConfig
 from c2e_core.weights.loader import DEFAULT_WEIGHTS_NAME, default_weights_spec, load_model
 from c2e_core.weights.store import WeightsError, WeightsStore, read_weights, sha256_file
 
@@ -35,7 +35,7 @@ def test_bundled_default_weights_are_small_verified_and_documented():
     assert sha256_file(path) == entry["sha256"]
     weights = read_weights(path, expected_sha256=entry["sha256"])
     assert weights.architecture == COLOR2EMBED_CORR  # the project's extension of the paper
-    assert weights.config == CORR_PRESETS["corr-small"].to_dict()
+    assert CorrConfig.from_dict(weights.config) == CORR_PRESETS["corr-small"]
     meta = weights.metadata
     # provenance: recipe, data manifest, steps, images seen, hardware and wall time
     assert meta["recipe"]["model"] == {"preset": "corr-small"}
@@ -62,7 +62,7 @@ def test_the_default_is_the_torch_models_runtime_weights_with_its_provenance():
     assert path.name.endswith(".c2e.onnx") and path.stat().st_size <= 25 * 1024 * 1024
     runtime = read_runtime_weights(path, expected_sha256=entry["sha256"])
     assert runtime.architecture == COLOR2EMBED_CORR
-    assert runtime.config == CORR_PRESETS["corr-small"].to_dict()
+    assert CorrConfig.from_dict(runtime.config) == CORR_PRESETS["corr-small"]
     exported = runtime.metadata["exported_from"]
     assert exported == {"weights": "default-torch", "sha256": torch_entry["sha256"]}
     torch_meta = read_weights(BUNDLED / torch_entry["file"]).metadata
@@ -77,7 +77,7 @@ def test_default_weights_are_registered_and_load():
     assert entry.source == "plugin:c2e_core.builtin" and "photos" in entry.description
     assert default_weights_spec(store) == DEFAULT_WEIGHTS_NAME
     loaded = load_model("default-torch")
-    assert loaded.config == CORR_PRESETS["corr-small"].to_dict()
+    assert CorrConfig.from_dict(loaded.config) == CORR_PRESETS["corr-small"]
 
 
 def test_environment_variable_switches_the_default(tmp_path, monkeypatch, tiny_weights):

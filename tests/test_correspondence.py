@@ -14,6 +14,7 @@ from c2e_core.modeling.correspondence import (
     ReferenceCode,
     blend_reference_codes,
     cell_colour_models,
+    choose_orientation,
     linear_prior,
 )
 from c2e_core.weights.build import (
@@ -81,12 +82,13 @@ def test_empty_reference_tokens_are_ignored():
 
 def test_blend_concatenates_tokens_with_log_shares():
     a = ReferenceCode(torch.ones(1, 4, 1, 1), torch.ones(1, 3, 5), torch.zeros(1, 3, 6),
-                      torch.zeros(1, 3))  # fmt: skip
+                      torch.zeros(1, 3), torch.zeros(1, 3))  # fmt: skip
     b = ReferenceCode(torch.zeros(1, 4, 1, 1), torch.ones(1, 2, 5), torch.ones(1, 2, 6),
-                      torch.zeros(1, 2))  # fmt: skip
+                      torch.zeros(1, 2), torch.ones(1, 2))  # fmt: skip
     blend = blend_reference_codes([a, b], [3.0, 1.0])
     torch.testing.assert_close(blend.z, torch.full((1, 4, 1, 1), 0.75))
     assert blend.keys.shape == (1, 5, 5) and blend.values.shape == (1, 5, 6)
+    assert blend.orientation.tolist() == [[0, 0, 0, 1, 1]]
     torch.testing.assert_close(blend.bias[0], torch.tensor([np.log(0.75)] * 3 + [np.log(0.25)] * 2,
                                                            dtype=torch.float32))  # fmt: skip
 
@@ -118,11 +120,43 @@ def test_colorizer_blends_several_references_and_keeps_lightness():
     assert (out_lum - lum).abs().max() < 1.0
 
 
+def test_a_turned_reference_is_matched_in_its_upright_orientation():
+    """With eight orientations the target keeps the copy its features match best: a reference
+    turned a quarter is matched as if upright, and the prediction equals the upright one's."""
+    model = tiny(3).eval()
+    model.reference_orientations = 8
+    torch.manual_seed(4)
+    reference = torch.rand(1, 3, 64, 48)
+    l_norm = rgb_to_lab(reference)[:, :1] / 50 - 1
+    with torch.no_grad():
+        upright = model.predict_ab(l_norm, model.embed(reference))
+        code = model.embed(torch.rot90(reference, 1, dims=(-2, -1)))
+        turned = model.predict_ab(l_norm, code)
+    assert code.keys.shape[1] == 8 * 48 and sorted(set(code.orientation[0].tolist())) == list(
+        range(8))
+    torch.testing.assert_close(turned, upright, atol=1e-5, rtol=0)
+
+
+def test_an_upright_reference_stays_upright_unless_a_turn_matches_clearly_better():
+    orientation = torch.arange(8.0).repeat_interleave(2)[None]  # two tokens per orientation
+    keys = torch.where(orientation[..., None] == 1, torch.eye(2)[0], torch.eye(2)[1])
+    code = ReferenceCode(torch.zeros(1, 4, 1, 1), keys, torch.zeros(1, 16, 6),
+                         torch.zeros(1, 16), orientation)  # fmt: skip
+    target = torch.eye(2)[None, :1]  # matches only the quarter turn's tokens
+    kept = choose_orientation(target, code, 8, upright_margin=0.0)
+    assert kept.orientation.tolist() == [[1.0, 1.0]] and kept.keys.shape == (1, 2, 2)
+    # its cosine 1 against the upright copy's 0 does not clear a margin of 2
+    assert choose_orientation(target, code, 8, 2.0).orientation.tolist() == [[0.0, 0.0]]
+    assert choose_orientation(target, code, 1, 0.0) is code
+
+
 def test_config_is_checked():
     with pytest.raises(ValueError, match="unet_widths"):
         CorrConfig(unet_widths=(8, 8))
     with pytest.raises(ValueError, match="temperature"):
         build_color2embed_corr({"temperature": 0})
+    with pytest.raises(ValueError, match="reference_orientations"):
+        CorrConfig(reference_orientations=4)
     with pytest.raises(ValueError, match="unknown model config keys"):
         CorrConfig.from_dict({"encoder_backbone": "vgg19"})
 

@@ -17,6 +17,13 @@ belongs where. This variant adds, cheaply:
 The decoder predicts a correction of the upsampled prior, so it starts from the warped colours
 and learns where to sharpen them along the target's edges and where to trust ``z`` instead.
 It is still one network call per target and one per reference.
+
+The reference may be turned or mirrored against the target (a photo scanned sideways; the
+evaluation protocol's references are rotated 0-360 degrees), and the frozen features are not
+invariant to that. With ``reference_orientations=8`` the reference is embedded in its eight
+orientations (quarter turns of it and of its mirror image), and each target keeps the one its
+features match best (:func:`choose_orientation`); turned copies must beat the upright and
+mirrored ones by ``upright_margin``, so an upright reference stays upright.
 """
 
 from __future__ import annotations
@@ -47,6 +54,13 @@ EMPTY_BIAS = -1e4
 LINEAR_EPS = 4.0 / 2500.0
 #: Channels a reference token carries: mean ab, alpha (2) and beta (2), all of ab / 110.
 VALUE_CHANNELS = 6
+#: The orientations a reference can be embedded in: index ``i`` is ``i % 4`` quarter turns
+#: (counter-clockwise) of the reference, mirrored left-right first when ``i >= 4``.
+ORIENTATIONS = 8
+#: Orientations that keep the reference upright (as is, and its mirror image).
+UPRIGHT = (0, 4)
+#: One target token in this many scores the orientations (a global choice needs few).
+SCORE_EVERY = 4
 
 
 class ReferenceCode(NamedTuple):
@@ -56,13 +70,15 @@ class ReferenceCode(NamedTuple):
     features of the gray reference at stride 8; ``values`` ``[B, N, 6]``: each cell's mean ab and
     its linear model of ab on lightness (alpha, beta; ab / 110 against ``(L - 50) / 50``);
     ``bias`` ``[B, N]``: added to the attention logits (very negative where the reference is
-    empty, the log of its share when several references are blended).
+    empty, the log of its share when several references are blended); ``orientation``
+    ``[B, N]``: the orientation (see :data:`ORIENTATIONS`) of the copy each token comes from.
     """
 
     z: Tensor
     keys: Tensor
     values: Tensor
     bias: Tensor
+    orientation: Tensor
 
     def to(self, *args, **kwargs) -> ReferenceCode:
         return ReferenceCode(*(t.to(*args, **kwargs) for t in self))
@@ -82,8 +98,45 @@ def blend_reference_codes(
     bias = [c.bias + math.log(max(s, 1e-12)) for c, s in zip(codes, shares, strict=True)]
     return ReferenceCode(
         z, torch.cat([c.keys for c in codes], 1), torch.cat([c.values for c in codes], 1),
-        torch.cat(bias, 1),
+        torch.cat(bias, 1), torch.cat([c.orientation for c in codes], 1),
     )  # fmt: skip
+
+
+def orient(rgb: Tensor, orientation: int) -> Tensor:
+    """``[B, C, H, W]`` images in one of the :data:`ORIENTATIONS`."""
+    if orientation >= 4:
+        rgb = torch.flip(rgb, dims=(-1,))
+    return torch.rot90(rgb, orientation % 4, dims=(-2, -1))
+
+
+def choose_orientation(
+    target_keys: Tensor, code: ReferenceCode, count: int, upright_margin: float
+) -> ReferenceCode:
+    """Keep, per target, the tokens of the one reference orientation (of ``count``) whose
+    features match the target best: the mean over target positions (one in
+    :data:`SCORE_EVERY`) of the best cosine similarity, plus ``upright_margin`` for the
+    :data:`UPRIGHT` ones. When several references are blended they turn together."""
+    if count == 1:
+        return code
+    sim = target_keys[:, ::SCORE_EVERY] @ code.keys.transpose(1, 2)  # [B, t, N]
+    sim = sim.masked_fill(code.bias[:, None, :] < EMPTY_BIAS / 2, -1.0)
+    scores = [
+        sim.masked_fill((code.orientation != o)[:, None, :], -1.0).amax(-1).mean(-1)
+        + (upright_margin if o in UPRIGHT else 0.0)
+        for o in range(count)
+    ]
+    chosen = torch.stack(scores, dim=-1).argmax(dim=-1, keepdim=True)  # [B, 1]
+    # every orientation holds the same number of tokens; the attention ignores their order
+    keep = (code.orientation == chosen).float()
+    index = keep.topk(code.keys.shape[1] // count, dim=1).indices  # [B, N / count]
+
+    def take(t: Tensor) -> Tensor:
+        if t.dim() == 2:
+            return t.gather(1, index)
+        return t.gather(1, index[..., None].expand(-1, -1, t.shape[-1]))
+
+    return ReferenceCode(code.z, take(code.keys), take(code.values), take(code.bias),
+                         take(code.orientation))  # fmt: skip
 
 
 def cell_colour_models(
@@ -223,8 +276,14 @@ class CorrColor2Embed(LabScaling, nn.Module):
         unet: CorrUNet,
         embed_dim: int = 128,
         freeze_features: bool = True,
+        reference_orientations: int = 1,
+        upright_margin: float = 0.02,
     ):
         super().__init__()
+        if reference_orientations not in (1, ORIENTATIONS):
+            raise ValueError(f"reference_orientations must be 1 or {ORIENTATIONS}")
+        self.reference_orientations = reference_orientations
+        self.upright_margin = float(upright_margin)
         self.features = features
         self.correspondence = correspondence
         self.colour_head = colour_head
@@ -248,7 +307,9 @@ class CorrColor2Embed(LabScaling, nn.Module):
         up = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
         return torch.cat((_centred_unit(f8), _centred_unit(up)), dim=1)
 
-    def embed(self, reference_rgb: Tensor) -> ReferenceCode:
+    def _embed_one(self, reference_rgb: Tensor, orientation: int) -> ReferenceCode:
+        """The code of the reference in one of the :data:`ORIENTATIONS`."""
+        reference_rgb = orient(reference_rgb, orientation)
         lab = rgb_to_lab(reference_rgb.clamp(0, 1))
         l_norm, ab = self.normalize_lightness(lab[:, :1]), self.output_from_ab(lab[:, 1:])
         f8, f16 = self._taps(gray_from_lightness(self.lightness_from_normalized(l_norm)))
@@ -261,11 +322,23 @@ class CorrColor2Embed(LabScaling, nn.Module):
         valid = (reference_rgb.amax(dim=1, keepdim=True) > 0).float()
         values, lit = cell_colour_models(l_norm, ab, valid, FEATURE_STRIDES[0])
         bias = torch.where(lit > 0.5, 0.0, EMPTY_BIAS).flatten(1)
-        return ReferenceCode(z, keys, values.flatten(2).transpose(1, 2), bias)
+        return ReferenceCode(z, keys, values.flatten(2).transpose(1, 2), bias,
+                             torch.full_like(bias, float(orientation)))  # fmt: skip
+
+    def embed(self, reference_rgb: Tensor) -> ReferenceCode:
+        codes = [self._embed_one(reference_rgb, o) for o in range(self.reference_orientations)]
+        if len(codes) == 1:
+            return codes[0]
+        return ReferenceCode(
+            codes[0].z,  # the global embedding of the reference as it is
+            *(torch.cat([getattr(c, name) for c in codes], 1)
+              for name in ("keys", "values", "bias", "orientation")),
+        )  # fmt: skip
 
     def predict_ab(self, l_norm: Tensor, code: ReferenceCode) -> Tensor:
         f8, f16 = self._taps(gray_from_lightness(self.lightness_from_normalized(l_norm)))
         keys = self.correspondence.keys(self._keys(f8, f16))
+        code = choose_orientation(keys, code, self.reference_orientations, self.upright_margin)
         prior8 = self.correspondence(keys, code, f8.shape[-2:])
         return self.unet(l_norm, f8, f16, prior8, linear_prior(prior8, l_norm), code.z)
 

@@ -144,9 +144,10 @@ class OnnxNetworks:
 
 def blend_codes(codes: Sequence[Code], weights: Sequence[float], blend: str) -> Code:
     """Several references' codes as one. ``mean``: the weighted mean of each tensor.
-    ``tokens`` (``z, keys, values, bias`` of a correspondence model): the tokens side by side,
-    each token's attention bias raised by the log of its reference's share, and the weighted
-    mean of ``z`` (as :func:`c2e_core.modeling.correspondence.blend_reference_codes`)."""
+    ``tokens`` (``z, keys, values, bias[, orientation]`` of a correspondence model): the
+    tokens side by side, each token's attention bias raised by the log of its reference's share,
+    and the weighted mean of ``z`` (as
+    :func:`c2e_core.modeling.correspondence.blend_reference_codes`)."""
     total = float(sum(weights))
     shares = [w / total for w in weights]
 
@@ -157,5 +158,6 @@ def blend_codes(codes: Sequence[Code], weights: Sequence[float], blend: str) -> 
         return tuple(mean(i) for i in range(len(codes[0])))
     biases = [c[3] + np.float32(math.log(max(s, 1e-12))) for c, s in zip(codes, shares,
                                                                          strict=True)]  # fmt: skip
-    return (mean(0), np.concatenate([c[1] for c in codes], 1),
-            np.concatenate([c[2] for c in codes], 1), np.concatenate(biases, 1))  # fmt: skip
+    side_by_side = [np.concatenate([c[i] for c in codes], 1) for i in range(1, len(codes[0]))]
+    side_by_side[2] = np.concatenate(biases, 1)
+    return (mean(0), *side_by_side)

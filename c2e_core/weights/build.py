@@ -131,6 +131,11 @@ class CorrConfig(_SizedConfig):
     encoder_mlp_hidden: int = 128
     temperature: float = 0.02
     freeze_features: bool = True
+    #: 1: the reference as it is; 8: also its quarter turns and mirror images, the best
+    #: matching kept per target (no weights of its own: any corr weights can use either).
+    reference_orientations: int = 1
+    #: What a turned copy's match score must beat the upright ones' by to be chosen.
+    upright_margin: float = 0.02
 
     _TUPLE_SIZES: ClassVar[tuple[tuple[str, int], ...]] = (("unet_widths", 5), ("up_kernels", 4))
 
@@ -138,6 +143,10 @@ class CorrConfig(_SizedConfig):
         self._check_sizes()
         if not 0 < float(self.temperature) < 10:
             raise ValueError(f"temperature must be in (0, 10), not {self.temperature!r}")
+        if self.reference_orientations not in (1, 8):
+            raise ValueError(
+                f"reference_orientations must be 1 or 8, not {self.reference_orientations!r}"
+            )
 
 
 #: Named configurations: ``paper`` (the authors', 48 M parameters) and ``small`` (2.8 M: an
@@ -214,8 +223,9 @@ def build_color2embed_corr(config: CorrConfig | dict[str, Any] | None = None) ->
     head = build_colour_head(config.embed_dim, config.encoder_hidden, config.encoder_mlp_hidden)
     unet = CorrUNet(config.unet_widths, config.up_kernels, config.embed_dim, config.skip_stride)
     model = CorrColor2Embed(
-        features, correspondence, head, unet, config.embed_dim, config.freeze_features
-    )
+        features, correspondence, head, unet, config.embed_dim, config.freeze_features,
+        int(config.reference_orientations), float(config.upright_margin),
+    )  # fmt: skip
     return model.eval()
 
 
