@@ -4,7 +4,9 @@ Each repeat times A then B (the order alternates every repeat), with the referen
 every time (cold), at working size 256, fp32; it prints both medians and the median of the
 per-repeat ratios B/A, so drift of the machine hits both alike.
 
-    python benchmarks/bench_side_by_side.py --a OLD.c2e.pt --b default [--repeats 15] [--threads 2]
+    python benchmarks/bench_side_by_side.py --a OLD.c2e.onnx --b default [--repeats 15]
+
+A and B are weights names or files, torch (``*.c2e.pt``) or runtime (``*.c2e.onnx``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import torch
 from bench_inference import cpu_name, photo_pair
 
 from c2e_core.inference.pipeline import Colorizer
-from c2e_core.weights.loader import load_model
 
 
 def main() -> None:
@@ -34,7 +35,7 @@ def main() -> None:
     target, reference = photo_pair()
     runs = {}
     for key, spec in (("a", args.a), ("b", args.b)):
-        colorizer = Colorizer(load_model(spec).model, device="cpu")
+        colorizer = Colorizer.from_weights(spec, device="cpu")  # torch or runtime weights
 
         def run(colorizer=colorizer) -> np.ndarray:
             colorizer.forget()  # the reference is embedded every time

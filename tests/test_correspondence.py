@@ -16,6 +16,7 @@ from c2e_core.modeling.correspondence import (
     cell_colour_models,
     choose_orientation,
     linear_prior,
+    orient,
 )
 from c2e_core.weights.build import (
     COLOR2EMBED_CORR,
@@ -118,6 +119,14 @@ def test_colorizer_blends_several_references_and_keeps_lightness():
     lum = rgb_to_lab(torch.from_numpy(target).permute(2, 0, 1).float() / 255)[0]
     out_lum = rgb_to_lab(torch.from_numpy(out.to_array(np.float32)).permute(2, 0, 1))[0]
     assert (out_lum - lum).abs().max() < 1.0
+
+
+def test_the_eight_orientations_are_the_quarter_turns_of_the_image_and_its_mirror():
+    x = torch.rand(1, 3, 5, 7)
+    for orientation in range(8):
+        mirrored = x.flip(-1) if orientation >= 4 else x
+        expected = torch.rot90(mirrored, orientation % 4, dims=(-2, -1))
+        assert torch.equal(orient(x, orientation), expected)
 
 
 def test_a_turned_reference_is_matched_in_its_upright_orientation():

@@ -105,8 +105,15 @@ def blend_reference_codes(
 def orient(rgb: Tensor, orientation: int) -> Tensor:
     """``[B, C, H, W]`` images in one of the :data:`ORIENTATIONS`."""
     if orientation >= 4:
-        rgb = torch.flip(rgb, dims=(-1,))
-    return torch.rot90(rgb, orientation % 4, dims=(-2, -1))
+        rgb = rgb.flip(-1)
+    turns = orientation % 4  # as torch.rot90(rgb, turns, (-2, -1)), in ops ONNX exports
+    if turns == 1:
+        return rgb.transpose(-2, -1).flip(-2)
+    if turns == 2:
+        return rgb.flip(-2).flip(-1)
+    if turns == 3:
+        return rgb.transpose(-2, -1).flip(-1)
+    return rgb
 
 
 def choose_orientation(
@@ -130,7 +137,8 @@ def choose_orientation(
     keep = (code.orientation == chosen).float()
     index = keep.topk(code.keys.shape[1] // count, dim=1).indices  # [B, N / count]
 
-    def take(t: Tensor) -> Tensor:
+    def take(t: Tensor) -> Tensor:  # one reference's code may serve a batch of targets
+        t = t.expand(index.shape[0], *t.shape[1:])
         if t.dim() == 2:
             return t.gather(1, index)
         return t.gather(1, index[..., None].expand(-1, -1, t.shape[-1]))
