@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -22,6 +23,8 @@ EXAMPLES = REPO / "examples"
 EXAMPLE_TARGET = EXAMPLES / "chelsea-gray.jpg"
 EXAMPLE_REFERENCE = EXAMPLES / "coffee.jpg"
 C2E = Path(sys.executable).with_name("c2e")
+#: The default weights: ``corr-small`` with the reference matched in its eight orientations.
+SHIPPED_CONFIG = dataclasses.replace(CORR_PRESETS["corr-small"], reference_orientations=8)
 
 
 def manifest_entry(name: str = DEFAULT_WEIGHTS_NAME) -> dict:
@@ -35,8 +38,10 @@ def test_bundled_default_weights_are_small_verified_and_documented():
     assert sha256_file(path) == entry["sha256"]
     weights = read_weights(path, expected_sha256=entry["sha256"])
     assert weights.architecture == COLOR2EMBED_CORR  # the project's extension of the paper
-    assert CorrConfig.from_dict(weights.config) == CORR_PRESETS["corr-small"]
+    assert CorrConfig.from_dict(weights.config) == SHIPPED_CONFIG
     meta = weights.metadata
+    # the reference's eight orientations: a configuration change without training, recorded
+    assert meta["config_changed_at_bundling"] == {"reference_orientations": 8}
     # provenance: recipe, data manifest, steps, images seen, hardware and wall time
     assert meta["recipe"]["model"] == {"preset": "corr-small"}
     assert meta["recipe"]["init"]["from"].startswith("weights:")  # stage 2 continues stage 1
@@ -62,7 +67,7 @@ def test_the_default_is_the_torch_models_runtime_weights_with_its_provenance():
     assert path.name.endswith(".c2e.onnx") and path.stat().st_size <= 25 * 1024 * 1024
     runtime = read_runtime_weights(path, expected_sha256=entry["sha256"])
     assert runtime.architecture == COLOR2EMBED_CORR
-    assert CorrConfig.from_dict(runtime.config) == CORR_PRESETS["corr-small"]
+    assert CorrConfig.from_dict(runtime.config) == SHIPPED_CONFIG
     exported = runtime.metadata["exported_from"]
     assert exported == {"weights": "default-torch", "sha256": torch_entry["sha256"]}
     torch_meta = read_weights(BUNDLED / torch_entry["file"]).metadata
@@ -77,7 +82,7 @@ def test_default_weights_are_registered_and_load():
     assert entry.source == "plugin:c2e_core.builtin" and "photos" in entry.description
     assert default_weights_spec(store) == DEFAULT_WEIGHTS_NAME
     loaded = load_model("default-torch")
-    assert CorrConfig.from_dict(loaded.config) == CORR_PRESETS["corr-small"]
+    assert CorrConfig.from_dict(loaded.config) == SHIPPED_CONFIG
 
 
 def test_environment_variable_switches_the_default(tmp_path, monkeypatch, tiny_weights):
@@ -170,3 +175,35 @@ def test_bundle_script_writes_file_and_manifest(tmp_path, tiny_weights):
     runtime = read_runtime_weights(tmp_path / "tiny.c2e.onnx", expected_sha256=sha)
     assert runtime.metadata["data_note"] == "no data"
     assert runtime.metadata["exported_from"]["sha256"] == torch_entry["sha256"]
+
+
+def test_bundle_script_sets_a_field_without_weights_and_records_it(tmp_path, capsys):
+    from c2e_core.runtime.weights import read_runtime_weights
+    from c2e_core.weights.build import build_model, init_for_training
+    from c2e_core.weights.store import save_weights
+
+    sys.path.insert(0, str(REPO / "training"))
+    try:
+        from bundle_weights import main
+    finally:
+        sys.path.remove(str(REPO / "training"))
+    tiny = {"unet_widths": [8, 8, 16, 16, 16], "embed_dim": 16, "encoder_hidden": 16,
+            "encoder_mlp_hidden": 16}  # fmt: skip
+    model = init_for_training(build_model(COLOR2EMBED_CORR, tiny))
+    source = tmp_path / "trained.c2e.pt"
+    save_weights(source, architecture=COLOR2EMBED_CORR, config=tiny,
+                 state_dict=model.state_dict(), metadata={"steps": 3})  # fmt: skip
+    common = [str(source), "--file", "t.c2e.pt", "--description", "d", "--data-note", "n",
+              "--folder", str(tmp_path / "out")]  # fmt: skip
+    (tmp_path / "out").mkdir()
+    assert main([*common, "--set", "reference_orientations=8"]) == 0
+    saved = read_weights(tmp_path / "out" / "t.c2e.pt")
+    assert saved.config["reference_orientations"] == 8 and saved.metadata["steps"] == 3
+    assert saved.metadata["config_changed_at_bundling"] == {"reference_orientations": 8}
+    runtime = read_runtime_weights(tmp_path / "out" / "t.c2e.onnx")
+    assert runtime.config["reference_orientations"] == 8
+    capsys.readouterr()
+    for bad in ("reference_orientations=3", "no_such_field=1", "reference_orientations"):
+        assert main([*common, "--set", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1
