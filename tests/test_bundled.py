@@ -203,7 +203,10 @@ def test_bundle_script_sets_a_field_without_weights_and_records_it(tmp_path, cap
     runtime = read_runtime_weights(tmp_path / "out" / "t.c2e.onnx")
     assert runtime.config["reference_orientations"] == 8
     capsys.readouterr()
-    for bad in ("reference_orientations=3", "no_such_field=1", "reference_orientations"):
+    written = sha256_file(tmp_path / "out" / "t.c2e.pt")
+    for bad in ("reference_orientations=3", "no_such_field=1", "reference_orientations",
+                "embed_dim=32", "temperature=0.05"):  # the last two: fields that shape weights
         assert main([*common, "--set", bad]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1
+        assert sha256_file(tmp_path / "out" / "t.c2e.pt") == written  # nothing written

@@ -146,6 +146,18 @@ def test_a_turned_reference_is_matched_in_its_upright_orientation():
     torch.testing.assert_close(turned, upright, atol=1e-5, rtol=0)
 
 
+def test_blended_references_turn_together_in_orientation_order():
+    model = tiny(6).eval()
+    model.reference_orientations = 8
+    with torch.no_grad():
+        codes = [model.embed(torch.rand(1, 3, 64, 48)), model.embed(torch.rand(1, 3, 32, 32))]
+        blend = blend_reference_codes(codes, [1.0, 1.0])
+        kept = choose_orientation(model.correspondence.keys(torch.rand(1, 152, 8, 8)), blend, 8,
+                                  model.upright_margin)  # fmt: skip
+    assert blend.orientation.tolist() == [sorted(blend.orientation[0].tolist())]
+    assert kept.keys.shape == (1, 48 + 16, 152) and len(set(kept.orientation[0].tolist())) == 1
+
+
 def test_an_upright_reference_stays_upright_unless_a_turn_matches_clearly_better():
     orientation = torch.arange(8.0).repeat_interleave(2)[None]  # two tokens per orientation
     keys = torch.where(orientation[..., None] == 1, torch.eye(2)[0], torch.eye(2)[1])
@@ -157,6 +169,9 @@ def test_an_upright_reference_stays_upright_unless_a_turn_matches_clearly_better
     # its cosine 1 against the upright copy's 0 does not clear a margin of 2
     assert choose_orientation(target, code, 8, 2.0).orientation.tolist() == [[0.0, 0.0]]
     assert choose_orientation(target, code, 1, 0.0) is code
+    one_orientation = code._replace(orientation=torch.zeros(1, 16))  # a code of another model
+    with pytest.raises(ValueError, match="not made in 8 orientations"):
+        choose_orientation(target, one_orientation, 8, 0.0)
 
 
 def test_config_is_checked():

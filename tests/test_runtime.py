@@ -85,6 +85,26 @@ def test_several_references_blend_as_in_torch():
     assert share_within_one_level(got, expected) >= 0.999
 
 
+@pytest.mark.parametrize("orientations", [1, 8])
+def test_a_correspondence_model_exports_with_one_or_eight_orientations(tmp_path, orientations):
+    """With one orientation the network never reads the code's token orientations, and the
+    exported graph has no such input: the runtime feeds only the inputs a graph has."""
+    import torch
+
+    from c2e_core.weights.build import COLOR2EMBED_CORR, build_model, init_for_training
+    from c2e_core.weights.onnx_export import export_onnx
+
+    config = {"unet_widths": [8, 8, 16, 16, 16], "embed_dim": 16, "encoder_hidden": 16,
+              "encoder_mlp_hidden": 16, "reference_orientations": orientations}  # fmt: skip
+    torch.manual_seed(5)
+    model = init_for_training(build_model(COLOR2EMBED_CORR, config)).eval()
+    out = tmp_path / "corr.c2e.onnx"
+    export_onnx(model, COLOR2EMBED_CORR, config, out)
+    runtime = Colorizer.from_weights(out, device="cpu")
+    assert runtime.networks.weights.code_names[-1] == "orientation"
+    assert_same_colours(Colorizer(model, device="cpu"), runtime, size=128)
+
+
 def test_the_paper_model_exports_and_gives_the_same_colours(paper_runtime):
     checkpoint, runtime_path = paper_runtime
     weights = read_runtime_weights(runtime_path)

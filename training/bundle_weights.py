@@ -31,19 +31,29 @@ def bundle(
 ) -> str:  # fmt: skip
     """Write ``folder/file_name`` (torch weights, as ``name-torch``) and its runtime weights
     (as ``name``) with their manifest entries; return the runtime weights' sha256."""
+    from c2e_core.plugins import get_plugin_host
     from c2e_core.runtime.weights import RUNTIME_SUFFIX
-    from c2e_core.weights.build import build_model
+    from c2e_core.weights.build import build_model, load_state_strictly
     from c2e_core.weights.loader import read_weights_any
     from c2e_core.weights.onnx_export import export_onnx
     from c2e_core.weights.store import check_name, save_weights
+
+    def architecture_config_class(architecture: str) -> type | None:
+        return get_plugin_host().architectures()[architecture].config_class
 
     check_name(name)
     weights, _ = read_weights_any(source)  # checks the file builds its model strictly
     metadata = {**weights.metadata, "description": description, "data_note": data_note}
     config = dict(weights.config)
     if config_changes:
+        allowed = getattr(architecture_config_class(weights.architecture), "INFERENCE_FIELDS", ())
+        refused = sorted(set(config_changes) - set(allowed))
+        if refused:
+            raise ValueError(f"--set changes only fields that hold no weights "
+                             f"({', '.join(allowed) or 'none here'}), not {', '.join(refused)}")
         config.update(config_changes)
-        build_model(weights.architecture, config)  # unknown fields and bad values: ValueError
+        # bad values (ValueError) and a model the tensors do not fit, before anything is written
+        load_state_strictly(build_model(weights.architecture, config), weights.state_dict)
         metadata["config_changed_at_bundling"] = dict(config_changes)
     sha256 = save_weights(
         folder / file_name,

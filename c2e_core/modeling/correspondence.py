@@ -16,7 +16,8 @@ belongs where. This variant adds, cheaply:
 
 The decoder predicts a correction of the upsampled prior, so it starts from the warped colours
 and learns where to sharpen them along the target's edges and where to trust ``z`` instead.
-It is still one network call per target and one per reference.
+It is still one network call per target, and per reference one run of the reference network
+for each orientation it is embedded in (below).
 
 The reference may be turned or mirrored against the target (a photo scanned sideways; the
 evaluation protocol's references are rotated 0-360 degrees), and the frozen features are not
@@ -59,19 +60,22 @@ VALUE_CHANNELS = 6
 ORIENTATIONS = 8
 #: Orientations that keep the reference upright (as is, and its mirror image).
 UPRIGHT = (0, 4)
-#: One target token in this many scores the orientations (a global choice needs few).
+#: One target token in this many (every fourth column of each row of cells) scores the
+#: orientations: a global choice needs few.
 SCORE_EVERY = 4
 
 
 class ReferenceCode(NamedTuple):
     """What :meth:`CorrColor2Embed.embed` returns for a batch of references.
 
-    ``z`` ``[B, E, 1, 1]``: the global colour embedding; ``keys`` ``[B, N, K]``: unit-length
+    ``N`` tokens: the reference's cells at stride 8, once for each orientation it is embedded
+    in. ``z`` ``[B, E, 1, 1]``: the global colour embedding; ``keys`` ``[B, N, K]``: unit-length
     features of the gray reference at stride 8; ``values`` ``[B, N, 6]``: each cell's mean ab and
     its linear model of ab on lightness (alpha, beta; ab / 110 against ``(L - 50) / 50``);
     ``bias`` ``[B, N]``: added to the attention logits (very negative where the reference is
     empty, the log of its share when several references are blended); ``orientation``
-    ``[B, N]``: the orientation (see :data:`ORIENTATIONS`) of the copy each token comes from.
+    ``[B, N]``: the orientation (see :data:`ORIENTATIONS`) of the copy each token comes from,
+    as a float like every tensor of the code (the runtime passes codes as float32 arrays).
     """
 
     z: Tensor
@@ -95,11 +99,14 @@ def blend_reference_codes(
     total = float(sum(weights))
     shares = [w / total for w in weights]
     z = sum(code.z * share for code, share in zip(codes, shares, strict=True))
-    bias = [c.bias + math.log(max(s, 1e-12)) for c, s in zip(codes, shares, strict=True)]
-    return ReferenceCode(
-        z, torch.cat([c.keys for c in codes], 1), torch.cat([c.values for c in codes], 1),
-        torch.cat(bias, 1), torch.cat([c.orientation for c in codes], 1),
-    )  # fmt: skip
+    biased = [c._replace(bias=c.bias + math.log(max(s, 1e-12)))
+              for c, s in zip(codes, shares, strict=True)]  # fmt: skip
+    return ReferenceCode(z, *in_orientation_order(_tokens_side_by_side(biased)))
+
+
+def _tokens_side_by_side(codes: Sequence[ReferenceCode]) -> list[Tensor]:
+    """Every token tensor of ``codes`` (all fields but ``z``) joined along the tokens."""
+    return [torch.cat(tensors, 1) for tensors in zip(*(code[1:] for code in codes), strict=True)]
 
 
 def orient(rgb: Tensor, orientation: int) -> Tensor:
@@ -122,29 +129,42 @@ def choose_orientation(
     """Keep, per target, the tokens of the one reference orientation (of ``count``) whose
     features match the target best: the mean over target positions (one in
     :data:`SCORE_EVERY`) of the best cosine similarity, plus ``upright_margin`` for the
-    :data:`UPRIGHT` ones. When several references are blended they turn together."""
+    :data:`UPRIGHT` ones. The code's tokens are in orientation order, ``count`` blocks of the
+    same size (as :meth:`CorrColor2Embed.embed` and the blends make them); when several
+    references are blended they turn together."""
     if count == 1:
         return code
-    sim = target_keys[:, ::SCORE_EVERY] @ code.keys.transpose(1, 2)  # [B, t, N]
+    batch, tokens = target_keys.shape[0], code.keys.shape[1]
+    # the blocks' size as -1 below: a size computed from a shape is a constant in an export
+    if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+        blocks = code.orientation.unflatten(1, (count, -1)) if tokens % count == 0 else None
+        order = torch.arange(count, dtype=code.orientation.dtype)[None, :, None]
+        if blocks is None or bool((blocks != order).any()):
+            raise ValueError(f"this reference code was not made in {count} orientations")
+    # in fp32 under autocast too: bf16's step near 0.5 is 0.004, a fifth of the margin
+    sim = target_keys[:, ::SCORE_EVERY].float() @ code.keys.float().transpose(1, 2)  # [B, t, N]
     sim = sim.masked_fill(code.bias[:, None, :] < EMPTY_BIAS / 2, -1.0)
-    scores = [
-        sim.masked_fill((code.orientation != o)[:, None, :], -1.0).amax(-1).mean(-1)
-        + (upright_margin if o in UPRIGHT else 0.0)
-        for o in range(count)
-    ]
-    chosen = torch.stack(scores, dim=-1).argmax(dim=-1, keepdim=True)  # [B, 1]
-    # every orientation holds the same number of tokens; the attention ignores their order
-    keep = (code.orientation == chosen).float()
-    index = keep.topk(code.keys.shape[1] // count, dim=1).indices  # [B, N / count]
+    score = sim.unflatten(-1, (count, -1)).amax(dim=-1).mean(dim=1)  # [B, count]
+    bonus = [upright_margin if o in UPRIGHT else 0.0 for o in range(count)]
+    chosen = (score + score.new_tensor(bonus)).argmax(dim=-1)  # [B]
 
     def take(t: Tensor) -> Tensor:  # one reference's code may serve a batch of targets
-        t = t.expand(index.shape[0], *t.shape[1:])
-        if t.dim() == 2:
-            return t.gather(1, index)
-        return t.gather(1, index[..., None].expand(-1, -1, t.shape[-1]))
+        blocks = t.expand(batch, *t.shape[1:]).unflatten(1, (count, -1))
+        index = chosen.view(batch, 1, *([1] * (blocks.dim() - 2)))
+        return blocks.gather(1, index.expand_as(blocks[:, :1])).squeeze(1)
 
-    return ReferenceCode(code.z, take(code.keys), take(code.values), take(code.bias),
-                         take(code.orientation))  # fmt: skip
+    return ReferenceCode(code.z, *(take(t) for t in code[1:]))
+
+
+def in_orientation_order(tokens: Sequence[Tensor]) -> list[Tensor]:
+    """Token tensors ``[B, N, ...]`` (the last: their orientations) stably sorted by
+    orientation, as :func:`choose_orientation` takes them."""
+    order = torch.sort(tokens[-1], dim=1, stable=True).indices
+
+    def take(t: Tensor) -> Tensor:
+        return t.gather(1, order.view(*order.shape, *([1] * (t.dim() - 2))).expand_as(t))
+
+    return [take(t) for t in tokens]
 
 
 def cell_colour_models(
@@ -316,15 +336,18 @@ class CorrColor2Embed(LabScaling, nn.Module):
         return torch.cat((_centred_unit(f8), _centred_unit(up)), dim=1)
 
     def _embed_one(self, reference_rgb: Tensor, orientation: int) -> ReferenceCode:
-        """The code of the reference in one of the :data:`ORIENTATIONS`."""
+        """The code of the reference in one of the :data:`ORIENTATIONS` (``z`` only for the
+        reference as it is, orientation 0; the others' is empty)."""
         reference_rgb = orient(reference_rgb, orientation)
         lab = rgb_to_lab(reference_rgb.clamp(0, 1))
         l_norm, ab = self.normalize_lightness(lab[:, :1]), self.output_from_ab(lab[:, 1:])
         f8, f16 = self._taps(gray_from_lightness(self.lightness_from_normalized(l_norm)))
-        # block means rather than adaptive pooling (the same for sides that are multiples of
-        # 16): fixed kernels keep the network exportable at any input size
-        ab16 = F.avg_pool2d(ab, FEATURE_STRIDES[1])
-        z = self.colour_head(torch.cat((f16, ab16), dim=1))
+        z = f16.new_zeros(0)
+        if orientation == 0:
+            # block means rather than adaptive pooling (the same for sides that are multiples
+            # of 16): fixed kernels keep the network exportable at any input size
+            ab16 = F.avg_pool2d(ab, FEATURE_STRIDES[1])
+            z = self.colour_head(torch.cat((f16, ab16), dim=1))
         keys = self.correspondence.keys(self._keys(f8, f16))
         # black fill (a rotated reference's corners, an empty canvas) offers no colour
         valid = (reference_rgb.amax(dim=1, keepdim=True) > 0).float()
@@ -337,11 +360,7 @@ class CorrColor2Embed(LabScaling, nn.Module):
         codes = [self._embed_one(reference_rgb, o) for o in range(self.reference_orientations)]
         if len(codes) == 1:
             return codes[0]
-        return ReferenceCode(
-            codes[0].z,  # the global embedding of the reference as it is
-            *(torch.cat([getattr(c, name) for c in codes], 1)
-              for name in ("keys", "values", "bias", "orientation")),
-        )  # fmt: skip
+        return ReferenceCode(codes[0].z, *_tokens_side_by_side(codes))
 
     def predict_ab(self, l_norm: Tensor, code: ReferenceCode) -> Tensor:
         f8, f16 = self._taps(gray_from_lightness(self.lightness_from_normalized(l_norm)))

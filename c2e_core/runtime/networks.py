@@ -137,16 +137,21 @@ class OnnxNetworks:
     def predict_ab(self, l_norm: np.ndarray, code: Sequence[np.ndarray]) -> np.ndarray:
         """The network's ab output ``[B, 2, h, w]`` for normalised L ``[B, 1, h, w]``."""
         feed = {"l_norm": np.ascontiguousarray(l_norm, dtype=np.float32)}
+        session = self._sessions["predict_ab"]
+        # the exporter drops code tensors the network does not read (a correspondence model's
+        # token orientations when it keeps one orientation)
+        wanted = {graph_input.name for graph_input in session.get_inputs()}
         for name, value in zip(self.weights.code_names, code, strict=True):
-            feed[name] = np.ascontiguousarray(value, dtype=np.float32)
-        return self._sessions["predict_ab"].run(["ab"], feed)[0]
+            if name in wanted:
+                feed[name] = np.ascontiguousarray(value, dtype=np.float32)
+        return session.run(["ab"], feed)[0]
 
 
 def blend_codes(codes: Sequence[Code], weights: Sequence[float], blend: str) -> Code:
     """Several references' codes as one. ``mean``: the weighted mean of each tensor.
     ``tokens`` (``z, keys, values, bias[, orientation]`` of a correspondence model): the
-    tokens side by side, each token's attention bias raised by the log of its reference's share,
-    and the weighted mean of ``z`` (as
+    tokens side by side (stably sorted by orientation), each token's attention bias raised by
+    the log of its reference's share, and the weighted mean of ``z`` (as
     :func:`c2e_core.modeling.correspondence.blend_reference_codes`)."""
     total = float(sum(weights))
     shares = [w / total for w in weights]
@@ -160,4 +165,8 @@ def blend_codes(codes: Sequence[Code], weights: Sequence[float], blend: str) -> 
                                                                          strict=True)]  # fmt: skip
     side_by_side = [np.concatenate([c[i] for c in codes], 1) for i in range(1, len(codes[0]))]
     side_by_side[2] = np.concatenate(biases, 1)
+    if len(side_by_side) > 3:  # the tokens' orientations: keep the tokens in their order
+        order = np.argsort(side_by_side[3], axis=1, kind="stable")
+        side_by_side = [np.take_along_axis(t, order.reshape(*order.shape, *[1] * (t.ndim - 2)),
+                                           axis=1) for t in side_by_side]  # fmt: skip
     return (mean(0), *side_by_side)

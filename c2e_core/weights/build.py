@@ -138,6 +138,9 @@ class CorrConfig(_SizedConfig):
     upright_margin: float = 0.02
 
     _TUPLE_SIZES: ClassVar[tuple[tuple[str, int], ...]] = (("unet_widths", 5), ("up_kernels", 4))
+    #: Fields that hold no weights: trained weights can be given other values
+    #: (``training/bundle_weights.py --set``).
+    INFERENCE_FIELDS: ClassVar[tuple[str, ...]] = ("reference_orientations", "upright_margin")
 
     def __post_init__(self) -> None:
         self._check_sizes()
@@ -147,6 +150,8 @@ class CorrConfig(_SizedConfig):
             raise ValueError(
                 f"reference_orientations must be 1 or 8, not {self.reference_orientations!r}"
             )
+        if not 0 <= float(self.upright_margin) < 1:  # a cosine similarity's margin; NaN fails
+            raise ValueError(f"upright_margin must be in [0, 1), not {self.upright_margin!r}")
 
 
 #: Named configurations: ``paper`` (the authors', 48 M parameters) and ``small`` (2.8 M: an
