@@ -118,6 +118,9 @@ class OnnxNetworks:
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             where = weights.path or "runtime weights"
             raise DeviceError(f"{where}: onnxruntime cannot load the networks ({exc})") from None
+        # the exporter drops code tensors the network does not read (a correspondence model's
+        # token orientations when it keeps one orientation)
+        self._predict_inputs = {i.name for i in self._sessions["predict_ab"].get_inputs()}
 
     def on(self, device: str) -> OnnxNetworks:
         """These networks on another device (itself when it is the same)."""
@@ -137,14 +140,10 @@ class OnnxNetworks:
     def predict_ab(self, l_norm: np.ndarray, code: Sequence[np.ndarray]) -> np.ndarray:
         """The network's ab output ``[B, 2, h, w]`` for normalised L ``[B, 1, h, w]``."""
         feed = {"l_norm": np.ascontiguousarray(l_norm, dtype=np.float32)}
-        session = self._sessions["predict_ab"]
-        # the exporter drops code tensors the network does not read (a correspondence model's
-        # token orientations when it keeps one orientation)
-        wanted = {graph_input.name for graph_input in session.get_inputs()}
         for name, value in zip(self.weights.code_names, code, strict=True):
-            if name in wanted:
+            if name in self._predict_inputs:
                 feed[name] = np.ascontiguousarray(value, dtype=np.float32)
-        return session.run(["ab"], feed)[0]
+        return self._sessions["predict_ab"].run(["ab"], feed)[0]
 
 
 def blend_codes(codes: Sequence[Code], weights: Sequence[float], blend: str) -> Code:

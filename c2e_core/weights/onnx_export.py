@@ -83,13 +83,16 @@ def export_onnx(
     # checked again at other sizes than the trace's: a size the trace froze shows there
     other_reference = torch.rand((1, 3, 5 * multiple, 9 * multiple), generator=generator)
     other_targets = torch.rand((1, 1, 9 * multiple, 7 * multiple), generator=generator) * 2 - 1
+
+    def as_tuple(value: Any) -> tuple[torch.Tensor, ...]:
+        return tuple(value) if isinstance(value, tuple) else (value,)
+
     with torch.no_grad():
         code_value = model.embed(reference)
-        code = tuple(code_value) if isinstance(code_value, tuple) else (code_value,)
+        code = as_tuple(code_value)
         expected = model.predict_ab(targets, code_value)
         other_value = model.embed(other_reference)
-        other_code = tuple(other_value) if isinstance(other_value, tuple) else (other_value,)
-        other = (other_reference, other_targets, other_code,
+        other = (other_reference, other_targets, as_tuple(other_value),
                  model.predict_ab(other_targets, other_value))  # fmt: skip
     is_tuple = isinstance(code_value, tuple)
     names = tuple(code_value._fields) if is_tuple and hasattr(code_value, "_fields") else (
