@@ -14,6 +14,7 @@ from typing import NoReturn
 from c2e_core.errors import C2EError, Cancelled, DeviceError, InputError
 from c2e_core.options import (
     COMPAT_MODES,
+    DEFAULT_CLEAN,
     DEFAULT_SIZE,
     DEFAULT_STRENGTH,
     MAX_SIZE,
@@ -124,6 +125,13 @@ def build_parser(host=None) -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_STRENGTH,
         help="0 keeps the original colours, 1 (default) the prediction",
+    )
+    colorize.add_argument(
+        "--clean",
+        type=float,
+        default=DEFAULT_CLEAN,
+        help="0 (default) to 1: move the colours towards one colour per flat region "
+        "(removes blotches of foreign colour; narrows the palette)",
     )
     colorize.add_argument(
         "--pre",
@@ -392,6 +400,7 @@ def _colorize(args: argparse.Namespace) -> int:
             pre=request.pre,
             post=request.post,
             strength=request.strength,
+            clean=request.clean,
         )
         result.save(output, bit_depth=_output_depth(output, result.bit_depth))
         _report(bar, index, target, output)

@@ -28,6 +28,8 @@ MAX_SIZE = 4096
 MIN_STRENGTH = 0.0
 MAX_STRENGTH = 1.0
 DEFAULT_STRENGTH = 1.0
+#: How far the predicted colours move towards their bilateral cleanup (0: not at all).
+DEFAULT_CLEAN = 0.0
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 COMPAT_MODES = (None, "official")
 #: ``c2e`` (the network) or a classical baseline that needs no weights (CLI only).
@@ -64,16 +66,26 @@ def parse_size(size: Any) -> int | str:
     return value
 
 
-def check_strength(strength: Any) -> float:
-    """``strength`` as a float in [0, 1]."""
+def _check_fraction(name: str, value: Any) -> float:
+    """``value`` as a float in [0, 1] (``OptionError`` naming the option otherwise)."""
     if (
-        isinstance(strength, bool)
-        or not isinstance(strength, (int, float))
-        or not MIN_STRENGTH <= strength <= MAX_STRENGTH
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not MIN_STRENGTH <= value <= MAX_STRENGTH
     ):
         limits = f"from {MIN_STRENGTH:g} to {MAX_STRENGTH:g}"
-        raise _error("strength", f"must be a number {limits}, not {strength!r}")
-    return float(strength)
+        raise _error(name, f"must be a number {limits}, not {value!r}")
+    return float(value)
+
+
+def check_strength(strength: Any) -> float:
+    """``strength`` as a float in [0, 1]."""
+    return _check_fraction("strength", strength)
+
+
+def check_clean(clean: Any) -> float:
+    """``clean`` (how far colours move towards their bilateral cleanup) as a float in [0, 1]."""
+    return _check_fraction("clean", clean)
 
 
 def check_device(device: Any) -> str:
@@ -160,7 +172,9 @@ class ColorizeRequest:
     :class:`DeviceError` for a device name that names no device).
 
     ``size``: the network's working size, a multiple of 16 from 16 to 4096 or ``"native"``;
-    ``strength``: 0 keeps the original colours, 1 the prediction; ``precision``: ``fp32``,
+    ``strength``: 0 keeps the original colours, 1 the prediction; ``clean``: 0 keeps the
+    predicted colours as they are, 1 replaces them by their bilateral cleanup (one colour per
+    flat region, :mod:`c2e_core.inference.cleanup`); ``precision``: ``fp32``,
     ``bf16``/``fp16`` (GPU autocast) or ``int8`` (CPU); ``device``: ``auto``, ``cpu``, ``cuda``,
     ``cuda:N``, ``mps``; ``compat``: ``None`` or ``"official"`` (the authors' pipeline);
     ``weights``: a weights name or file, ``None`` for the default; ``method``: ``c2e`` or a
@@ -169,6 +183,7 @@ class ColorizeRequest:
 
     size: int | str = DEFAULT_SIZE
     strength: float = DEFAULT_STRENGTH
+    clean: float = DEFAULT_CLEAN
     precision: str = "fp32"
     device: str = "auto"
     compat: str | None = None
@@ -180,7 +195,7 @@ class ColorizeRequest:
 
     #: The options a worker ``colorize`` request carries (``docs/worker-protocol.md``).
     PROTOCOL_OPTIONS: ClassVar[tuple[str, ...]] = (
-        "weights", "device", "size", "strength", "precision", "compat", "pre", "post",
+        "weights", "device", "size", "strength", "clean", "precision", "compat", "pre", "post",
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -190,6 +205,7 @@ class ColorizeRequest:
         set_ = object.__setattr__
         set_(self, "size", parse_size(self.size))
         set_(self, "strength", check_strength(self.strength))
+        set_(self, "clean", check_clean(self.clean))
         set_(self, "precision", _check_choice("precision", self.precision, PRECISIONS))
         set_(self, "device", check_device(self.device))
         set_(self, "compat", _check_choice("compat", self.compat, COMPAT_MODES))

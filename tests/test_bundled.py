@@ -130,6 +130,31 @@ def test_quickstart_pair_colorizes_with_the_default_weights(tmp_path):
     assert cosine > 0.8
 
 
+def _flat_region_colour_changes(path: Path) -> float:
+    """Mean ab change between neighbouring pixels where the lightness is flat (blotches)."""
+    image = lab(path)
+    dl = np.abs(np.diff(image[..., 0], axis=1))
+    dab = np.hypot(*np.moveaxis(np.diff(image[..., 1:], axis=1), -1, 0))
+    return float(dab[dl < 0.5].mean())
+
+
+@pytest.mark.integration
+def test_clean_makes_flat_regions_more_even_with_the_default_weights(tmp_path):
+    """``--clean 1`` on the Quickstart pair: colours change less between neighbouring pixels
+    of equal lightness, the lightness is still the target's, the hue still the reference's."""
+    outputs = {}
+    for clean in ("0", "1"):
+        outputs[clean] = tmp_path / f"clean{clean}.png"
+        result = run_c2e("colorize", EXAMPLE_TARGET, "-r", EXAMPLE_REFERENCE, "-o",
+                         outputs[clean], "--clean", clean, home=tmp_path)
+        assert result.returncode == 0, result.stderr
+    before, after = (_flat_region_colour_changes(outputs[c]) for c in ("0", "1"))
+    assert after < 0.8 * before
+    target, cleaned = lab(EXAMPLE_TARGET), lab(outputs["1"])
+    assert np.abs(cleaned[..., 0] - target[..., 0]).mean() < 1.0
+    assert np.hypot(cleaned[..., 1], cleaned[..., 2]).mean() > 5.0
+
+
 @pytest.mark.integration
 def test_worker_uses_the_default_weights(tmp_path):
     from tests.conftest import load_client

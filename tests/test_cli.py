@@ -142,6 +142,7 @@ def test_native_size_and_16_bit_output(tmp_path, tiny_weights, images):
     [
         (["colorize", "missing.png", "-r", "REF", "-o", "OUT"], "missing.png: no such file"),
         (["colorize", "TARGET", "-r", "REF", "-o", "OUT", "--size", "100"], "multiple of 16"),
+        (["colorize", "TARGET", "-r", "REF", "-o", "OUT", "--clean", "2"], "--clean must be"),
         (["colorize", "TARGET", "-r", "REF", "-o", "OUT", "--device", "cuda"], "CUDA"),
         (["colorize", "TARGET", "-r", "REF", "-o", "OUT", "--device", "tpu"], "device"),
         (["colorize", "TARGET", "-r", "REF", "-o", "OUT", "--weights", "nope"], "nope"),

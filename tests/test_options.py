@@ -157,6 +157,7 @@ def test_the_protocol_table_matches_colorize_request():
     assert table["size"]["values"] == f'{size}, or `"{options.NATIVE}"`'
     strength = f"a number from {options.MIN_STRENGTH:g} to {options.MAX_STRENGTH:g}"
     assert table["strength"]["values"] == strength
+    assert table["clean"]["values"] == strength
     assert tuple(_literals(table["precision"]["values"])) == options.PRECISIONS
     assert tuple(_literals(table["compat"]["values"])) == options.COMPAT_MODES
     assert tuple(re.findall(r"`([^`]*)`", table["device"]["values"])) == options.DEVICES

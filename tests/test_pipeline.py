@@ -120,6 +120,28 @@ def test_embedding_cache_and_blend():
         colorizer.embed([ref_a, ref_b], weights=[1])
 
 
+def test_clean_smooths_the_colours_after_the_network_and_keeps_the_rest():
+    """``clean`` changes only the predicted colours, after the network (another value calls no
+    network), keeps L, and ``strength=0`` still returns the original."""
+    rng = np.random.default_rng(5)
+    target = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    reference = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    colorizer = Colorizer(tiny_model(), device="cpu", size=32)
+    calls = []
+    predict = colorizer.networks.predict_ab
+    colorizer.networks.predict_ab = lambda *a: calls.append(1) or predict(*a)
+    plain = colorizer.colorize(target, reference=reference)
+    assert_same_image(colorizer.colorize(target, reference=reference, clean=0.0).rgb, plain.rgb)
+    cleaned = colorizer.colorize(target, reference=reference, clean=1.0)
+    assert len(calls) == 1
+    assert np.abs(cleaned.rgb - plain.rgb).max() > 1e-3
+    np.testing.assert_allclose(lightness(cleaned.rgb), lightness(plain.rgb), atol=0.5)
+    kept = colorizer.colorize(target, reference=reference, clean=1.0, strength=0.0)
+    assert np.abs(kept.rgb * 255 - target).max() <= 1
+    with pytest.raises(OptionError, match="clean"):
+        colorizer.colorize(target, reference=reference, clean=1.5)
+
+
 def test_a_new_strength_reuses_the_networks_answer():
     """Colorizing the same target after the same reference again, with another strength or
     mask (a dialog's preview), calls the network once; the colours are those of a fresh call."""

@@ -240,6 +240,9 @@ def test_options_strength_post_and_references(client):
     t = pixels(target, "RGBA", "u8")
     zero = as_array(client.colorize(t, reference(), options={**OPTIONS, "strength": 0.0}))
     assert np.abs(zero.astype(int) - target.astype(int)).max() <= 1
+    plain = as_array(client.colorize(t, reference(), options=OPTIONS))
+    cleaned = as_array(client.colorize(t, reference(), options={**OPTIONS, "clean": 1.0}))
+    assert cleaned.shape == plain.shape and np.abs(cleaned.astype(int) - plain).max() > 0
     gray_ref = pixels(np.full((8, 8), 0.5, np.float32), "GRAY", "f32")
     result = client.colorize(t, [reference(), gray_ref], reference_weights=[3, 1],
                              options={**OPTIONS, "post": [["saturation", {"factor": 0.5}]],
@@ -290,7 +293,7 @@ def test_bad_requests_keep_the_worker_alive(client):
         client.colorize(wrong, reference(), options=OPTIONS)
     assert info.value.kind == "bad-request" and "bytes" in str(info.value)
     # bad options
-    for options in ({"size": 17}, {"strength": 2}, {"compat": "x"}, {"device": "tpu"},
+    for options in ({"size": 17}, {"strength": 2}, {"clean": -1}, {"compat": "x"}, {"device": "tpu"},
                     {"precision": "fp8"}, {"size": 8192}):
         with pytest.raises(WorkerError) as info:
             client.colorize(target, reference(), options={**OPTIONS, **options})

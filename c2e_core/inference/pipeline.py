@@ -27,6 +27,7 @@ from c2e_core.errors import OptionError
 from c2e_core.files.colour_profiles import from_srgb
 from c2e_core.files.images import ImageData, from_array, read_image, to_array, write_image
 from c2e_core.files.strips import STRIP_PIXELS, row_strips
+from c2e_core.inference.cleanup import clean_colours
 from c2e_core.inference.colour import (
     channels_first,
     lab_to_rgb,
@@ -453,6 +454,7 @@ class Colorizer:
         size: int | str | None = None,
         mask: np.ndarray | None = None,
         strength: float = 1.0,
+        clean: float = 0.0,
         pre: Sequence[Any] = (),
         post: Sequence[Any] = (),
         progress: ProgressCallback | None = None,
@@ -464,7 +466,9 @@ class Colorizer:
         network sees (targets and references), ``post`` steps edit the predicted Lab; then
         ``strength`` (0 keeps the original colours, 1 the prediction) and the ``mask``
         (``[H, W]`` in [0, 1], one target only: a soft selection) blend the result with the
-        target's own colours, so nothing outside the selection ever changes.
+        target's own colours, so nothing outside the selection ever changes. ``clean`` (0 to 1)
+        moves the network's colours towards one colour per flat region first
+        (:mod:`c2e_core.inference.cleanup`).
         """
         single = not isinstance(target, (list, tuple))
         targets = [target] if single else list(target)
@@ -475,6 +479,7 @@ class Colorizer:
         request = ColorizeRequest(
             size=self.size if size is None else size,
             strength=strength,
+            clean=clean,
             precision=self.precision,
             compat=self.compat,
             pre=pre,
@@ -502,7 +507,8 @@ class Colorizer:
             for image, colorized in zip(
                 chunk,
                 self._colorize_chunk(
-                    chunk, code, size, pre_steps, (post_steps, request.strength, mask)
+                    chunk, code, size, pre_steps, request.clean,
+                    (post_steps, request.strength, mask),
                 ),
                 strict=True,
             ):
@@ -543,7 +549,7 @@ class Colorizer:
         self._each_strip(self._work_strips(image), work)
         return lum
 
-    def _colorize_chunk(self, images, code, size, pre, finish) -> list[Colorized]:
+    def _colorize_chunk(self, images, code, size, pre, clean, finish) -> list[Colorized]:
         prepared = []
         for image in images:
             shape = self.pipeline.working_shape(image.height, image.width, size, self._multiple)
@@ -578,7 +584,9 @@ class Colorizer:
             ab = self._predict_ab(l_in, code) * np.float32(self.networks.ab_scale)
             for j, i in enumerate(indices):
                 height, width = small[j][1].shape[-2:]
-                ab_low[i] = (ab[j : j + 1, :, :height, :width], small[j][1])
+                l_small = small[j][1]
+                ab_low[i] = (clean_colours(ab[j : j + 1, :, :height, :width], l_small, clean),
+                             l_small)  # fmt: skip
         results = []
         for index, (image, _, _, lum) in enumerate(prepared):
             ab, l_small = ab_low[index]

@@ -395,6 +395,7 @@ class Handlers:
             size=request.size,
             mask=mask,
             strength=request.strength,
+            clean=request.clean,
             pre=job_input.pre,
             post=job_input.post,
             progress=lambda done, total, text: self.send_progress(job, done, total, text),
