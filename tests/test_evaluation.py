@@ -223,6 +223,16 @@ def test_evaluate_with_a_model_writes_a_deterministic_report(small_folder, tmp_p
             assert np.array_equal(a["outputs"]["model"], b["outputs"]["model"])
 
 
+def test_evaluate_with_the_colour_cleanup(small_folder, tiny_weights):
+    kwargs = dict(model_spec=str(tiny_weights), mode="self-warped", device="cpu", size=64)
+    plain, cleaned = (ev.evaluate(small_folder, **kwargs, clean=c) for c in (0.0, 1.0))
+    assert (plain["model"]["clean"], cleaned["model"]["clean"]) == (0.0, 1.0)
+    rows = [r["modes"]["self-warped"]["per_image"] for r in (plain, cleaned)]
+    assert any(a["model"] != b["model"] for a, b in zip(*rows, strict=True))
+    with pytest.raises(ValueError, match="clean must be"):
+        ev.evaluate(small_folder, **kwargs, clean=3)
+
+
 def _eval_args(*argv: str) -> argparse.Namespace:
     return add_eval_arguments(argparse.ArgumentParser()).parse_args(list(argv))
 

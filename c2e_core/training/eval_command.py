@@ -1,9 +1,10 @@
 """``c2e eval``: the evaluation protocol from the command line (the CLI wires these two in).
 
 ``c2e eval --data DIR [--weights NAME|PATH] [--mode self-warped|cross|both] [--limit N]
-[--output DIR] [--device D] [--seed S]``. Without ``--weights`` only the three baselines run,
-and the report says so. User mistakes raise :class:`~c2e_core.training.evaluation.EvalError`
-(an ``OptionError``, so a ``ValueError``, that the CLI reports in one line).
+[--output DIR] [--device D] [--seed S] [--clean C]``. Without ``--weights`` only the three
+baselines run, and the report says so. User mistakes raise
+:class:`~c2e_core.training.evaluation.EvalError` (an ``OptionError``, so a ``ValueError``, that
+the CLI reports in one line).
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--seed", type=int, default=0, help="seed of references and pairs")
+    parser.add_argument(
+        "--clean",
+        type=float,
+        default=0.0,
+        help="the model's colour cleanup, 0 (default) to 1 (as c2e colorize --clean)",
+    )
     return parser
 
 
@@ -75,6 +82,7 @@ def run_eval(args: argparse.Namespace) -> int:
         limit=args.limit,
         seed=args.seed,
         device=args.device,
+        clean=args.clean,
     )
     paths = write_report(results, output)
     sys.stdout.write(paths["markdown"].read_text(encoding="utf-8"))

@@ -210,15 +210,19 @@ def cross_pairs(count: int, seed: int = 0) -> list[int]:
 # --------------------------------------------------------------------------- evaluation
 
 
-def _model_method(model_spec: str, device: str, size: int) -> tuple[str, Method, dict[str, Any]]:
+def _model_method(
+    model_spec: str, device: str, size: int, clean: float = 0.0
+) -> tuple[str, Method, dict[str, Any]]:
     from c2e_core.inference.pipeline import Colorizer
+    from c2e_core.options import check_clean
 
+    clean = check_clean(clean)
     colorizer = Colorizer.from_weights(model_spec, device=device, size=size, reference_size=size)
 
     def method(target_rgb: np.ndarray, reference_rgb: np.ndarray) -> np.ndarray:
-        return colorizer.colorize(target_rgb, reference=reference_rgb).rgb
+        return colorizer.colorize(target_rgb, reference=reference_rgb, clean=clean).rgb
 
-    info = dict(colorizer.info, device=str(colorizer.device))
+    info = dict(colorizer.info, device=str(colorizer.device), clean=clean)
     return f"Color2Embed ({info.get('weights', model_spec)})", method, info
 
 
@@ -247,6 +251,7 @@ def evaluate(
     device: str = "auto",
     examples: int = SHEET_ROWS_PER_MODE,
     size: int = 256,
+    clean: float = 0.0,
 ) -> dict[str, Any]:
     """Run the protocol on the images under ``data_dir`` (recursive, sorted; the first
     ``limit``) for the baselines and, with ``model_spec`` (weights name or file), the model.
@@ -257,6 +262,7 @@ def evaluate(
     for the contact sheet; :func:`write_report` leaves them out of the JSON) and ``seconds``.
     Metric keys: ``psnr``, ``delta_e``, ``colourfulness``, ``his_gt``, ``his_ref``.
     ``size`` is the protocol's 256; smaller sizes (multiples of 16) are for quick checks only.
+    ``clean``: the model's colour cleanup (:mod:`c2e_core.inference.cleanup`), 0 to 1.
     """
     from c2e_core.data.folder import find_images
 
@@ -283,7 +289,7 @@ def evaluate(
     labels = dict(BASELINE_LABELS)
     model_info: dict[str, Any] | None = None
     if model_spec is not None:
-        label, method, model_info = _model_method(model_spec, device, size)
+        label, method, model_info = _model_method(model_spec, device, size, clean)
         methods["model"], labels["model"] = method, label
 
     results: dict[str, Any] = {
