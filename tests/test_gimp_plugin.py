@@ -65,7 +65,8 @@ def test_the_procedure_file():
                    "GimpUi.ProcedureDialog", 'if __name__ == "__main__":'):
         assert needle in text
     for argument in ("reference", "reference-file", "blend", "blend-file", "blend-share", "size",
-                     "device", "strength", "colour-only", "gray-to-rgb", "set-up-engine"):
+                     "device", "strength", "clean", "colour-only", "gray-to-rgb",
+                     "set-up-engine"):
         assert f'"{argument}"' in text
 
 
@@ -148,14 +149,17 @@ def test_hosts_table_and_errors(tmp_path):
 def test_options(plugin):
     options = plugin.options.ColorizeOptions()
     options.check()
-    assert options.worker_options() == {"size": 256, "device": "auto", "strength": 1.0}
-    native = plugin.options.ColorizeOptions(size=0, device="cuda:1", strength=0.5, weights="w")
+    assert options.worker_options() == {"size": 256, "device": "auto", "strength": 1.0,
+                                        "clean": 0.0}
+    native = plugin.options.ColorizeOptions(size=0, device="cuda:1", strength=0.5, weights="w",
+                                            clean=1.0)
     assert native.worker_options() == {"size": "native", "device": "cuda:1", "strength": 0.5,
-                                       "weights": "w"}
+                                       "clean": 1.0, "weights": "w"}
     for bad, message in [({"size": 40}, "multiple of 16"), ({"size": 8192}, "multiple of 16"),
                          ({"size": True}, "multiple of 16"), ({"size": "native"}, "or 0 for"),
                          ({"device": "tpu"}, "device"), ({"device": "gpu"}, "cuda:N"),
-                         ({"strength": 1.5}, "strength"), ({"weights": None}, "weights")]:
+                         ({"strength": 1.5}, "strength"), ({"clean": -0.5}, "clean"),
+                         ({"weights": None}, "weights")]:
         with pytest.raises(plugin.options.ColorizeError, match=message):
             plugin.options.ColorizeOptions(**bad)
 

@@ -36,8 +36,8 @@ ARGUMENTS = {"size": 32, "device": "cpu"}
 SAMPLE_TYPES = {"u8": "<u1", "u16": "<u2", "f16": "<f2", "f32": "<f4"}
 CHANNEL_COUNTS = {"RGBA": 4, "RGB": 3, "A": 1}
 #: The results of successful runs that the tests compare with the worker's own answer.
-COLORIZED = ("rgb8", "rgb8-cool", "u16", "float", "float-linear", "selection", "gray-converted",
-             "reference-selection", "blend")
+COLORIZED = ("rgb8", "rgb8-cool", "rgb8-clean", "u16", "float", "float-linear", "selection",
+             "gray-converted", "reference-selection", "blend")
 
 c2e_client = load_client()
 
@@ -96,6 +96,8 @@ def cases(images: dict[str, Path], out: Path) -> list[dict]:
         {"name": "rgb8", "target": rgb8, "reference": warm, "overlay": True,
          "arguments": ARGUMENTS, "export": str(out / "rgb8-export.png")},
         {"name": "rgb8-cool", "target": rgb8, "reference": cool, "arguments": ARGUMENTS},
+        {"name": "rgb8-clean", "target": rgb8, "reference": warm,
+         "arguments": dict(ARGUMENTS, clean=1.0)},
         {"name": "u16", "target": str(images["u16"]), "reference": warm,
          "arguments": ARGUMENTS, "export": str(out / "u16-export.png")},
         {"name": "float", "target": str(images["float"]), "reference": warm,
@@ -261,7 +263,8 @@ def ask_worker(client, session, result: dict) -> np.ndarray:
         mask = c2e_client.Pixels(width, height, "A", "f32", data)
     arguments = result["arguments"]
     options = {"size": arguments["size"], "device": arguments["device"],
-               "strength": arguments.get("strength", 1.0), "weights": str(session["weights"])}
+               "strength": arguments.get("strength", 1.0), "clean": arguments.get("clean", 0.0),
+               "weights": str(session["weights"])}
     weights = None
     if arguments.get("blend-file"):  # the second reference: the file's pixels, as read here
         second = np.asarray(Image.open(arguments["blend-file"]).convert("RGB"))
@@ -435,6 +438,8 @@ def test_colour_follows_the_reference(session):
     source = chroma_ab(dump(session, "rgb8", "target-float"))
     assert np.abs(warm - source).mean() > 1.0  # the colour changed ...
     assert np.abs(warm - cool).mean() > 1.0  # ... and depends on the reference
+    cleaned = chroma_ab(dump(session, "rgb8-clean", "result-float"))
+    assert np.abs(cleaned - warm).max() > 0.5  # the clean-up argument reached the worker
 
 
 def test_export_holds_the_result(session):

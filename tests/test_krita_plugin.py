@@ -262,7 +262,8 @@ def test_options_and_settings(plugin, tmp_path):
         with pytest.raises(error):
             options(**bad)
     assert options(size="native", device="gpu").worker_options(
-        {"devices": ["cpu", "cuda:0"]}) == {"size": "native", "device": "cuda:0", "strength": 1.0}
+        {"devices": ["cpu", "cuda:0"]}) == {"size": "native", "device": "cuda:0", "strength": 1.0,
+                                            "clean": 0.0}
     client = plugin.c2e_client
     folder = tmp_path / "settings"
     folder.mkdir()

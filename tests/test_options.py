@@ -174,6 +174,7 @@ def test_the_client_has_the_same_limits():
         "MIN_STRENGTH",
         "MAX_STRENGTH",
         "DEFAULT_STRENGTH",
+        "DEFAULT_CLEAN",
         "PRECISIONS",
     ):
         assert getattr(client, name) == getattr(options, name), name

@@ -98,12 +98,13 @@ def test_session_restarts_a_worker_for_another_python(tmp_path):
 
 # -- options -------------------------------------------------------------------------------------
 def test_shared_options_check_and_translate():
-    options = client.ColorizeOptions(size="native", device="cuda:2", strength=0, weights="p")
+    options = client.ColorizeOptions(size="native", device="cuda:2", strength=0, weights="p",
+                                     clean=0.75)
     assert options.worker_options() == {"size": "native", "device": "cuda:2", "strength": 0.0,
-                                        "weights": "p"}
+                                        "clean": 0.75, "weights": "p"}
     assert options.as_dict() == {"size": "native", "device": "cuda:2", "strength": 0,
-                                 "weights": "p", "colour_only": False, "blend_share": 0.5,
-                                 "preview": True}
+                                 "clean": 0.75, "weights": "p", "colour_only": False,
+                                 "blend_share": 0.5, "preview": True}
     # the layer's blend mode is the host's business: the worker never sees it
     coloured = client.ColorizeOptions(colour_only=True)
     assert "colour_only" not in coloured.worker_options() and coloured.as_dict()["colour_only"]
@@ -115,6 +116,7 @@ def test_shared_options_check_and_translate():
     for bad, message in [({"size": 17}, "multiple of 16 from 16 to 4096, or 'native'"),
                          ({"size": "256"}, "not '256'"), ({"device": "cuda:x"}, "cuda:N"),
                          ({"strength": True}, "strength"), ({"weights": 3}, "weights"),
+                         ({"clean": 2}, "clean must be a number from 0 to 1"),
                          ({"colour_only": "yes"}, "colour_only must be true or false"),
                          ({"blend_share": 1.5}, "blend_share must be from 0 to 1"),
                          ({"preview": 1}, "preview must be true or false")]:
@@ -135,7 +137,13 @@ def test_settings_keep_defaults_for_bad_values(tmp_path):
     client.save_settings(settings)
     assert client.load_settings(path=str(path)).as_dict() == {
         "python": "/env/bin/python", "size": 256, "device": "auto", "strength": 0.5,
-        "weights": "paper", "colour_only": False, "blend_share": 0.5, "preview": True}
+        "clean": 0.0, "weights": "paper", "colour_only": False, "blend_share": 0.5,
+        "preview": True}
+    # a remembered cleanup comes back; a bad one is the default
+    path.write_text('{"clean": 0.6}')
+    assert client.load_settings(path=str(path)).options.clean == 0.6
+    path.write_text('{"clean": "lots"}')
+    assert client.load_settings(path=str(path)).options.clean == 0.0
     # a remembered choice of the colour-only layer comes back; a bad value is the default
     path.write_text('{"colour_only": true}')
     assert client.load_settings(path=str(path)).options.colour_only is True

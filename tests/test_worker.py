@@ -293,8 +293,8 @@ def test_bad_requests_keep_the_worker_alive(client):
         client.colorize(wrong, reference(), options=OPTIONS)
     assert info.value.kind == "bad-request" and "bytes" in str(info.value)
     # bad options
-    for options in ({"size": 17}, {"strength": 2}, {"clean": -1}, {"compat": "x"}, {"device": "tpu"},
-                    {"precision": "fp8"}, {"size": 8192}):
+    for options in ({"size": 17}, {"strength": 2}, {"clean": -1}, {"compat": "x"},
+                    {"device": "tpu"}, {"precision": "fp8"}, {"size": 8192}):
         with pytest.raises(WorkerError) as info:
             client.colorize(target, reference(), options={**OPTIONS, **options})
         assert info.value.kind in ("bad-request", "device"), options

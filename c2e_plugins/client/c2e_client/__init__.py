@@ -47,6 +47,7 @@ from .launch import (
     worker_environment,
 )
 from .options import (
+    DEFAULT_CLEAN,
     DEFAULT_SIZE,
     DEFAULT_STRENGTH,
     DEVICES,
@@ -77,7 +78,8 @@ from .protocol import (
 from .settings import SETTINGS_FILE, Settings, load_settings, save_settings, settings_path
 
 __all__ = [
-    "CHANNEL_COUNTS", "COLORIZE_TIMEOUT", "ColorizeError", "ColorizeOptions", "DEFAULT_SIZE",
+    "CHANNEL_COUNTS", "COLORIZE_TIMEOUT", "ColorizeError", "ColorizeOptions", "DEFAULT_CLEAN",
+    "DEFAULT_SIZE",
     "DEFAULT_STRENGTH", "DEVICES", "DTYPE_SIZES", "EngineCancelled", "EngineError",
     "HELLO_TIMEOUT", "Host", "LazyWorker", "engine_folder", "find_engine", "known_python",
     "record_python", "set_up_engine",

@@ -3,7 +3,7 @@
 """The colorize options a plugin's dialog asks for, checked before the worker is asked.
 
 The limits are those of ``c2e_core.options.ColorizeRequest`` (a test checks they are equal).
-:class:`ColorizeOptions` holds what every plugin asks (size, device, strength, weights); a
+:class:`ColorizeOptions` holds what every plugin asks (size, device, strength, clean, weights); a
 plugin's subclass adds its host's own fields and says how its host writes "native" and which
 devices its dialog offers. Standard library only.
 """
@@ -20,6 +20,8 @@ MAX_SIZE = 4096
 MIN_STRENGTH = 0.0
 MAX_STRENGTH = 1.0
 DEFAULT_STRENGTH = 1.0
+#: The colour cleanup (one colour per flat region), 0..1 like the strength; 0: off.
+DEFAULT_CLEAN = 0.0
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 #: The devices the worker understands (``cuda:N`` too); ``gpu``: the worker's first GPU.
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -66,6 +68,8 @@ class ColorizeOptions(object):
     ``size``: a multiple of 16 from 16 to 4096, or :attr:`NATIVE` for the image's own size;
     ``device``: one of :attr:`DEVICES` (or ``cuda:N`` when :attr:`INDEXED_DEVICES`);
     ``strength``: 0..1, how much of the predicted colour replaces the original;
+    ``clean``: 0..1, how far the predicted colours move towards one colour per flat region
+    (the worker's cleanup: fewer blotches of foreign colour, a narrower palette);
     ``weights``: a weights name or file for the worker, ``""`` for the worker's default;
     ``colour_only``: the new layer in the host's "Color" blend mode over the original (it gives
     only hue and saturation, so later edits of the original's lightness still show), instead of
@@ -80,6 +84,7 @@ class ColorizeOptions(object):
         ("size", DEFAULT_SIZE),
         ("device", "auto"),
         ("strength", DEFAULT_STRENGTH),
+        ("clean", DEFAULT_CLEAN),
         ("weights", ""),
         ("colour_only", False),
         ("blend_share", 0.5),
@@ -122,6 +127,8 @@ class ColorizeOptions(object):
             raise ColorizeError("device must be one of %s, not %r" % (names, device))
         if not is_strength(self.strength):
             raise ColorizeError("strength must be a number from 0 to 1, not %r" % (self.strength,))
+        if not is_strength(self.clean):  # the same 0..1 range
+            raise ColorizeError("clean must be a number from 0 to 1, not %r" % (self.clean,))
         if not isinstance(self.weights, str):
             raise ColorizeError("weights must be a name or a file path")
         if not isinstance(self.colour_only, bool):
@@ -142,6 +149,7 @@ class ColorizeOptions(object):
             "size": NATIVE_SIZE if self.size == self.NATIVE else self.size,
             "device": worker_device(self.device, hello or {}),
             "strength": float(self.strength),
+            "clean": float(self.clean),
         }
         if self.weights:
             options["weights"] = self.weights

@@ -7,7 +7,8 @@ open image whose visible pixels give the colours; its selection, if any, limits 
 ``reference-file`` (an image file to use instead), ``blend`` / ``blend-file`` (a second
 reference, an open image or a file) and ``blend-share`` (its share, 0..1), ``size`` (the
 network's working size, a multiple of 16 up to 4096, or 0 for the layer's own size),
-``device`` (auto, cpu, cuda, mps), ``strength`` (0..1), ``colour-only`` (the new layer in LCH
+``device`` (auto, cpu, cuda, mps), ``strength`` (0..1), ``clean`` (0..1: the colours evened
+out inside flat areas, removing blotches of foreign colour), ``colour-only`` (the new layer in LCH
 Color mode over the original instead of a full-colour normal layer), ``gray-to-rgb`` (convert
 a grayscale image instead of refusing it) and ``set-up-engine`` (make the plug-in's own
 engine when no c2e is found). It returns ``layer``, the new colorized layer. The c2e worker
@@ -32,6 +33,7 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
 from c2e_client import (  # noqa: E402
+    DEFAULT_CLEAN,
     DEFAULT_SIZE,
     DEFAULT_STRENGTH,
     MAX_SIZE,
@@ -119,7 +121,7 @@ def ask(procedure, image, drawable, config):
     row.show_all()
     dialog.get_content_area().pack_start(row, False, False, 0)
     dialog.fill(["reference-file", "blend-file", "blend-share", "size", "device", "strength",
-                 "colour-only", "gray-to-rgb"])
+                 "clean", "colour-only", "gray-to-rgb"])
     settings = load_settings(ColorizeOptions)
     loaded = {}  # reference files opened for the preview: path -> image, deleted at the end
 
@@ -171,6 +173,7 @@ def chosen_options(config, settings):
         size=config.get_property("size"),
         device=config.get_property("device"),
         strength=config.get_property("strength"),
+        clean=config.get_property("clean"),
         weights=settings.options.weights,
         gray_to_rgb=config.get_property("gray-to-rgb"),
         colour_only=config.get_property("colour-only"),
@@ -371,6 +374,13 @@ def colorize_procedure(plug_in):
         "strength", "S_trength",
         "How much of the new colour replaces the old: 0 keeps it, 1 replaces it",
         MIN_STRENGTH, MAX_STRENGTH, DEFAULT_STRENGTH, flags,
+    )
+    procedure.add_double_argument(
+        "clean", "C_lean up",
+        "Even out the colours inside flat areas (walls, skies, skin): 0 leaves them as "
+        "predicted, 1 gives each flat area one colour (no blotches of foreign colour; colour "
+        "changes at edges stay; less of the reference's palette)",
+        MIN_STRENGTH, MAX_STRENGTH, DEFAULT_CLEAN, flags,
     )
     procedure.add_boolean_argument(
         "colour-only", "_Colour only (a 'Color' mode layer)",

@@ -1,4 +1,5 @@
-"""The "Colorize from Reference" dialog: reference, source, size, device, strength, worker."""
+"""The "Colorize from Reference" dialog: reference, source, size, device, strength, clean up,
+worker."""
 
 from __future__ import annotations
 
@@ -23,6 +24,25 @@ DEVICE_LABELS = (("auto", "Auto (the GPU if there is one)"), ("gpu", "GPU"), ("c
 PREVIEW_DELAY_MS = 120
 #: How often the dialog looks for a finished preview (milliseconds).
 PREVIEW_POLL_MS = 30
+
+
+def percent_row(value: float, tip: str) -> tuple[Any, Any]:
+    """A 0-100 % spin box (showing ``value``, 0..1) and a slider kept in step with it: the spin
+    box and the layout holding both."""
+    box = QtWidgets.QSpinBox()
+    box.setRange(0, 100)
+    box.setSuffix(" %")
+    box.setValue(int(round(value * 100)))
+    box.setToolTip(tip)
+    slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+    slider.setRange(0, 100)
+    slider.setValue(box.value())
+    slider.valueChanged.connect(box.setValue)
+    box.valueChanged.connect(slider.setValue)
+    row = QtWidgets.QHBoxLayout()
+    row.addWidget(slider)
+    row.addWidget(box)
+    return box, row
 
 
 class ColorizeDialog(QtWidgets.QDialog):
@@ -104,20 +124,16 @@ class ColorizeDialog(QtWidgets.QDialog):
         self.device.setCurrentIndex(max(0, self.device.findData(options.device)))
         form.addRow("&Device:", self.device)
 
-        self.strength = QtWidgets.QSpinBox()
-        self.strength.setRange(0, 100)
-        self.strength.setSuffix(" %")
-        self.strength.setValue(int(round(options.strength * 100)))
-        self.strength.setToolTip("100 %: the new colours; less blends them with the original's")
-        slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
-        slider.setRange(0, 100)
-        slider.setValue(self.strength.value())
-        slider.valueChanged.connect(self.strength.setValue)
-        self.strength.valueChanged.connect(slider.setValue)
-        strength = QtWidgets.QHBoxLayout()
-        strength.addWidget(slider)
-        strength.addWidget(self.strength)
+        self.strength, strength = percent_row(
+            options.strength, "100 %: the new colours; less blends them with the original's"
+        )
         form.addRow("Strength:", strength)
+        self.clean, clean = percent_row(
+            options.clean,
+            "Evens out the colours inside flat areas (walls, skies, skin): removes blotches of "
+            "foreign colour, keeps colour changes at edges; less of the reference's palette",
+        )
+        form.addRow("&Clean up:", clean)
 
         self.colour_only = QtWidgets.QComboBox()
         self.colour_only.addItem("Full colour", False)
@@ -173,6 +189,7 @@ class ColorizeDialog(QtWidgets.QDialog):
         if preview is not None:
             for signal in (self.reference.currentIndexChanged, self.blend.currentIndexChanged,
                            self.share.valueChanged, self.strength.valueChanged,
+                           self.clean.valueChanged,
                            self.size.currentIndexChanged, self.device.currentIndexChanged,
                            self.layer_source.toggled, self.weights.editingFinished,
                            self.python.editingFinished):  # fmt: skip
@@ -189,6 +206,7 @@ class ColorizeDialog(QtWidgets.QDialog):
             size=self.size.currentData(),
             device=self.device.currentData(),
             strength=self.strength.value() / 100.0,
+            clean=self.clean.value() / 100.0,
             source="layer" if self.layer_source.isChecked() else "visible",
             weights=self.weights.text().strip(),
             colour_only=bool(self.colour_only.currentData()),

@@ -17,12 +17,14 @@ GIMP = Host("gimp", "GIMP")
 
 
 class ColorizeOptions(c2e_client.ColorizeOptions):
-    """The working size, device, strength, weights and what to do with a grayscale image.
+    """The working size, device, strength, clean up, weights and what to do with a grayscale
+    image.
 
     ``size``: the network's working size, a multiple of 16, or 0 for the layer's own size;
     ``device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; ``strength``: 0..1;
-    ``weights``: a weights name or file, ``""`` for the worker's default; ``gray_to_rgb``:
-    convert a grayscale image to RGB (in the same undo step) instead of refusing it.
+    ``clean``: 0..1 (the colours evened out inside flat areas); ``weights``: a weights name or
+    file, ``""`` for the worker's default; ``gray_to_rgb``: convert a grayscale image to RGB (in
+    the same undo step) instead of refusing it.
     """
 
     FIELDS = c2e_client.ColorizeOptions.FIELDS + (("gray_to_rgb", False),)

@@ -236,6 +236,7 @@ class Driver(Extension):
             "size": dialog.size.currentData(),
             "device": dialog.device.currentData(),
             "strength": dialog.strength.value(),
+            "clean": dialog.clean.value(),
             "layer_source": dialog.layer_source.isChecked(),
             "python": dialog.python.text(),
             "weights": dialog.weights.text(),
