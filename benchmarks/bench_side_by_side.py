@@ -5,6 +5,7 @@ every time (cold), at working size 256, fp32; it prints both medians and the med
 per-repeat ratios B/A, so drift of the machine hits both alike.
 
     python benchmarks/bench_side_by_side.py --a OLD.c2e.onnx --b default [--repeats 15]
+    python benchmarks/bench_side_by_side.py --a default --b default --clean-b 1  # the cleanup
 
 A and B are weights names or files, torch (``*.c2e.pt``) or runtime (``*.c2e.onnx``).
 """
@@ -27,6 +28,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", required=True, help="weights A (name or file)")
     parser.add_argument("--b", required=True, help="weights B (name or file)")
+    parser.add_argument("--clean-a", type=float, default=0.0, help="A's colour cleanup (0-1)")
+    parser.add_argument("--clean-b", type=float, default=0.0, help="B's colour cleanup (0-1)")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
@@ -34,12 +37,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     target, reference = photo_pair()
     runs = {}
+    cleans = {"a": args.clean_a, "b": args.clean_b}
     for key, spec in (("a", args.a), ("b", args.b)):
         colorizer = Colorizer.from_weights(spec, device="cpu")  # torch or runtime weights
 
-        def run(colorizer=colorizer) -> np.ndarray:
+        def run(colorizer=colorizer, clean=cleans[key]) -> np.ndarray:
             colorizer.forget()  # the reference is embedded every time
-            return colorizer.colorize(target, reference=reference).to_array(np.uint8)
+            result = colorizer.colorize(target, reference=reference, clean=clean)
+            return result.to_array(np.uint8)
 
         for _ in range(2):
             run()
@@ -55,7 +60,7 @@ def main() -> None:
           f"torch {torch.__version__} · {args.repeats} interleaved repeats")  # fmt: skip
     for key, spec in (("a", args.a), ("b", args.b)):
         t = sorted(times[key])
-        print(f"{key.upper()} {spec}: median {statistics.median(t):.3f} s "
+        print(f"{key.upper()} {spec} (clean {cleans[key]:g}): median {statistics.median(t):.3f} s "
               f"(min {t[0]:.3f}, max {t[-1]:.3f})")  # fmt: skip
     print(f"B/A ratio: median {statistics.median(ratios):.3f}")
 
