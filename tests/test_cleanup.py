@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from c2e_core.inference.cleanup import bilateral_clean, clean_colours
+from c2e_core.inference.cleanup import bilateral_clean, clean_colours, lightness_bins
 
 
 def _flat(height: int, width: int, lightness: float) -> np.ndarray:
@@ -32,6 +32,37 @@ def test_a_blotch_inside_a_flat_region_takes_the_region_colour():
     after = np.abs(cleaned[:, :, 28:34, 28:34] - 10.0).max()
     assert after < 0.25 * before
     assert np.abs(cleaned[:, :, :8, :8] - 10.0).max() < 0.5  # far from it: unchanged
+
+
+@pytest.mark.parametrize("step", [8.0, 7.0, 12.5])
+def test_every_lightness_from_0_to_100_has_two_bins_weighing_one(step):
+    lum = np.linspace(0, 100, 1001, dtype=np.float32)
+    lower, upper_weight, count = lightness_bins(lum, step)
+    assert lower.min() == 0 and lower.max() == count - 2
+    assert (count - 1) * step >= 100  # the top bin reaches white
+    np.testing.assert_allclose(lower * step + upper_weight * step, lum, atol=1e-3)
+    assert ((upper_weight >= 0) & (upper_weight <= 1)).all()
+
+
+def test_white_keeps_its_colour_next_to_a_darker_region_as_well_as_mid_grey_does():
+    """The bins reach L 100: a white region is weighed like any other (no bleeding into it)."""
+    bleed = {}
+    for light, dark in ((100.0, 76.0), (60.0, 36.0)):
+        lightness = _flat(32, 64, dark)
+        lightness[..., 32:] = light
+        ab = np.zeros((1, 2, 32, 64), np.float32)
+        ab[:, 0, :, :32] = 40.0
+        bleed[light] = float(bilateral_clean(ab, lightness)[0, 0, :, 32:].max())
+    assert bleed[100.0] <= bleed[60.0] + 0.5 and bleed[100.0] < 1.0
+
+
+def test_non_finite_colours_carry_no_weight():
+    lightness = _flat(40, 40, 50.0)
+    ab = np.full((1, 2, 40, 40), 5.0, np.float32)
+    ab[0, :, 10, 10], ab[0, 1, 30, 5] = np.nan, np.inf
+    cleaned = bilateral_clean(ab, lightness)
+    assert np.isfinite(cleaned).all()
+    np.testing.assert_allclose(cleaned, 5.0, atol=1e-4)
 
 
 def test_colours_on_either_side_of_a_lightness_edge_do_not_mix():

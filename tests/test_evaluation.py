@@ -227,10 +227,14 @@ def test_evaluate_with_the_colour_cleanup(small_folder, tiny_weights):
     kwargs = dict(model_spec=str(tiny_weights), mode="self-warped", device="cpu", size=64)
     plain, cleaned = (ev.evaluate(small_folder, **kwargs, clean=c) for c in (0.0, 1.0))
     assert (plain["model"]["clean"], cleaned["model"]["clean"]) == (0.0, 1.0)
+    assert cleaned["methods"]["model"].endswith(", clean 1)")
+    assert "clean" not in plain["methods"]["model"]
     rows = [r["modes"]["self-warped"]["per_image"] for r in (plain, cleaned)]
     assert any(a["model"] != b["model"] for a, b in zip(*rows, strict=True))
     with pytest.raises(ValueError, match="clean must be"):
         ev.evaluate(small_folder, **kwargs, clean=3)
+    with pytest.raises(ValueError, match="clean must be"):  # checked without a model too
+        ev.evaluate(small_folder, mode="cross", clean=-1)
 
 
 def _eval_args(*argv: str) -> argparse.Namespace:

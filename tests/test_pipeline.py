@@ -140,6 +140,26 @@ def test_clean_smooths_the_colours_after_the_network_and_keeps_the_rest():
     assert np.abs(kept.rgb * 255 - target).max() <= 1
     with pytest.raises(OptionError, match="clean"):
         colorizer.colorize(target, reference=reference, clean=1.5)
+    # the kept prediction is not changed by a cleanup: clean 0 again gives the first colours
+    assert_same_image(colorizer.colorize(target, reference=reference).rgb, plain.rgb)
+
+
+def test_clean_at_native_size_in_batches_and_under_a_mask():
+    """Native size (sides not multiples of the grid's cell), a batch of two shapes (each as
+    if alone), and a mask: nothing outside it changes."""
+    rng = np.random.default_rng(8)
+    targets = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((37, 53, 3), (29, 40, 3))]
+    reference = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    colorizer = Colorizer(tiny_model(), device="cpu", size="native", batch_size=2)
+    together = colorizer.colorize(targets, reference=reference, clean=1.0)
+    for target, result in zip(targets, together, strict=True):
+        alone = Colorizer(tiny_model(), device="cpu", size="native")
+        assert_same_image(result.rgb, alone.colorize(target, reference=reference, clean=1.0).rgb)
+    mask = np.zeros(targets[0].shape[:2], np.float32)
+    mask[10:20, 10:30] = 1.0
+    masked = colorizer.colorize(targets[0], reference=reference, clean=1.0, mask=mask)
+    outside = mask == 0
+    assert np.abs(masked.rgb[outside] * 255 - targets[0][outside]).max() <= 1
 
 
 def test_a_new_strength_reuses_the_networks_answer():

@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from c2e_core.options import DEFAULT_CLEAN
+
 DEFAULT_OUTPUT = "c2e-eval"
 
 
@@ -60,7 +62,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument(
         "--clean",
         type=float,
-        default=0.0,
+        default=DEFAULT_CLEAN,
         help="the model's colour cleanup, 0 (default) to 1 (as c2e colorize --clean)",
     )
     return parser

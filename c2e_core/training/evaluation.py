@@ -214,16 +214,15 @@ def _model_method(
     model_spec: str, device: str, size: int, clean: float = 0.0
 ) -> tuple[str, Method, dict[str, Any]]:
     from c2e_core.inference.pipeline import Colorizer
-    from c2e_core.options import check_clean
 
-    clean = check_clean(clean)
     colorizer = Colorizer.from_weights(model_spec, device=device, size=size, reference_size=size)
 
     def method(target_rgb: np.ndarray, reference_rgb: np.ndarray) -> np.ndarray:
         return colorizer.colorize(target_rgb, reference=reference_rgb, clean=clean).rgb
 
     info = dict(colorizer.info, device=str(colorizer.device), clean=clean)
-    return f"Color2Embed ({info.get('weights', model_spec)})", method, info
+    cleaned = f", clean {clean:g}" if clean else ""
+    return f"Color2Embed ({info.get('weights', model_spec)}{cleaned})", method, info
 
 
 def _metrics(out: np.ndarray, gt: np.ndarray, h_gt: np.ndarray, h_ref: np.ndarray) -> dict:
@@ -265,8 +264,10 @@ def evaluate(
     ``clean``: the model's colour cleanup (:mod:`c2e_core.inference.cleanup`), 0 to 1.
     """
     from c2e_core.data.folder import find_images
+    from c2e_core.options import check_clean
 
     started = time.perf_counter()
+    clean = check_clean(clean)
     modes = list(MODES) if mode == "both" else [mode]
     if mode != "both" and mode not in MODES:
         raise EvalError(f"mode must be self-warped, cross or both, not {mode!r}")

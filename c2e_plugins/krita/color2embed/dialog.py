@@ -26,6 +26,14 @@ PREVIEW_DELAY_MS = 120
 PREVIEW_POLL_MS = 30
 
 
+def buddy_label(text: str, widget: Any) -> Any:
+    """A form label whose ``&`` shortcut focuses ``widget`` (a row that is a layout gets no
+    buddy from ``QFormLayout.addRow(str, layout)``)."""
+    label = QtWidgets.QLabel(text)
+    label.setBuddy(widget)
+    return label
+
+
 def percent_row(value: float, tip: str) -> tuple[Any, Any]:
     """A 0-100 % spin box (showing ``value``, 0..1) and a slider kept in step with it: the spin
     box and the layout holding both."""
@@ -127,13 +135,14 @@ class ColorizeDialog(QtWidgets.QDialog):
         self.strength, strength = percent_row(
             options.strength, "100 %: the new colours; less blends them with the original's"
         )
-        form.addRow("Strength:", strength)
+        form.addRow(buddy_label("S&trength:", self.strength), strength)
         self.clean, clean = percent_row(
             options.clean,
             "Evens out the colours inside flat areas (walls, skies, skin): removes blotches of "
-            "foreign colour, keeps colour changes at edges; less of the reference's palette",
+            "foreign colour, keeps colour changes at strong edges; less of the reference's "
+            "palette",
         )
-        form.addRow("&Clean up:", clean)
+        form.addRow(buddy_label("&Clean up:", self.clean), clean)
 
         self.colour_only = QtWidgets.QComboBox()
         self.colour_only.addItem("Full colour", False)
