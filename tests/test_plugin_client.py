@@ -122,6 +122,12 @@ def test_shared_options_check_and_translate():
                          ({"preview": 1}, "preview must be true or false")]:
         with pytest.raises(client.ColorizeError, match=message):
             client.ColorizeOptions(**bad)
+    # a worker that lists its options gets the clean-up; one from before it (no list) refuses
+    cleaning = client.ColorizeOptions(clean=0.5)
+    assert cleaning.worker_options({"options": ["size", "clean"]})["clean"] == 0.5
+    with pytest.raises(client.ColorizeError, match=r"version 0.0.9\) cannot clean up"):
+        cleaning.worker_options({"c2e_version": "0.0.9", "devices": ["cpu"]})
+    assert client.ColorizeOptions().worker_options({"c2e_version": "0.0.9"})["clean"] == 0.0
     assert client.worker_device("gpu", {"devices": ["cpu", "mps"]}) == "mps"
     with pytest.raises(client.ColorizeError, match="sees no GPU"):
         client.worker_device("gpu", {})

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from skimage.color import rgb2lab
 
+from c2e_core.options import ColorizeRequest
 from c2e_core.weights.store import save_weights
 from tests.conftest import TINY_CONFIG, load_client, tiny_model
 
@@ -120,6 +121,8 @@ def test_hello(client, worker_env):
     names = {p["name"] for p in hello["processors"]}
     assert {"saturation", "auto-contrast"} <= names
     assert "c2e_core.builtin" in hello["plugins"]
+    assert hello["options"] == list(ColorizeRequest.PROTOCOL_OPTIONS)
+    assert "clean" in hello["options"]
     again = client.hello()
     assert again["protocol"] == 1 and again["devices"] == hello["devices"]
 

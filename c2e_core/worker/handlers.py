@@ -268,6 +268,7 @@ class Handlers:
             "default_weights": self.default_weights(),
             "processors": processors,
             "plugins": plugins,
+            "options": list(ColorizeRequest.PROTOCOL_OPTIONS),
             "model_loads": self.model_loads,
             "warnings": warnings,
         }

@@ -144,7 +144,14 @@ class ColorizeOptions(object):
 
     def worker_options(self, hello: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """The ``options`` of the worker's ``colorize`` request (``hello``: the worker's, to
-        choose its GPU for ``gpu``)."""
+        choose its GPU for ``gpu`` and to refuse a clean-up that an older worker would
+        silently ignore)."""
+        if hello and self.clean and "clean" not in (hello.get("options") or ()):
+            raise ColorizeError(
+                "The c2e engine (version %s) cannot clean up colours: update c2e in it "
+                "(pip install -U c2e-studio), or set Clean up to 0."
+                % (hello.get("c2e_version") or "unknown",)
+            )
         options: Dict[str, Any] = {
             "size": NATIVE_SIZE if self.size == self.NATIVE else self.size,
             "device": worker_device(self.device, hello or {}),
