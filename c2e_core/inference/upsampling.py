@@ -83,21 +83,29 @@ def resize(x: np.ndarray, size: tuple[int, int], antialias: bool) -> np.ndarray:
 
 def _box(x: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a ``(2r+1)²`` window, borders normalised by the pixels inside (the
-    ``avg_pool2d(count_include_pad=False)`` of the guided filter), via running sums."""
+    ``avg_pool2d(count_include_pad=False)`` of the guided filter): ``2r+1`` shifted slices
+    summed along each axis (float32 sums of a few terms; at the guided filter's radius 2 over
+    ten times faster than running sums in float64, measured)."""
 
     def along(values: np.ndarray, axis: int) -> np.ndarray:
         n = values.shape[axis]
-        padded = np.cumsum(values, axis=axis, dtype=np.float64)
-        zero = np.zeros_like(np.take(padded, [0], axis=axis))
-        padded = np.concatenate((zero, padded), axis=axis)
+        pad = [(0, 0)] * values.ndim
+        pad[axis] = (radius, radius)
+        padded = np.pad(values, pad)
+        window = [slice(None)] * values.ndim
+        total = None
+        for offset in range(2 * radius + 1):
+            window[axis] = slice(offset, offset + n)
+            part = padded[tuple(window)]
+            total = part.copy() if total is None else np.add(total, part, out=total)
         index = np.arange(n)
-        stop, start = np.minimum(index + radius + 1, n), np.maximum(index - radius, 0)
-        sums = np.take(padded, stop, axis=axis) - np.take(padded, start, axis=axis)
+        inside = np.minimum(index + radius, n - 1) - np.maximum(index - radius, 0) + 1
         shape = [1] * values.ndim
         shape[axis] = n
-        return sums / (stop - start).reshape(shape)
+        return total / inside.astype(_F32).reshape(shape)
 
-    return along(along(x, -1), -2).astype(_F32)
+    x = np.asarray(x, _F32)
+    return along(along(x, x.ndim - 1), x.ndim - 2)
 
 
 def guided_coefficients(
