@@ -129,6 +129,28 @@ def test_the_eight_orientations_are_the_quarter_turns_of_the_image_and_its_mirro
         assert torch.equal(orient(x, orientation), expected)
 
 
+def test_each_orientations_tokens_are_those_of_the_turned_image():
+    """The colour conversion and the cells' colour models run once and are turned with the
+    tokens: each orientation's tokens equal those of the image turned first, black fill
+    included (the values to float rounding: the cells' sums run in another order)."""
+    model = tiny(2).eval()
+    model.reference_orientations = 8
+    torch.manual_seed(3)
+    reference = torch.rand(1, 3, 48, 32)
+    reference[..., :8, :16] = 0  # black fill: no colour there
+    with torch.no_grad():
+        code = model.embed(reference)
+        model.reference_orientations = 1
+        for orientation in range(8):
+            alone = model.embed(orient(reference, orientation))
+            mine = code.orientation[0] == orientation
+            assert torch.equal(code.keys[:, mine], alone.keys)
+            assert torch.equal(code.bias[:, mine], alone.bias)
+            torch.testing.assert_close(code.values[:, mine], alone.values, atol=1e-5, rtol=0)
+        assert torch.equal(code.z, model.embed(reference).z)
+    assert (code.bias == EMPTY_BIAS).any()
+
+
 def test_a_turned_reference_is_matched_in_its_upright_orientation():
     """With eight orientations the target keeps the copy its features match best: a reference
     turned a quarter is matched as if upright, and the prediction equals the upright one's."""

@@ -335,29 +335,39 @@ class CorrColor2Embed(LabScaling, nn.Module):
         up = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
         return torch.cat((_centred_unit(f8), _centred_unit(up)), dim=1)
 
-    def _embed_one(self, reference_rgb: Tensor, orientation: int) -> ReferenceCode:
-        """The code of the reference in one of the :data:`ORIENTATIONS` (``z`` only for the
+    def _embed_oriented(
+        self, gray: Tensor, values: Tensor, lit: Tensor, ab: Tensor | None, orientation: int
+    ) -> ReferenceCode:
+        """The code of the reference in one of the :data:`ORIENTATIONS`, from its gray image
+        and its cells' colour models in that orientation (``z`` from ``ab`` only for the
         reference as it is, orientation 0; the others' is empty)."""
-        reference_rgb = orient(reference_rgb, orientation)
-        lab = rgb_to_lab(reference_rgb.clamp(0, 1))
-        l_norm, ab = self.normalize_lightness(lab[:, :1]), self.output_from_ab(lab[:, 1:])
-        f8, f16 = self._taps(gray_from_lightness(self.lightness_from_normalized(l_norm)))
+        f8, f16 = self._taps(gray)
         z = f16.new_zeros(0)
-        if orientation == 0:
+        if ab is not None:
             # block means rather than adaptive pooling (the same for sides that are multiples
             # of 16): fixed kernels keep the network exportable at any input size
             ab16 = F.avg_pool2d(ab, FEATURE_STRIDES[1])
             z = self.colour_head(torch.cat((f16, ab16), dim=1))
         keys = self.correspondence.keys(self._keys(f8, f16))
-        # black fill (a rotated reference's corners, an empty canvas) offers no colour
-        valid = (reference_rgb.amax(dim=1, keepdim=True) > 0).float()
-        values, lit = cell_colour_models(l_norm, ab, valid, FEATURE_STRIDES[0])
         bias = torch.where(lit > 0.5, 0.0, EMPTY_BIAS).flatten(1)
         return ReferenceCode(z, keys, values.flatten(2).transpose(1, 2), bias,
                              torch.full_like(bias, float(orientation)))  # fmt: skip
 
     def embed(self, reference_rgb: Tensor) -> ReferenceCode:
-        codes = [self._embed_one(reference_rgb, o) for o in range(self.reference_orientations)]
+        # the colour conversion and the cells' colour models once: turning or mirroring the
+        # image turns or mirrors them (the sides are multiples of the cell), only the frozen
+        # features must be computed again for each orientation
+        lab = rgb_to_lab(reference_rgb.clamp(0, 1))
+        l_norm, ab = self.normalize_lightness(lab[:, :1]), self.output_from_ab(lab[:, 1:])
+        gray = gray_from_lightness(self.lightness_from_normalized(l_norm))
+        # black fill (a rotated reference's corners, an empty canvas) offers no colour
+        valid = (reference_rgb.amax(dim=1, keepdim=True) > 0).float()
+        values, lit = cell_colour_models(l_norm, ab, valid, FEATURE_STRIDES[0])
+        codes = [
+            self._embed_oriented(orient(gray, o), orient(values, o), orient(lit, o),
+                                 ab if o == 0 else None, o)  # fmt: skip
+            for o in range(self.reference_orientations)
+        ]
         if len(codes) == 1:
             return codes[0]
         return ReferenceCode(codes[0].z, *_tokens_side_by_side(codes))
