@@ -53,8 +53,13 @@ def _blur3(grid: np.ndarray, axis: int, edge: bool) -> np.ndarray:
     pad[axis] = (1, 1)
     padded = np.pad(grid, pad, mode="edge" if edge else "constant")
     n = grid.shape[axis]
-    low, mid, high = (np.take(padded, np.arange(k, k + n), axis=axis) for k in range(3))
-    return _F32(0.25) * low + _F32(0.5) * mid + _F32(0.25) * high
+    window = [slice(None)] * grid.ndim
+
+    def shifted(offset: int) -> np.ndarray:
+        window[axis] = slice(offset, offset + n)
+        return padded[tuple(window)]
+
+    return _F32(0.25) * shifted(0) + _F32(0.5) * shifted(1) + _F32(0.25) * shifted(2)
 
 
 def bilateral_clean(
