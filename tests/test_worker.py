@@ -238,6 +238,37 @@ def test_the_worker_loads_its_weights_right_after_hello(worker_env, lazy):
         worker.close(timeout=10)
 
 
+def test_options_made_from_the_hello_of_a_worker_that_starts_at_the_first_run(worker_env):
+    """A host that starts its worker lazily (GIMP) passes ``options`` as a function of the
+    worker's hello (``ColorizeOptions.worker_options``): called once the worker runs, and what
+    it raises is raised before anything is sent."""
+    env, weights = worker_env
+    worker = WorkerClient(sys.executable, args=worker_args("--weights", str(weights)), env=env,
+                          cwd=str(REPO))  # fmt: skip
+    seen = []
+
+    def options_for(hello):
+        seen.append(hello)
+        return {**OPTIONS, "strength": 0.0}
+
+    def refuse(hello):
+        raise ValueError("this worker is too old")
+
+    target = rgba_u8(24, 24, seed=7)
+    try:
+        assert worker.process is None
+        out = as_array(worker.colorize(pixels(target, "RGBA", "u8"), reference(),
+                                       options=options_for))  # fmt: skip
+        assert [hello["type"] for hello in seen] == ["hello"] and "clean" in seen[0]["options"]
+        assert np.abs(out.astype(int) - target.astype(int)).max() <= 1  # strength 0 was sent
+        with pytest.raises(ValueError, match="too old"):
+            worker.colorize(pixels(target, "RGBA", "u8"), reference(), options=refuse)
+        again = worker.colorize(pixels(target, "RGBA", "u8"), reference(), options=OPTIONS)
+        assert again.width == 24 and worker.alive
+    finally:
+        worker.close(timeout=10)
+
+
 def test_options_strength_post_and_references(client):
     target = rgba_u8(24, 24, seed=6)
     t = pixels(target, "RGBA", "u8")

@@ -264,7 +264,7 @@ class WorkerClient(object):
         target: Pixels,
         reference: Any,
         *,
-        options: Optional[Dict[str, Any]] = None,
+        options: Dict[str, Any] | Callable[[Dict[str, Any]], Dict[str, Any]] | None = None,
         mask: Optional[Pixels] = None,
         on_progress: Optional[ProgressCallback] = None,
         request_id: Optional[str] = None,
@@ -276,7 +276,9 @@ class WorkerClient(object):
         The result has the target's layout (grey layouts become RGB/RGBA). ``on_progress(done,
         total, message)`` runs on this thread; returning True cancels. ``timeout``: the longest
         wait for the worker's next message (default: the client's ``colorize_timeout``). Starts
-        the worker if needed (reported to ``on_progress``). Raises :class:`WorkerCancelled` when
+        the worker if needed (reported to ``on_progress``). ``options`` may be a function of the
+        worker's ``hello`` giving them (``ColorizeOptions.worker_options``), called once the
+        worker runs, for a host that starts it lazily. Raises :class:`WorkerCancelled` when
         cancelled, :class:`WorkerTimeout` when the worker stopped answering,
         :class:`WorkerError` on any other failure.
         """
@@ -288,7 +290,6 @@ class WorkerClient(object):
         message: Dict[str, Any] = {
             "type": "colorize",
             "target": target.header("target"),
-            "options": dict(options or {}),
         }
         images = []
         for index, image in enumerate(references):
@@ -309,6 +310,9 @@ class WorkerClient(object):
         if not self.alive and on_progress is not None:
             on_progress(0, 0, "Starting the c2e worker")
         self.ensure_started()
+        if callable(options):
+            options = options(dict(self.hello_info or {}))
+        message["options"] = dict(options or {})
         request = self._register(request_id or "job-%d" % next(self._counter))
         message["id"] = request.id
         finished = False

@@ -101,8 +101,9 @@ def colorize_from_reference(
     def on_progress(done: int, total: int, message: str) -> None:
         report(0.1 + (0.8 * done / total if total else 0.0), message)
 
-    result = client.colorize(target, reference_pixels,
-                             options=options.worker_options(getattr(client, "hello_info", None)),
+    # the worker starts on the first run: its options are made once it has said what it
+    # understands (its GPUs for "gpu", whether it can clean up colours)
+    result = client.colorize(target, reference_pixels, options=options.worker_options,
                              mask=mask, on_progress=on_progress, reference_weights=weights)
     if (result.width, result.height, result.channels, result.dtype) != (
         width, height, layout.channels, layout.dtype
