@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from c2e_core.inference.cleanup import bilateral_clean, clean_colours, lightness_bins
+from c2e_core.inference.cleanup import (
+    bilateral_clean,
+    clean_colours,
+    keep_palette,
+    lightness_bins,
+)
 
 
 def _flat(height: int, width: int, lightness: float) -> np.ndarray:
@@ -74,11 +79,52 @@ def test_colours_on_either_side_of_a_lightness_edge_do_not_mix():
     np.testing.assert_allclose(cleaned, ab, atol=1e-3)  # even at the edge itself
 
 
-def test_amount_blends_linearly_and_zero_changes_nothing():
+def test_amount_blends_linearly_then_the_palette_comes_back_and_zero_changes_nothing():
     rng = np.random.default_rng(1)
     lightness = rng.uniform(0, 100, (1, 1, 32, 32)).astype(np.float32)
     ab = rng.normal(0, 20, (1, 2, 32, 32)).astype(np.float32)
     assert clean_colours(ab, lightness, 0.0) is ab
-    full = clean_colours(ab, lightness, 1.0)
-    np.testing.assert_allclose(full, bilateral_clean(ab, lightness), atol=1e-6)
-    np.testing.assert_allclose(clean_colours(ab, lightness, 0.5), (ab + full) / 2, atol=1e-4)
+    cleaned = bilateral_clean(ab, lightness)
+    np.testing.assert_allclose(
+        clean_colours(ab, lightness, 1.0), keep_palette(cleaned, ab), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        clean_colours(ab, lightness, 0.5), keep_palette((ab + cleaned) / 2, ab), atol=1e-4
+    )
+
+
+def _quantiles(ab: np.ndarray) -> np.ndarray:
+    return np.quantile(ab[0].reshape(2, -1), np.linspace(0.02, 0.98, 25), axis=1)
+
+
+def test_the_palette_is_the_raw_predictions_and_each_channel_keeps_its_order():
+    rng = np.random.default_rng(2)
+    raw = rng.normal(0, 25, (1, 2, 48, 40)).astype(np.float32)
+    narrowed = np.float32(0.3) * raw + rng.normal(0, 1, raw.shape).astype(np.float32)
+    out = keep_palette(narrowed, raw)
+    assert out.shape == raw.shape and out.dtype == np.float32
+    assert narrowed.std() < 0.5 * raw.std()
+    np.testing.assert_allclose(_quantiles(out), _quantiles(raw), atol=0.6)
+    for channel in range(2):  # one monotone map per channel: the order of the values is kept
+        order = np.argsort(narrowed[0, channel], axis=None)
+        assert (np.diff(out[0, channel].ravel()[order]) >= -1e-4).all()
+
+
+def test_a_region_made_flat_stays_flat_and_a_picture_with_its_palette_is_unchanged():
+    rng = np.random.default_rng(3)
+    raw = rng.normal(0, 20, (1, 2, 32, 32)).astype(np.float32)
+    np.testing.assert_allclose(keep_palette(raw, raw), raw, atol=0.5)
+    cleaned = raw.copy()
+    cleaned[:, :, :16] = np.float32([4.0, -6.0]).reshape(1, 2, 1, 1)  # half the image one colour
+    out = keep_palette(cleaned, raw)
+    for channel in range(2):
+        assert np.ptp(out[0, channel, :16]) == 0.0
+    assert np.isfinite(out).all()
+
+
+def test_a_uniform_picture_and_non_finite_values_leave_the_palette_map_defined():
+    uniform = np.full((1, 2, 8, 8), 3.0, np.float32)
+    np.testing.assert_allclose(keep_palette(uniform, uniform), uniform)
+    raw = np.random.default_rng(4).normal(0, 10, (1, 2, 8, 8)).astype(np.float32)
+    raw[0, 0, 2, 2] = np.nan
+    assert np.isfinite(keep_palette(uniform, raw)).all()

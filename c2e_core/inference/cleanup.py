@@ -12,8 +12,11 @@ lightness changes by much more than ``RANGE_STEP`` (about three steps keep them 
 It works on the network's output, before the guided upsampling: at the default working size
 256 it costs a few milliseconds; at ``size="native"`` it runs on every pixel, in strips of rows.
 
-The trade-off, measured in ``training/README.md``: cleaner regions and higher pixel metrics
-(PSNR, CIEDE2000) for a narrower ab histogram, so less of a foreign reference's palette.
+Averaging narrows the ab histogram, so on its own it would give back less of a foreign
+reference's palette (paler colours). :func:`keep_palette` then maps each ab channel, by one
+monotone function, back onto the distribution the network predicted: a flat region stays one
+colour, and the picture keeps the spread of colours it had (``training/README.md`` measures
+both steps).
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ CELL = 8
 RANGE_STEP = 8.0
 #: Rows sliced at a time (bounds the memory at native size).
 STRIP_ROWS = 256
+#: Quantile levels of the monotone map that gives the cleaned channels their palette back.
+PALETTE_LEVELS = 256
+#: Pixels (a regular subsample) that the palette's quantiles are measured on, at most.
+PALETTE_SAMPLES = 1 << 20
 
 
 def lightness_bins(lum: np.ndarray, range_step: float) -> tuple[np.ndarray, np.ndarray, int]:
@@ -112,6 +119,34 @@ def bilateral_clean(
     return cleaned[None]
 
 
+def _quantiles(values: np.ndarray, levels: np.ndarray) -> np.ndarray | None:
+    """The finite ``values``' quantiles at ``levels`` (a regular subsample of at most
+    :data:`PALETTE_SAMPLES` of them), or None when none is finite."""
+    flat = values.ravel()
+    flat = flat[:: max(1, flat.size // PALETTE_SAMPLES)]
+    flat = flat[np.isfinite(flat)]
+    return np.quantile(flat, levels) if flat.size else None
+
+
+def keep_palette(cleaned: np.ndarray, raw: np.ndarray, levels: int = PALETTE_LEVELS) -> np.ndarray:
+    """``cleaned`` (``[1, 2, H, W]``) with each ab channel remapped by one monotone,
+    piecewise-linear function so that its distribution is ``raw``'s (quantile mapping at
+    ``levels`` levels). Equal values stay equal, so a region the cleanup made flat stays flat;
+    the picture gets back the spread of colours, and so the palette, that averaging took."""
+    at = np.linspace(0.0, 1.0, levels + 1)
+    out = np.array(cleaned, _F32, copy=True)
+    for channel in range(out.shape[1]):
+        source = _quantiles(out[0, channel], at)
+        goal = _quantiles(np.asarray(raw, _F32)[0, channel], at)
+        if source is None or goal is None:
+            continue
+        # equal source quantiles (a flat stretch) map to the mean of their goals
+        knots, which = np.unique(source, return_inverse=True)
+        goals = np.bincount(which, goal) / np.bincount(which)
+        out[0, channel] = np.interp(out[0, channel], knots, goals).astype(_F32)
+    return out
+
+
 def clean_colours(
     ab: np.ndarray,
     lightness: np.ndarray,
@@ -119,8 +154,11 @@ def clean_colours(
     cell: int = CELL,
     range_step: float = RANGE_STEP,
 ) -> np.ndarray:
-    """``ab`` moved ``amount`` (0: unchanged, 1: all the way) towards :func:`bilateral_clean`."""
+    """``ab`` moved ``amount`` (0: unchanged, 1: all the way) towards :func:`bilateral_clean`,
+    then given its palette back (:func:`keep_palette`)."""
     if amount <= 0:
         return ab
     cleaned = bilateral_clean(ab, lightness, cell, range_step)
-    return ab + _F32(amount) * (cleaned - ab) if amount < 1 else cleaned
+    if amount < 1:
+        cleaned = ab + _F32(amount) * (cleaned - ab)
+    return keep_palette(cleaned, ab)
