@@ -5,7 +5,7 @@ every time (cold), at working size 256, fp32; it prints both medians and the med
 per-repeat ratios B/A, so drift of the machine hits both alike.
 
     python benchmarks/bench_side_by_side.py --a OLD.c2e.onnx --b default [--repeats 15]
-    python benchmarks/bench_side_by_side.py --a default --b default --clean-b 1  # the cleanup
+    python benchmarks/bench_side_by_side.py --a default --b default --clean-a 0  # the cleanup
 
 A and B are weights names or files, torch (``*.c2e.pt``) or runtime (``*.c2e.onnx``).
 """
@@ -22,14 +22,17 @@ import torch
 from bench_inference import cpu_name, photo_pair
 
 from c2e_core.inference.pipeline import Colorizer
+from c2e_core.options import ColorizeRequest
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", required=True, help="weights A (name or file)")
     parser.add_argument("--b", required=True, help="weights B (name or file)")
-    parser.add_argument("--clean-a", type=float, default=0.0, help="A's colour cleanup (0-1)")
-    parser.add_argument("--clean-b", type=float, default=0.0, help="B's colour cleanup (0-1)")
+    parser.add_argument("--clean-a", type=float, default=None,
+                        help="A's colour cleanup (0-1; default: the library's)")
+    parser.add_argument("--clean-b", type=float, default=None,
+                        help="B's colour cleanup (0-1; default: the library's)")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
@@ -37,7 +40,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     target, reference = photo_pair()
     runs = {}
-    cleans = {"a": args.clean_a, "b": args.clean_b}
+    cleans = {key: ColorizeRequest(clean=value).clean  # None: the library's default
+              for key, value in (("a", args.clean_a), ("b", args.clean_b))}
     for key, spec in (("a", args.a), ("b", args.b)):
         colorizer = Colorizer.from_weights(spec, device="cpu")  # torch or runtime weights
 

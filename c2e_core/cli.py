@@ -129,9 +129,10 @@ def build_parser(host=None) -> argparse.ArgumentParser:
     colorize.add_argument(
         "--clean",
         type=float,
-        default=DEFAULT_CLEAN,
-        help="0 (default) to 1: move the colours towards one colour per flat region "
-        "(removes blotches of foreign colour; narrows the palette)",
+        default=None,
+        help=f"0 to 1 (default {DEFAULT_CLEAN:g}; 0 with --compat official): move the colours "
+        "towards one colour per flat region, keeping their palette (removes blotches of "
+        "foreign colour)",
     )
     colorize.add_argument(
         "--pre",

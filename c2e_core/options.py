@@ -28,8 +28,9 @@ MAX_SIZE = 4096
 MIN_STRENGTH = 0.0
 MAX_STRENGTH = 1.0
 DEFAULT_STRENGTH = 1.0
-#: How far the predicted colours move towards their bilateral cleanup (0: not at all).
-DEFAULT_CLEAN = 0.0
+#: How far the predicted colours move towards their bilateral cleanup (0: not at all); the
+#: authors' pipeline (``compat="official"``) has no cleanup, so there the default is 0.
+DEFAULT_CLEAN = 1.0
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 COMPAT_MODES = (None, "official")
 #: ``c2e`` (the network) or a classical baseline that needs no weights (CLI only).
@@ -81,6 +82,12 @@ def _check_fraction(name: str, value: Any) -> float:
 def check_strength(strength: Any) -> float:
     """``strength`` as a float in [0, 1]."""
     return _check_fraction("strength", strength)
+
+
+def default_clean(compat: str | None) -> float:
+    """The cleanup's amount when none is asked for: :data:`DEFAULT_CLEAN`, except in the
+    authors' pipeline (``compat="official"``), which has none."""
+    return 0.0 if compat == "official" else DEFAULT_CLEAN
 
 
 def check_clean(clean: Any) -> float:
@@ -174,7 +181,8 @@ class ColorizeRequest:
     ``size``: the network's working size, a multiple of 16 from 16 to 4096 or ``"native"``;
     ``strength``: 0 keeps the original colours, 1 the prediction; ``clean``: 0 keeps the
     predicted colours as they are, 1 replaces them by their bilateral cleanup (one colour per
-    flat region, :mod:`c2e_core.inference.cleanup`); ``precision``: ``fp32``,
+    flat region, the palette kept, :mod:`c2e_core.inference.cleanup`); ``None``:
+    :data:`DEFAULT_CLEAN`, or 0 with ``compat="official"``; ``precision``: ``fp32``,
     ``bf16``/``fp16`` (GPU autocast) or ``int8`` (CPU); ``device``: ``auto``, ``cpu``, ``cuda``,
     ``cuda:N``, ``mps``; ``compat``: ``None`` or ``"official"`` (the authors' pipeline);
     ``weights``: a weights name or file, ``None`` for the default; ``method``: ``c2e`` or a
@@ -183,7 +191,7 @@ class ColorizeRequest:
 
     size: int | str = DEFAULT_SIZE
     strength: float = DEFAULT_STRENGTH
-    clean: float = DEFAULT_CLEAN
+    clean: float | None = None
     precision: str = "fp32"
     device: str = "auto"
     compat: str | None = None
@@ -205,10 +213,11 @@ class ColorizeRequest:
         set_ = object.__setattr__
         set_(self, "size", parse_size(self.size))
         set_(self, "strength", check_strength(self.strength))
-        set_(self, "clean", check_clean(self.clean))
         set_(self, "precision", _check_choice("precision", self.precision, PRECISIONS))
         set_(self, "device", check_device(self.device))
         set_(self, "compat", _check_choice("compat", self.compat, COMPAT_MODES))
+        set_(self, "clean", check_clean(default_clean(self.compat) if self.clean is None
+                                        else self.clean))  # fmt: skip
         set_(self, "method", _check_choice("method", self.method, METHODS))
         for stage in STAGES:
             set_(self, stage, check_steps(getattr(self, stage), stage))

@@ -150,7 +150,7 @@ def test_options(plugin):
     options = plugin.options.ColorizeOptions()
     options.check()
     assert options.worker_options() == {"size": 256, "device": "auto", "strength": 1.0,
-                                        "clean": 0.0}
+                                        "clean": 1.0}
     native = plugin.options.ColorizeOptions(size=0, device="cuda:1", strength=0.5, weights="w",
                                             clean=1.0)
     assert native.worker_options() == {"size": "native", "device": "cuda:1", "strength": 0.5,

@@ -261,9 +261,9 @@ def test_options_and_settings(plugin, tmp_path):
                 {"weights": None}):
         with pytest.raises(error):
             options(**bad)
-    assert options(size="native", device="gpu").worker_options(
-        {"devices": ["cpu", "cuda:0"]}) == {"size": "native", "device": "cuda:0", "strength": 1.0,
-                                            "clean": 0.0}
+    hello = {"devices": ["cpu", "cuda:0"], "options": ["clean"]}
+    assert options(size="native", device="gpu").worker_options(hello) == {
+        "size": "native", "device": "cuda:0", "strength": 1.0, "clean": 1.0}
     client = plugin.c2e_client
     folder = tmp_path / "settings"
     folder.mkdir()

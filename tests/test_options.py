@@ -143,6 +143,8 @@ def test_the_protocol_table_matches_colorize_request():
     table = _options_table()
     assert list(table) == list(ColorizeRequest.PROTOCOL_OPTIONS)
     defaults = {f.name: f.default for f in fields(ColorizeRequest)}
+    defaults["clean"] = ColorizeRequest().clean  # None in the field: 1, or 0 in "official"
+    assert ColorizeRequest(compat="official").clean == 0.0
     for name, row in table.items():
         if row["default"].startswith("the worker's"):
             assert row["default"] == f"the worker's `--{name}`"
@@ -150,14 +152,14 @@ def test_the_protocol_table_matches_colorize_request():
             worker = parser.parse_args(["worker"])
             assert getattr(worker, name) == defaults[name]  # the worker's flag has the default
         else:
-            (literal,) = _literals(row["default"])
+            literal = _literals(row["default"])[0]
             default = defaults[name]
             assert literal == (list(default) if isinstance(default, tuple) else default), name
     size = f"a multiple of {options.SIZE_MULTIPLE} from {options.MIN_SIZE} to {options.MAX_SIZE}"
     assert table["size"]["values"] == f'{size}, or `"{options.NATIVE}"`'
     strength = f"a number from {options.MIN_STRENGTH:g} to {options.MAX_STRENGTH:g}"
     assert table["strength"]["values"] == strength
-    assert table["clean"]["values"] == strength
+    assert table["clean"]["values"] == f"{strength}, or `null` for the default"
     assert tuple(_literals(table["precision"]["values"])) == options.PRECISIONS
     assert tuple(_literals(table["compat"]["values"])) == options.COMPAT_MODES
     assert tuple(re.findall(r"`([^`]*)`", table["device"]["values"])) == options.DEVICES

@@ -121,8 +121,9 @@ def test_embedding_cache_and_blend():
 
 
 def test_clean_smooths_the_colours_after_the_network_and_keeps_the_rest():
-    """``clean`` changes only the predicted colours, after the network (another value calls no
-    network), keeps L, and ``strength=0`` still returns the original."""
+    """``clean`` (1 unless asked otherwise, 0 in the authors' pipeline) changes only the
+    predicted colours, after the network (another value calls no network), keeps L, and
+    ``strength=0`` still returns the original."""
     rng = np.random.default_rng(5)
     target = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
     reference = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
@@ -130,9 +131,12 @@ def test_clean_smooths_the_colours_after_the_network_and_keeps_the_rest():
     calls = []
     predict = colorizer.networks.predict_ab
     colorizer.networks.predict_ab = lambda *a: calls.append(1) or predict(*a)
-    plain = colorizer.colorize(target, reference=reference)
-    assert_same_image(colorizer.colorize(target, reference=reference, clean=0.0).rgb, plain.rgb)
+    plain = colorizer.colorize(target, reference=reference, clean=0.0)
     cleaned = colorizer.colorize(target, reference=reference, clean=1.0)
+    assert_same_image(colorizer.colorize(target, reference=reference).rgb, cleaned.rgb)
+    official = Colorizer(tiny_model(), device="cpu", size=32, compat="official")
+    assert_same_image(official.colorize(target, reference=reference).rgb,
+                      official.colorize(target, reference=reference, clean=0.0).rgb)
     assert len(calls) == 1
     assert np.abs(cleaned.rgb - plain.rgb).max() > 1e-3
     np.testing.assert_allclose(lightness(cleaned.rgb), lightness(plain.rgb), atol=0.5)
@@ -141,7 +145,7 @@ def test_clean_smooths_the_colours_after_the_network_and_keeps_the_rest():
     with pytest.raises(OptionError, match="clean"):
         colorizer.colorize(target, reference=reference, clean=1.5)
     # the kept prediction is not changed by a cleanup: clean 0 again gives the first colours
-    assert_same_image(colorizer.colorize(target, reference=reference).rgb, plain.rgb)
+    assert_same_image(colorizer.colorize(target, reference=reference, clean=0.0).rgb, plain.rgb)
 
 
 def test_clean_at_native_size_in_batches_and_under_a_mask():

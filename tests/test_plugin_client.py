@@ -127,7 +127,10 @@ def test_shared_options_check_and_translate():
     assert cleaning.worker_options({"options": ["size", "clean"]})["clean"] == 0.5
     with pytest.raises(client.ColorizeError, match=r"version 0.0.9\) cannot clean up"):
         cleaning.worker_options({"c2e_version": "0.0.9", "devices": ["cpu"]})
-    assert client.ColorizeOptions().worker_options({"c2e_version": "0.0.9"})["clean"] == 0.0
+    # the clean-up is on by default: an old worker refuses it until it is set to 0
+    with pytest.raises(client.ColorizeError, match="or set Clean up to 0"):
+        client.ColorizeOptions().worker_options({"c2e_version": "0.0.9"})
+    assert client.ColorizeOptions(clean=0).worker_options({"c2e_version": "0.0.9"})["clean"] == 0
     assert client.worker_device("gpu", {"devices": ["cpu", "mps"]}) == "mps"
     with pytest.raises(client.ColorizeError, match="sees no GPU"):
         client.worker_device("gpu", {})
@@ -143,13 +146,13 @@ def test_settings_keep_defaults_for_bad_values(tmp_path):
     client.save_settings(settings)
     assert client.load_settings(path=str(path)).as_dict() == {
         "python": "/env/bin/python", "size": 256, "device": "auto", "strength": 0.5,
-        "clean": 0.0, "weights": "paper", "colour_only": False, "blend_share": 0.5,
+        "clean": 1.0, "weights": "paper", "colour_only": False, "blend_share": 0.5,
         "preview": True}
     # a remembered cleanup comes back; a bad one is the default
     path.write_text('{"clean": 0.6}')
     assert client.load_settings(path=str(path)).options.clean == 0.6
     path.write_text('{"clean": "lots"}')
-    assert client.load_settings(path=str(path)).options.clean == 0.0
+    assert client.load_settings(path=str(path)).options.clean == 1.0
     # a remembered choice of the colour-only layer comes back; a bad value is the default
     path.write_text('{"colour_only": true}')
     assert client.load_settings(path=str(path)).options.colour_only is True

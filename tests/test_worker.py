@@ -274,9 +274,11 @@ def test_options_strength_post_and_references(client):
     t = pixels(target, "RGBA", "u8")
     zero = as_array(client.colorize(t, reference(), options={**OPTIONS, "strength": 0.0}))
     assert np.abs(zero.astype(int) - target.astype(int)).max() <= 1
-    plain = as_array(client.colorize(t, reference(), options=OPTIONS))
+    plain = as_array(client.colorize(t, reference(), options={**OPTIONS, "clean": 0.0}))
     cleaned = as_array(client.colorize(t, reference(), options={**OPTIONS, "clean": 1.0}))
     assert cleaned.shape == plain.shape and np.abs(cleaned.astype(int) - plain).max() > 0
+    default = as_array(client.colorize(t, reference(), options=OPTIONS))  # clean 1 by default
+    assert np.array_equal(default, cleaned)
     gray_ref = pixels(np.full((8, 8), 0.5, np.float32), "GRAY", "f32")
     result = client.colorize(t, [reference(), gray_ref], reference_weights=[3, 1],
                              options={**OPTIONS, "post": [["saturation", {"factor": 0.5}]],

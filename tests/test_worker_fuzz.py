@@ -376,7 +376,8 @@ def bad_weights(files: Files, rng: random.Random) -> list[Any]:
 
 
 def bad_options(files: Files, rng: random.Random) -> dict[str, list[Any]]:
-    return {"size": BAD_SIZES, "strength": BAD_STRENGTHS, "clean": BAD_STRENGTHS,
+    clean = [value for value in BAD_STRENGTHS if value is not None]  # null: the default
+    return {"size": BAD_SIZES, "strength": BAD_STRENGTHS, "clean": clean,
             "precision": BAD_PRECISIONS,
             "compat": BAD_COMPAT, "device": BAD_DEVICES, "weights": bad_weights(files, rng),
             "pre": BAD_STEPS_PRE, "post": BAD_STEPS_POST}  # fmt: skip

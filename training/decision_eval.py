@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cross", action="store_true", help="also the next photo as reference")
     parser.add_argument("--reference-size", type=int, default=256,
                         help="working size of the references (long side)")
-    parser.add_argument("--clean", type=float, default=0.0,
-                        help="the colour cleanup, 0 to 1 (c2e colorize --clean)")
+    parser.add_argument("--clean", type=float, default=None,
+                        help="the colour cleanup, 0 to 1 (default: c2e colorize --clean's)")
     parser.add_argument("--probes", type=Path, default=PROBES, help="folder of protocol.py")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(args.probes))
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     from skimage import color
 
     from c2e_core.inference.pipeline import Colorizer
+    from c2e_core.options import ColorizeRequest
+
+    clean = ColorizeRequest(clean=args.clean).clean
 
     files = sorted(f for f in glob.glob(os.path.join(args.photos, "*"))
                    if f.lower().endswith((".jpg", ".png")))  # fmt: skip
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return np.uint8(np.clip(color.lab2rgb(flat) * 255 + 0.5, 0, 255)), lum
 
     def model(gray: np.ndarray, reference: np.ndarray) -> np.ndarray:
-        return colorizer.colorize(gray, reference=reference, clean=args.clean).to_array(np.uint8)
+        return colorizer.colorize(gray, reference=reference, clean=clean).to_array(np.uint8)
 
     rows: dict[str, list[dict[str, float]]] = {"model": [], "lookup": []}
     for seed in range(args.seeds):
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             cross.append(protocol.metrics(model(gray_and_lightness(gt)[0], reference), gt,
                                           reference)["HIS_ref"])  # fmt: skip
         result["cross_HIS_ref"] = round(float(np.mean(cross)), 3)
-    result.update(weights=args.weights, reference_size=args.reference_size, clean=args.clean,
+    result.update(weights=args.weights, reference_size=args.reference_size, clean=clean,
                   photos=len(truths), seeds=args.seeds,
                   seconds=round(time.perf_counter() - started, 1))  # fmt: skip
     print(json.dumps(result))

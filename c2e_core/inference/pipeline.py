@@ -454,7 +454,7 @@ class Colorizer:
         size: int | str | None = None,
         mask: np.ndarray | None = None,
         strength: float = 1.0,
-        clean: float = 0.0,
+        clean: float | None = None,
         pre: Sequence[Any] = (),
         post: Sequence[Any] = (),
         progress: ProgressCallback | None = None,
@@ -466,9 +466,9 @@ class Colorizer:
         network sees (targets and references), ``post`` steps edit the predicted Lab; then
         ``strength`` (0 keeps the original colours, 1 the prediction) and the ``mask``
         (``[H, W]`` in [0, 1], one target only: a soft selection) blend the result with the
-        target's own colours, so nothing outside the selection ever changes. ``clean`` (0 to 1)
-        moves the network's colours towards one colour per flat region first
-        (:mod:`c2e_core.inference.cleanup`).
+        target's own colours, so nothing outside the selection ever changes. ``clean`` (0 to 1;
+        ``None``: 1, or 0 with ``compat="official"``) moves the network's colours towards one
+        colour per flat region first, keeping their palette (:mod:`c2e_core.inference.cleanup`).
         """
         single = not isinstance(target, (list, tuple))
         targets = [target] if single else list(target)

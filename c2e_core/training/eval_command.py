@@ -63,7 +63,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         "--clean",
         type=float,
         default=DEFAULT_CLEAN,
-        help="the model's colour cleanup, 0 (default) to 1 (as c2e colorize --clean)",
+        help=f"the model's colour cleanup, 0 to 1 (default {DEFAULT_CLEAN:g}, as c2e colorize "
+        "--clean)",
     )
     return parser
 

@@ -20,8 +20,9 @@ MAX_SIZE = 4096
 MIN_STRENGTH = 0.0
 MAX_STRENGTH = 1.0
 DEFAULT_STRENGTH = 1.0
-#: The colour cleanup (one colour per flat region), 0..1 like the strength; 0: off.
-DEFAULT_CLEAN = 0.0
+#: The colour cleanup (one colour per flat region, the palette kept), 0..1 like the strength;
+#: 0: off. The same default as the engine's (``c2e_core.options.DEFAULT_CLEAN``).
+DEFAULT_CLEAN = 1.0
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 #: The devices the worker understands (``cuda:N`` too); ``gpu``: the worker's first GPU.
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -69,7 +70,7 @@ class ColorizeOptions(object):
     ``device``: one of :attr:`DEVICES` (or ``cuda:N`` when :attr:`INDEXED_DEVICES`);
     ``strength``: 0..1, how much of the predicted colour replaces the original;
     ``clean``: 0..1, how far the predicted colours move towards one colour per flat region
-    (the worker's cleanup: fewer blotches of foreign colour, a narrower palette);
+    (the worker's cleanup: fewer blotches of foreign colour, the palette kept);
     ``weights``: a weights name or file for the worker, ``""`` for the worker's default;
     ``colour_only``: the new layer in the host's "Color" blend mode over the original (it gives
     only hue and saturation, so later edits of the original's lightness still show), instead of
