@@ -122,6 +122,17 @@ def test_a_region_made_flat_stays_flat_and_a_picture_with_its_palette_is_unchang
     assert np.isfinite(out).all()
 
 
+def test_the_palette_quantiles_are_numpys_over_the_finite_values():
+    from c2e_core.inference.cleanup import _quantiles
+
+    values = np.random.default_rng(5).normal(0, 10, (37, 41)).astype(np.float32)
+    values[3, 4], values[5, 6] = np.nan, -np.inf
+    levels = np.linspace(0.0, 1.0, 257)
+    finite = values[np.isfinite(values)]
+    np.testing.assert_allclose(_quantiles(values, levels), np.quantile(finite, levels), atol=1e-9)
+    assert _quantiles(np.full((3, 3), np.nan, np.float32), levels) is None
+
+
 def test_a_uniform_picture_and_non_finite_values_leave_the_palette_map_defined():
     uniform = np.full((1, 2, 8, 8), 3.0, np.float32)
     np.testing.assert_allclose(keep_palette(uniform, uniform), uniform)

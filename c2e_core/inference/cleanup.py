@@ -121,11 +121,18 @@ def bilateral_clean(
 
 def _quantiles(values: np.ndarray, levels: np.ndarray) -> np.ndarray | None:
     """The finite ``values``' quantiles at ``levels`` (a regular subsample of at most
-    :data:`PALETTE_SAMPLES` of them), or None when none is finite."""
+    :data:`PALETTE_SAMPLES` of them), or None when none is finite: ``np.quantile``'s linear
+    rule from one sort (``np.quantile`` partitions once per level, eight times slower here)."""
     flat = values.ravel()
-    flat = flat[:: max(1, flat.size // PALETTE_SAMPLES)]
-    flat = flat[np.isfinite(flat)]
-    return np.quantile(flat, levels) if flat.size else None
+    flat = np.sort(flat[:: max(1, flat.size // PALETTE_SAMPLES)])
+    flat = flat[np.isfinite(flat)]  # still sorted
+    if not flat.size:
+        return None
+    position = levels * (flat.size - 1)
+    lower = np.floor(position).astype(np.int64)
+    upper = np.minimum(lower + 1, flat.size - 1)
+    weight = position - lower
+    return flat[lower] * (1.0 - weight) + flat[upper] * weight
 
 
 def keep_palette(cleaned: np.ndarray, raw: np.ndarray, levels: int = PALETTE_LEVELS) -> np.ndarray:
@@ -133,17 +140,24 @@ def keep_palette(cleaned: np.ndarray, raw: np.ndarray, levels: int = PALETTE_LEV
     piecewise-linear function so that its distribution is ``raw``'s (quantile mapping at
     ``levels`` levels). Equal values stay equal, so a region the cleanup made flat stays flat;
     the picture gets back the spread of colours, and so the palette, that averaging took."""
+    return _keep_palette_in_place(np.array(cleaned, _F32, copy=True), raw, levels)
+
+
+def _keep_palette_in_place(out: np.ndarray, raw: np.ndarray, levels: int) -> np.ndarray:
+    """:func:`keep_palette` writing into ``out`` (float32), a strip of rows at a time."""
     at = np.linspace(0.0, 1.0, levels + 1)
-    out = np.array(cleaned, _F32, copy=True)
     for channel in range(out.shape[1]):
         source = _quantiles(out[0, channel], at)
-        goal = _quantiles(np.asarray(raw, _F32)[0, channel], at)
+        goal = _quantiles(np.asarray(raw[0, channel], _F32), at)
         if source is None or goal is None:
             continue
         # equal source quantiles (a flat stretch) map to the mean of their goals
         knots, which = np.unique(source, return_inverse=True)
         goals = np.bincount(which, goal) / np.bincount(which)
-        out[0, channel] = np.interp(out[0, channel], knots, goals).astype(_F32)
+        plane = out[0, channel]
+        for start in range(0, plane.shape[0], STRIP_ROWS):
+            rows = plane[start : start + STRIP_ROWS]
+            rows[...] = np.interp(rows, knots, goals)
     return out
 
 
@@ -158,7 +172,9 @@ def clean_colours(
     then given its palette back (:func:`keep_palette`)."""
     if amount <= 0:
         return ab
-    cleaned = bilateral_clean(ab, lightness, cell, range_step)
+    cleaned = bilateral_clean(ab, lightness, cell, range_step)  # a new array, changed in place
     if amount < 1:
-        cleaned = ab + _F32(amount) * (cleaned - ab)
-    return keep_palette(cleaned, ab)
+        cleaned -= ab
+        cleaned *= _F32(amount)
+        cleaned += ab
+    return _keep_palette_in_place(cleaned, ab, PALETTE_LEVELS)
