@@ -8,6 +8,7 @@ import json
 import sys
 
 sys.stdout.write(json.dumps({"type": "hello", "protocol": 1, "devices": ["cpu"],
+                             "options": ["size", "device", "strength", "clean"],
                              "model_loads": 0}) + "\n")
 sys.stdout.flush()
 sys.stdin.buffer.readline()

@@ -36,6 +36,8 @@ ACTION_ID = "color2embed_colorize"
 TICK_MS = 100
 WATCHDOG_MS = int(os.environ.get("C2E_KRITA_DRIVER_TIMEOUT_MS", "240000"))
 SCREENSHOTS = os.environ.get("C2E_KRITA_DRIVER_SCREENSHOTS", "")
+#: The Clean up slider's value (percent) set after the dialog's defaults are noted ("": kept).
+CLEAN = os.environ.get("C2E_KRITA_DRIVER_CLEAN", "")
 #: The runs: colorize and undo; start and press Cancel at once; colorize again and undo.
 RUNS = ("screenshots",) if SCREENSHOTS else tuple(
     os.environ.get("C2E_KRITA_DRIVER_RUNS", "colorize,cancel,colorize").split(","))
@@ -245,6 +247,8 @@ class Driver(Extension):
         }
         self.report.setdefault("dialog", shown)  # the first run's: the defaults
         self.run["dialog"] = shown
+        if CLEAN:  # then the clean-up as the test asks (percent), as a user would set it
+            dialog.clean.setValue(int(CLEAN))
 
     # -- the live preview -------------------------------------------------------------------------
     def try_the_preview(self, dialog):
