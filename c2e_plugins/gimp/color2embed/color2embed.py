@@ -378,8 +378,8 @@ def colorize_procedure(plug_in):
     procedure.add_double_argument(
         "clean", "C_lean up",
         "Even out the colours inside flat areas (walls, skies, skin): 0 leaves them as "
-        "predicted, 1 gives each flat area one colour (no blotches of foreign colour; colour "
-        "changes at edges stay; less of the reference's palette)",
+        "predicted, 1 (the default) gives each flat area one colour (no blotches of foreign "
+        "colour; colour changes at edges and the reference's palette stay)",
         MIN_STRENGTH, MAX_STRENGTH, DEFAULT_CLEAN, flags,
     )
     procedure.add_boolean_argument(

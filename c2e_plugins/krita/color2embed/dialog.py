@@ -139,8 +139,8 @@ class ColorizeDialog(QtWidgets.QDialog):
         self.clean, clean = percent_row(
             options.clean,
             "Evens out the colours inside flat areas (walls, skies, skin): removes blotches of "
-            "foreign colour, keeps colour changes at strong edges; less of the reference's "
-            "palette",
+            "foreign colour, keeps colour changes at strong edges and the reference's palette; "
+            "0 %: the colours as the network gives them",
         )
         form.addRow(buddy_label("&Clean up:", self.clean), clean)
 
