@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from c2e_core.options import DEFAULT_CLEAN
 from c2e_core.training import evaluation as ev
 from c2e_core.training.eval_command import add_eval_arguments, run_eval
 
@@ -189,6 +190,7 @@ def test_evaluate_with_a_model_writes_a_deterministic_report(small_folder, tmp_p
     kwargs = dict(model_spec=str(tiny_weights), mode="both", seed=0, device="cpu", size=64)
     results = ev.evaluate(small_folder, **kwargs)
     assert results["images"] == 3 and results["size"] == 64
+    assert results["model"]["clean"] == DEFAULT_CLEAN  # the library's default, as c2e colorize
     assert set(results["modes"]) == {"self-warped", "cross"}
     for block in results["modes"].values():
         assert set(block["means"]) == {"gray", "reinhard", "lookup", "model"}

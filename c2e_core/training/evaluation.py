@@ -41,6 +41,7 @@ from c2e_core.inference.baselines import (
     gray_target,
 )
 from c2e_core.inference.pipeline import OptionError
+from c2e_core.options import DEFAULT_CLEAN
 
 __all__ = [
     "AB_RANGE",
@@ -211,7 +212,7 @@ def cross_pairs(count: int, seed: int = 0) -> list[int]:
 
 
 def _model_method(
-    model_spec: str, device: str, size: int, clean: float = 0.0
+    model_spec: str, device: str, size: int, clean: float
 ) -> tuple[str, Method, dict[str, Any]]:
     from c2e_core.inference.pipeline import Colorizer
 
@@ -250,7 +251,7 @@ def evaluate(
     device: str = "auto",
     examples: int = SHEET_ROWS_PER_MODE,
     size: int = 256,
-    clean: float = 0.0,
+    clean: float = DEFAULT_CLEAN,
 ) -> dict[str, Any]:
     """Run the protocol on the images under ``data_dir`` (recursive, sorted; the first
     ``limit``) for the baselines and, with ``model_spec`` (weights name or file), the model.
@@ -261,7 +262,8 @@ def evaluate(
     for the contact sheet; :func:`write_report` leaves them out of the JSON) and ``seconds``.
     Metric keys: ``psnr``, ``delta_e``, ``colourfulness``, ``his_gt``, ``his_ref``.
     ``size`` is the protocol's 256; smaller sizes (multiples of 16) are for quick checks only.
-    ``clean``: the model's colour cleanup (:mod:`c2e_core.inference.cleanup`), 0 to 1.
+    ``clean``: the model's colour cleanup (:mod:`c2e_core.inference.cleanup`), 0 to 1 (by
+    default the library's, as ``c2e colorize``).
     """
     from c2e_core.data.folder import find_images
     from c2e_core.options import check_clean
