@@ -139,3 +139,54 @@ def test_a_uniform_picture_and_non_finite_values_leave_the_palette_map_defined()
     raw = np.random.default_rng(4).normal(0, 10, (1, 2, 8, 8)).astype(np.float32)
     raw[0, 0, 2, 2] = np.nan
     assert np.isfinite(keep_palette(uniform, raw)).all()
+
+
+def _grid_by_definition(ab, lum, cell, step):
+    """The module docstring's bilateral grid, written out loop by loop (float64, slow)."""
+    _, _, height, width = ab.shape
+    rows, cols = -(-height // cell), -(-width // cell)
+    bins = int(np.ceil(100.0 / step - 1e-6)) + 1
+    grid = np.zeros((3, bins + 2, rows, cols))  # a zero bin either side: the blur's borders
+    pos = np.clip(lum[0, 0].astype(np.float64), 0, 100) / step
+    low = np.minimum(np.floor(pos).astype(int), bins - 2)
+    upper = pos - low
+
+    def tents(y, x):  # a pixel's two bins and their weights
+        return ((low[y, x], 1 - upper[y, x]), (low[y, x] + 1, upper[y, x]))
+
+    for y in range(height):
+        for x in range(width):
+            for b, w in tents(y, x):
+                grid[:, b + 1, y // cell, x // cell] += w * np.array([*ab[0, :, y, x], 1.0])
+    kernel = np.array([0.25, 0.5, 0.25])
+    grid = np.apply_along_axis(lambda v: np.convolve(v, kernel, "same"), 1, grid)[:, 1:-1]
+    for axis in (2, 3):  # space: borders repeated
+        padded = np.concatenate([grid.take([0], axis), grid, grid.take([-1], axis)], axis)
+        grid = np.apply_along_axis(lambda v: np.convolve(v, kernel, "valid"), axis, padded)
+
+    def taps(i, n):
+        p = max((i + 0.5) / cell - 0.5, 0.0)
+        lo = min(int(p), n - 1)
+        return lo, min(lo + 1, n - 1), min(max(p - lo, 0.0), 1.0)
+
+    out = np.zeros((1, 2, height, width))
+    for y in range(height):
+        y0, y1, wy = taps(y, rows)
+        for x in range(width):
+            x0, x1, wx = taps(x, cols)
+            total = np.zeros(3)
+            for b, w in tents(y, x):
+                g = grid[:, b]
+                total += w * ((g[:, y0, x0] * (1 - wx) + g[:, y0, x1] * wx) * (1 - wy)
+                              + (g[:, y1, x0] * (1 - wx) + g[:, y1, x1] * wx) * wy)  # fmt: skip
+            out[0, :, y, x] = total[:2] / total[2]
+    return out
+
+
+def test_the_grid_is_the_one_the_module_describes():
+    rng = np.random.default_rng(3)
+    lum = rng.uniform(0, 100, (1, 1, 29, 41)).astype(np.float32)
+    ab = rng.normal(0, 30, (1, 2, 29, 41)).astype(np.float32)
+    for cell, step in ((12, 8.0), (5, 12.5)):
+        expected = _grid_by_definition(ab, lum, cell, step)
+        np.testing.assert_allclose(bilateral_clean(ab, lum, cell, step), expected, atol=2e-3)

@@ -204,3 +204,35 @@ def test_the_pipelines_numpy_conversion_is_the_torch_one():
         got = pipeline_colour.lab_to_rgb(lab, clip=clip)
         assert got.shape == expected.shape and got.dtype == np.float32
         np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_gray_lightness_is_the_rgb_path_for_every_8_bit_and_16_bit_level():
+    """The pipeline's shortcut for gray targets: one channel's L, as the three-channel path."""
+    from c2e_core.inference.colour import gray_to_lightness, is_gray
+    from c2e_core.inference.colour import rgb_to_lightness as numpy_lightness
+    from c2e_core.modeling.lab_constants import XYZ_FROM_RGB
+
+    assert sum(XYZ_FROM_RGB[1]) == 1.0  # why Y of a gray is its linear value
+    for levels in (255, 65535):
+        gray = (np.arange(levels + 1, dtype=np.float32) / levels).reshape(1, -1)
+        planar = np.repeat(gray[None], 3, axis=0)  # [3, 1, N]
+        expected = numpy_lightness(planar)  # a few of L's float32 steps apart at most:
+        np.testing.assert_allclose(gray_to_lightness(gray), expected, atol=5e-5, rtol=0)
+        assert is_gray(np.moveaxis(planar, 0, -1))
+    tinted = np.full((2, 3, 3), 0.5, np.float32)
+    tinted[1, 2, 2] = 0.5001
+    assert not is_gray(tinted)
+
+
+def test_f_inverse_is_skimages_piecewise_curve():
+    """The mask-free form of Lab's inverse ``f``: the cube exactly above the threshold, the
+    line below it within the 4e-8 that skimage's rounded constants leave between the two."""
+    from c2e_core.inference.colour import _f_inverse
+    from c2e_core.modeling.lab_constants import LAB_INV_EPS, LAB_KAPPA, LAB_OFFSET
+
+    f = np.linspace(-0.5, 1.5, 200_001, dtype=np.float32)
+    got = _f_inverse(f)
+    cube = f > np.float32(LAB_INV_EPS)
+    np.testing.assert_array_equal(got[cube], f[cube] * f[cube] * f[cube])
+    line = (f[~cube].astype(np.float64) - LAB_OFFSET) / LAB_KAPPA
+    np.testing.assert_allclose(got[~cube], line, atol=6e-8, rtol=0)

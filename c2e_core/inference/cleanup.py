@@ -96,21 +96,25 @@ def bilateral_clean(
     grid = grid.astype(_F32).reshape(3, bins, rows, cols)
     for axis, edge in ((1, False), (2, True), (3, True)):  # lightness, rows, columns
         grid = _blur3(grid, axis, edge)
+    flat_grid = grid.reshape(3, -1)
 
-    # slice: bilinear between cell centres, linear between the pixel's two bins
+    # slice: bilinear between cell centres, linear between the pixel's two bins (gathered by
+    # flat index: several times faster than indexing the 4-d grid with three index arrays)
     y_low, y_high, y_weight = _cell_axis(height, rows, cell)
     x_low, x_high, x_weight = _cell_axis(width, cols, cell)
+    y_low, y_high = y_low * cols, y_high * cols
     cleaned = np.empty((2, height, width), _F32)
     for start in range(0, height, STRIP_ROWS):
         stop = min(start + STRIP_ROWS, height)
         wy = y_weight[start:stop, None]
         total = np.zeros((3, stop - start, width), _F32)
         for bin_offset in (0, 1):
-            b = lower[start:stop] + bin_offset
-            top = grid[:, b, y_low[start:stop, None], x_low] * (1 - x_weight) + grid[
-                :, b, y_low[start:stop, None], x_high] * x_weight  # fmt: skip
-            bottom = grid[:, b, y_high[start:stop, None], x_low] * (1 - x_weight) + grid[
-                :, b, y_high[start:stop, None], x_high] * x_weight  # fmt: skip
+            b = (lower[start:stop] + bin_offset) * (rows * cols)
+            top_rows, bottom_rows = y_low[start:stop, None], y_high[start:stop, None]
+            top = (flat_grid.take(b + (top_rows + x_low), axis=1) * (1 - x_weight)
+                   + flat_grid.take(b + (top_rows + x_high), axis=1) * x_weight)  # fmt: skip
+            bottom = (flat_grid.take(b + (bottom_rows + x_low), axis=1) * (1 - x_weight)
+                      + flat_grid.take(b + (bottom_rows + x_high), axis=1) * x_weight)  # fmt: skip
             weight = upper_weight[start:stop] if bin_offset else 1 - upper_weight[start:stop]
             total += weight * (top * (1 - wy) + bottom * wy)
         # every pixel's own cell holds its weight unless all its neighbourhood was non-finite

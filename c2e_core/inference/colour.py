@@ -81,19 +81,41 @@ def _f_forward(t: np.ndarray) -> np.ndarray:
 
 
 def _f_inverse(f: np.ndarray) -> np.ndarray:
-    """The inverse of Lab's ``f``: ``f**3``, linear below :data:`LAB_INV_EPS` (both branches
-    for every element: cheaper than masking, as the dark branch is common in these images)."""
-    cube = f * f
-    cube *= f
-    low = f - _F32(LAB_OFFSET)
-    low /= _F32(LAB_KAPPA)
-    return np.where(f > _F32(LAB_INV_EPS), cube, low)
+    """The inverse of Lab's ``f``: ``f**3``, linear below :data:`LAB_INV_EPS`, written as
+    ``max(f, e)**3 + min(f - e, 0) / kappa`` (no mask: ``np.where`` costs more than the rest
+    together, and the dark branch is common in these images). Above ``e`` it is ``f**3``
+    exactly; below, skimage's line ``(f - 16/116) / kappa`` less 4e-8 (the cube at ``e`` and
+    the line differ by that much in skimage's rounded constants, a tiny jump this form has
+    not)."""
+    edge = _F32(LAB_INV_EPS)
+    base = np.maximum(f, edge)
+    cube = base * base
+    cube *= base
+    below = np.subtract(f, edge, out=base)
+    np.minimum(below, _F32(0.0), out=below)
+    below /= _F32(LAB_KAPPA)
+    cube += below
+    return cube
 
 
 def rgb_to_lightness(rgb: np.ndarray) -> np.ndarray:
     """CIE L ``[..., 1, H, W]`` in [0, 100] of sRGB ``[..., 3, H, W]`` in [0, 1]."""
     (y,) = _mix(XYZ_FROM_RGB[1:2], srgb_to_linear(rgb))  # Y / white Y, which is 1
     return (_F32(116.0) * _f_forward(y) - _F32(16.0))[..., None, :, :]
+
+
+def gray_to_lightness(gray: np.ndarray) -> np.ndarray:
+    """CIE L ``[..., 1, H, W]`` of sRGB gray levels ``[..., H, W]`` in [0, 1] (R = G = B): what
+    :func:`rgb_to_lightness` gives for them, with one channel's work instead of three (the
+    matrix's Y row sums to 1, so Y is the gray's linear value)."""
+    y = srgb_to_linear(gray)
+    return (_F32(116.0) * _f_forward(y) - _F32(16.0))[..., None, :, :]
+
+
+def is_gray(rgb: np.ndarray) -> bool:
+    """Whether every pixel of ``[..., H, W, 3]`` (channels last) has R = G = B."""
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return bool(np.array_equal(red, green) and np.array_equal(green, blue))
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:

@@ -30,6 +30,8 @@ from c2e_core.files.strips import STRIP_PIXELS, row_strips
 from c2e_core.inference.cleanup import clean_colours
 from c2e_core.inference.colour import (
     channels_first,
+    gray_to_lightness,
+    is_gray,
     lab_to_rgb,
     lab_to_rgb_in_gamut,
     rgb_to_lab,
@@ -537,7 +539,12 @@ class Colorizer:
                 future.result()
 
     def _lightness_of_rows(self, image: ImageData, start: int, stop: int) -> np.ndarray:
-        return rgb_to_lightness(self._planar(image.rgb[start:stop]))
+        """L ``[1, 1, rows, W]`` of the image's rows ``start:stop``; a gray image's (the usual
+        target) from one channel."""
+        rows = image.rgb[start:stop]
+        if image.is_gray or is_gray(rows):
+            return gray_to_lightness(rows[None, :, :, 0])
+        return rgb_to_lightness(self._planar(rows))
 
     def _lightness(self, image: ImageData) -> np.ndarray:
         """The target's full-resolution L ``[1, 1, H, W]``, computed strip by strip."""
@@ -624,11 +631,13 @@ class Colorizer:
         array = np.empty((image.height, image.width, 3), dtype=np.float32)
 
         def work(start: int, stop: int) -> None:
-            rgb = self._planar(image.rgb[start:stop])
-            lum = rgb_to_lightness(rgb) if lum_full is None else lum_full[..., start:stop, :]
+            if lum_full is None:
+                lum = self._lightness_of_rows(image, start, stop)
+            else:
+                lum = lum_full[..., start:stop, :]
             out = np.concatenate([lum, ab_of(lum, start)], axis=1)
             if post_steps or blend:
-                lab = rgb_to_lab(rgb)
+                lab = rgb_to_lab(self._planar(image.rgb[start:stop]))
                 for step in post_steps:
                     out = np.asarray(step(out, lab), dtype=np.float32)
             if blend:
