@@ -135,6 +135,13 @@ def build_parser(host=None) -> argparse.ArgumentParser:
         "foreign colour)",
     )
     colorize.add_argument(
+        "--keep-palette",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the cleanup gives the colours back the spread its averaging narrows (default); "
+        "--no-keep-palette: calmer, paler colours",
+    )
+    colorize.add_argument(
         "--pre",
         action="append",
         type=_step,
@@ -402,6 +409,7 @@ def _colorize(args: argparse.Namespace) -> int:
             post=request.post,
             strength=request.strength,
             clean=request.clean,
+            keep_palette=request.keep_palette,
         )
         result.save(output, bit_depth=_output_depth(output, result.bit_depth))
         _report(bar, index, target, output)

@@ -31,6 +31,9 @@ DEFAULT_STRENGTH = 1.0
 #: How far the predicted colours move towards their bilateral cleanup (0: not at all); the
 #: authors' pipeline (``compat="official"``) has no cleanup, so there the default is 0.
 DEFAULT_CLEAN = 1.0
+#: Whether the cleanup gives the colours back the spread (the palette) that its averaging
+#: narrows; off, it is calmer and paler (``training/README.md`` has both blind-reviewed).
+DEFAULT_KEEP_PALETTE = True
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 COMPAT_MODES = (None, "official")
 #: ``c2e`` (the network) or a classical baseline that needs no weights (CLI only).
@@ -93,6 +96,15 @@ def default_clean(compat: str | None) -> float:
 def check_clean(clean: Any) -> float:
     """``clean`` (how far colours move towards their bilateral cleanup) as a float in [0, 1]."""
     return _check_fraction("clean", clean)
+
+
+def check_keep_palette(keep_palette: Any) -> bool:
+    """``keep_palette`` as a bool (``None``: :data:`DEFAULT_KEEP_PALETTE`)."""
+    if keep_palette is None:
+        return DEFAULT_KEEP_PALETTE
+    if not isinstance(keep_palette, bool):
+        raise _error("keep_palette", f"must be true or false, not {keep_palette!r}")
+    return keep_palette
 
 
 def check_device(device: Any) -> str:
@@ -181,8 +193,9 @@ class ColorizeRequest:
     ``size``: the network's working size, a multiple of 16 from 16 to 4096 or ``"native"``;
     ``strength``: 0 keeps the original colours, 1 the prediction; ``clean``: 0 keeps the
     predicted colours as they are, 1 replaces them by their bilateral cleanup (one colour per
-    flat region, the palette kept, :mod:`c2e_core.inference.cleanup`); ``None``:
-    :data:`DEFAULT_CLEAN`, or 0 with ``compat="official"``; ``precision``: ``fp32``,
+    flat region, :mod:`c2e_core.inference.cleanup`); ``None``: :data:`DEFAULT_CLEAN`, or 0
+    with ``compat="official"``; ``keep_palette``: the cleanup maps the colours back onto the
+    prediction's spread (``None``: :data:`DEFAULT_KEEP_PALETTE`); ``precision``: ``fp32``,
     ``bf16``/``fp16`` (GPU autocast) or ``int8`` (CPU); ``device``: ``auto``, ``cpu``, ``cuda``,
     ``cuda:N``, ``mps``; ``compat``: ``None`` or ``"official"`` (the authors' pipeline);
     ``weights``: a weights name or file, ``None`` for the default; ``method``: ``c2e`` or a
@@ -192,6 +205,7 @@ class ColorizeRequest:
     size: int | str = DEFAULT_SIZE
     strength: float = DEFAULT_STRENGTH
     clean: float | None = None
+    keep_palette: bool | None = None
     precision: str = "fp32"
     device: str = "auto"
     compat: str | None = None
@@ -203,7 +217,8 @@ class ColorizeRequest:
 
     #: The options a worker ``colorize`` request carries (``docs/worker-protocol.md``).
     PROTOCOL_OPTIONS: ClassVar[tuple[str, ...]] = (
-        "weights", "device", "size", "strength", "clean", "precision", "compat", "pre", "post",
+        "weights", "device", "size", "strength", "clean", "keep_palette", "precision", "compat",
+        "pre", "post",
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -218,6 +233,7 @@ class ColorizeRequest:
         set_(self, "compat", _check_choice("compat", self.compat, COMPAT_MODES))
         set_(self, "clean", check_clean(default_clean(self.compat) if self.clean is None
                                         else self.clean))  # fmt: skip
+        set_(self, "keep_palette", check_keep_palette(self.keep_palette))
         set_(self, "method", _check_choice("method", self.method, METHODS))
         for stage in STAGES:
             set_(self, stage, check_steps(getattr(self, stage), stage))

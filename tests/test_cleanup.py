@@ -190,3 +190,16 @@ def test_the_grid_is_the_one_the_module_describes():
     for cell, step in ((12, 8.0), (5, 12.5)):
         expected = _grid_by_definition(ab, lum, cell, step)
         np.testing.assert_allclose(bilateral_clean(ab, lum, cell, step), expected, atol=2e-3)
+
+
+def test_without_the_palette_step_the_cleanup_is_the_grid_alone():
+    rng = np.random.default_rng(4)
+    lum = rng.uniform(0, 100, (1, 1, 40, 52)).astype(np.float32)
+    ab = rng.normal(0, 30, (1, 2, 40, 52)).astype(np.float32)
+    grid = bilateral_clean(ab, lum)
+    np.testing.assert_array_equal(clean_colours(ab, lum, 1.0, palette=False), grid)
+    half = clean_colours(ab, lum, 0.5, palette=False)
+    np.testing.assert_allclose(half, ab + 0.5 * (grid - ab), atol=1e-5)
+    kept = clean_colours(ab, lum, 1.0)
+    assert grid.std() < kept.std()  # the palette step widens the spread back
+    assert clean_colours(ab, lum, 0.0, palette=False) is ab

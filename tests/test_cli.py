@@ -135,6 +135,10 @@ def test_native_size_and_16_bit_output(tmp_path, tiny_weights, images):
         "--size", "native", home=tmp_path)
     result = read_image(out)
     assert result.bit_depth == 16 and result.rgb.shape == (40, 56, 3)
+    calm = tmp_path / "deep-calm.png"
+    c2e("colorize", target, "-r", images / "coffee.png", "-o", calm, "--weights", tiny_weights,
+        "--size", "native", "--no-keep-palette", home=tmp_path)
+    assert np.abs(read_image(calm).rgb - result.rgb).max() > 0  # the plain cleanup
 
 
 @pytest.mark.parametrize(

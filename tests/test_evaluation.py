@@ -237,6 +237,13 @@ def test_evaluate_with_the_colour_cleanup(small_folder, tiny_weights):
         ev.evaluate(small_folder, **kwargs, clean=3)
     with pytest.raises(ValueError, match="clean must be"):  # checked without a model too
         ev.evaluate(small_folder, mode="cross", clean=-1)
+    calm = ev.evaluate(small_folder, **kwargs, clean=1.0, keep_palette=False)
+    assert calm["model"]["keep_palette"] is False and cleaned["model"]["keep_palette"] is True
+    assert calm["methods"]["model"].endswith(", clean 1 without the palette step)")
+    calm_rows = calm["modes"]["self-warped"]["per_image"]
+    assert any(a["model"] != b["model"] for a, b in zip(rows[1], calm_rows, strict=True))
+    assert _eval_args("--data", "d", "--no-keep-palette").keep_palette is False
+    assert _eval_args("--data", "d").keep_palette is True
 
 
 def _eval_args(*argv: str) -> argparse.Namespace:

@@ -66,7 +66,7 @@ def test_the_procedure_file():
         assert needle in text
     for argument in ("reference", "reference-file", "blend", "blend-file", "blend-share", "size",
                      "device", "strength", "clean", "colour-only", "gray-to-rgb",
-                     "set-up-engine"):
+                     "set-up-engine", "keep-palette"):
         assert f'"{argument}"' in text
 
 
@@ -150,11 +150,11 @@ def test_options(plugin):
     options = plugin.options.ColorizeOptions()
     options.check()
     assert options.worker_options() == {"size": 256, "device": "auto", "strength": 1.0,
-                                        "clean": 1.0}
+                                        "clean": 1.0, "keep_palette": True}
     native = plugin.options.ColorizeOptions(size=0, device="cuda:1", strength=0.5, weights="w",
-                                            clean=1.0)
+                                            clean=1.0, keep_palette=False)
     assert native.worker_options() == {"size": "native", "device": "cuda:1", "strength": 0.5,
-                                       "clean": 1.0, "weights": "w"}
+                                       "clean": 1.0, "keep_palette": False, "weights": "w"}
     for bad, message in [({"size": 40}, "multiple of 16"), ({"size": 8192}, "multiple of 16"),
                          ({"size": True}, "multiple of 16"), ({"size": "native"}, "or 0 for"),
                          ({"device": "tpu"}, "device"), ({"device": "gpu"}, "cuda:N"),

@@ -36,8 +36,8 @@ ARGUMENTS = {"size": 32, "device": "cpu"}
 SAMPLE_TYPES = {"u8": "<u1", "u16": "<u2", "f16": "<f2", "f32": "<f4"}
 CHANNEL_COUNTS = {"RGBA": 4, "RGB": 3, "A": 1}
 #: The results of successful runs that the tests compare with the worker's own answer.
-COLORIZED = ("rgb8", "rgb8-cool", "rgb8-clean", "u16", "float", "float-linear", "selection",
-             "gray-converted", "reference-selection", "blend")
+COLORIZED = ("rgb8", "rgb8-cool", "rgb8-clean", "rgb8-calm", "u16", "float", "float-linear",
+             "selection", "gray-converted", "reference-selection", "blend")
 
 c2e_client = load_client()
 
@@ -99,6 +99,8 @@ def cases(images: dict[str, Path], out: Path) -> list[dict]:
          "arguments": dict(ARGUMENTS, clean=0.0)},
         {"name": "rgb8-clean", "target": rgb8, "reference": warm,
          "arguments": dict(ARGUMENTS, clean=0.0)},  # the cleanup turned off (on by default)
+        {"name": "rgb8-calm", "target": rgb8, "reference": warm,
+         "arguments": {**ARGUMENTS, "keep-palette": False}},  # the cleanup without the palette
         {"name": "u16", "target": str(images["u16"]), "reference": warm,
          "arguments": ARGUMENTS, "export": str(out / "u16-export.png")},
         {"name": "float", "target": str(images["float"]), "reference": warm,
@@ -266,6 +268,7 @@ def ask_worker(client, session, result: dict) -> np.ndarray:
     options = {"size": arguments["size"], "device": arguments["device"],
                "strength": arguments.get("strength", 1.0),
                "clean": arguments.get("clean", c2e_client.DEFAULT_CLEAN),
+               "keep_palette": arguments.get("keep-palette", c2e_client.DEFAULT_KEEP_PALETTE),
                "weights": str(session["weights"])}
     weights = None
     if arguments.get("blend-file"):  # the second reference: the file's pixels, as read here
@@ -444,6 +447,8 @@ def test_colour_follows_the_reference(session):
     cool = chroma_ab(dump(session, "rgb8-cool", "result-float"))
     assert np.abs(uncleaned - cool).mean() > 1.0
     assert np.abs(uncleaned - warm).max() > 0.5  # clean 0 reached the worker (1 by default)
+    calm = chroma_ab(dump(session, "rgb8-calm", "result-float"))
+    assert np.abs(calm - warm).max() > 0.5  # so did keep-palette off
 
 
 def test_export_holds_the_result(session):

@@ -263,7 +263,8 @@ def test_options_and_settings(plugin, tmp_path):
             options(**bad)
     hello = {"devices": ["cpu", "cuda:0"], "options": ["clean"]}
     assert options(size="native", device="gpu").worker_options(hello) == {
-        "size": "native", "device": "cuda:0", "strength": 1.0, "clean": 1.0}
+        "size": "native", "device": "cuda:0", "strength": 1.0, "clean": 1.0,
+        "keep_palette": True}
     client = plugin.c2e_client
     folder = tmp_path / "settings"
     folder.mkdir()

@@ -287,7 +287,7 @@ def expected_layer(worker, record: dict, reference: Any = None,
         reference = client.Pixels(REF_SIZE, REF_SIZE, "BGRA", "u8", record["reference_bytes"])
     options = {"size": 32, "device": "cpu", "strength": 1.0}
     options.update({k: v for k, v in record["case"].get("options", {}).items()
-                    if k in ("strength", "clean")})
+                    if k in ("strength", "clean", "keep_palette")})
     result = worker.colorize(target, reference, options=options, reference_weights=weights)
     out = np.zeros((HEIGHT, WIDTH, 4), dtype=dtype)
     out[y:y + h, x:x + w] = np.frombuffer(result.data, dtype=dtype).reshape(h, w, 4)
@@ -297,8 +297,9 @@ def expected_layer(worker, record: dict, reference: Any = None,
     return values
 
 
-COLOUR_CASES = ["u8", "u8-green", "u8-soft", "u8-strength", "u8-clean", "u8-visible", "u16-linear",
-                "u16-linear-soft", "f16-linear", "f32-linear", "f32-linear-soft", "u8-srgb-f32"]
+COLOUR_CASES = ["u8", "u8-green", "u8-soft", "u8-strength", "u8-clean", "u8-calm", "u8-visible",
+                "u16-linear", "u16-linear-soft", "f16-linear", "f32-linear", "f32-linear-soft",
+                "u8-srgb-f32"]
 TOLERANCE = {"U8": 1.5 / 255, "U16": 2e-4, "F16": 2e-3, "F32": 1e-4}
 
 
@@ -425,6 +426,8 @@ def test_kritarunner_colour_follows_the_reference(runner_results):
     assert chroma[1].mean() < chroma[0].mean()  # strength 0.5 blends with the grey original
     uncleaned = load_case(runner_results, "u8-clean")  # clean 0 reached the worker
     assert np.abs(uncleaned["new"] - red_blue["new"]).max() > 1.0 / 255
+    calm = load_case(runner_results, "u8-calm")  # so did keep_palette off
+    assert np.abs(calm["new"] - red_blue["new"]).max() > 1.0 / 255
 
 
 def test_kritarunner_other_profiles_convert_through_krita(runner_results):
@@ -533,6 +536,7 @@ def test_gui_runs_the_menu_action_and_undo(krita, krita_home, weights, tmp_path)
     assert dialog["weights"] == str(weights) and dialog["layer_source"]
     assert (dialog["size"], dialog["device"], dialog["strength"]) == (256, "auto", 100)
     assert dialog["clean"] == 100  # the cleanup is on by default
+    assert dialog["keep_palette"] is True  # keeping the palette
     first, cancelled, second, from_file, blended, previewed = report["runs"]
     # Cancel in the progress dialog: no layer, no message, the dialog gone
     assert cancelled["mode"] == "cancel" and cancelled["progress_seen"]

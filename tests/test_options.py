@@ -52,6 +52,8 @@ def test_defaults_and_normalisation():
         ({"size": "big"}, "'big'"),
         ({"strength": 1.5}, "strength must be a number from 0 to 1"),
         ({"strength": True}, "strength"),
+        ({"keep_palette": "no"}, "keep_palette must be true or false, not 'no'"),
+        ({"keep_palette": 1}, "keep_palette must be true or false"),
         ({"precision": "fp8"}, "precision must be one of 'fp32'"),
         ({"compat": "paper"}, "compat must be one of null, 'official'"),
         ({"method": "magic"}, "method"),
@@ -88,6 +90,8 @@ def test_from_cli_args_names_the_flags():
         _cli_args("--size", "native", "--strength", "0.5", "--post", "saturation:factor=2")
     )
     assert (request.size, request.strength) == ("native", 0.5)
+    assert request.keep_palette is True  # the default, the flag not given
+    assert ColorizeRequest.from_cli_args(_cli_args("--no-keep-palette")).keep_palette is False
     assert request.post[0][0] == "saturation" and dict(request.post[0][1]) == {"factor": 2.0}
     with pytest.raises(OptionError, match=r"^--size must be a multiple of 16"):
         ColorizeRequest.from_cli_args(_cli_args("--size", "100"))
@@ -115,6 +119,11 @@ def test_from_message_uses_the_worker_defaults_and_names_the_options():
         ColorizeRequest.from_message({"options": [1]})
     with pytest.raises(OptionError, match=r"^options\.strength must be"):
         ColorizeRequest.from_message({"options": {"strength": "1"}})
+    with pytest.raises(OptionError, match=r"^options\.keep_palette must be true or false"):
+        ColorizeRequest.from_message({"options": {"keep_palette": "false"}})
+    for value, kept in ((None, True), (False, False), (True, True)):
+        options = {"keep_palette": value}
+        assert ColorizeRequest.from_message({"options": options}).keep_palette is kept
     once = "must be given once per reference, not 2 for 1 reference$"
     with pytest.raises(OptionError, match=rf"^reference_weights {once}"):
         ColorizeRequest.from_message({"references": [{}], "reference_weights": [1, 2]})
@@ -145,6 +154,7 @@ def test_the_protocol_table_matches_colorize_request():
     defaults = {f.name: f.default for f in fields(ColorizeRequest)}
     defaults["clean"] = ColorizeRequest().clean  # None in the field: 1, or 0 in "official"
     assert ColorizeRequest(compat="official").clean == 0.0
+    defaults["keep_palette"] = ColorizeRequest().keep_palette  # None in the field: true
     for name, row in table.items():
         if row["default"].startswith("the worker's"):
             assert row["default"] == f"the worker's `--{name}`"
@@ -160,6 +170,7 @@ def test_the_protocol_table_matches_colorize_request():
     strength = f"a number from {options.MIN_STRENGTH:g} to {options.MAX_STRENGTH:g}"
     assert table["strength"]["values"] == strength
     assert table["clean"]["values"] == f"{strength}, or `null` for the default"
+    assert table["keep_palette"]["values"] == "`true`, `false`, or `null` for the default"
     assert tuple(_literals(table["precision"]["values"])) == options.PRECISIONS
     assert tuple(_literals(table["compat"]["values"])) == options.COMPAT_MODES
     assert tuple(re.findall(r"`([^`]*)`", table["device"]["values"])) == options.DEVICES
@@ -177,6 +188,7 @@ def test_the_client_has_the_same_limits():
         "MAX_STRENGTH",
         "DEFAULT_STRENGTH",
         "DEFAULT_CLEAN",
+        "DEFAULT_KEEP_PALETTE",
         "PRECISIONS",
     ):
         assert getattr(client, name) == getattr(options, name), name

@@ -148,6 +148,33 @@ def test_clean_smooths_the_colours_after_the_network_and_keeps_the_rest():
     assert_same_image(colorizer.colorize(target, reference=reference, clean=0.0).rgb, plain.rgb)
 
 
+def test_keep_palette_off_gives_the_plain_cleanup(monkeypatch):
+    """``keep_palette=False`` reaches the cleanup (its unit tests check what it does then),
+    changes the colours without another network call, and changes nothing at clean 0."""
+    import c2e_core.inference.pipeline as pipeline_module
+
+    rng = np.random.default_rng(6)
+    target = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    reference = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    colorizer = Colorizer(tiny_model(), device="cpu", size=32)
+    asked = []
+    clean_colours = pipeline_module.clean_colours
+    monkeypatch.setattr(pipeline_module, "clean_colours",
+                        lambda *a, **k: asked.append(k["palette"]) or clean_colours(*a, **k))
+    calls = []
+    predict = colorizer.networks.predict_ab
+    colorizer.networks.predict_ab = lambda *a: calls.append(1) or predict(*a)
+    kept = colorizer.colorize(target, reference=reference)
+    calm = colorizer.colorize(target, reference=reference, keep_palette=False)
+    assert asked == [True, False] and len(calls) == 1
+    assert np.abs(calm.rgb - kept.rgb).max() > 1e-3
+    plain = colorizer.colorize(target, reference=reference, clean=0.0)
+    assert_same_image(colorizer.colorize(target, reference=reference, clean=0.0,
+                                         keep_palette=False).rgb, plain.rgb)  # fmt: skip
+    with pytest.raises(OptionError, match="keep_palette must be true or false"):
+        colorizer.colorize(target, reference=reference, keep_palette="no")
+
+
 def test_clean_at_native_size_in_batches_and_under_a_mask():
     """Native size (sides not multiples of the grid's cell), a batch of two shapes (each as
     if alone), and a mask: nothing outside it changes."""

@@ -101,10 +101,10 @@ def test_shared_options_check_and_translate():
     options = client.ColorizeOptions(size="native", device="cuda:2", strength=0, weights="p",
                                      clean=0.75)
     assert options.worker_options() == {"size": "native", "device": "cuda:2", "strength": 0.0,
-                                        "clean": 0.75, "weights": "p"}
+                                        "clean": 0.75, "keep_palette": True, "weights": "p"}
     assert options.as_dict() == {"size": "native", "device": "cuda:2", "strength": 0,
-                                 "clean": 0.75, "weights": "p", "colour_only": False,
-                                 "blend_share": 0.5, "preview": True}
+                                 "clean": 0.75, "keep_palette": True, "weights": "p",
+                                 "colour_only": False, "blend_share": 0.5, "preview": True}
     # the layer's blend mode is the host's business: the worker never sees it
     coloured = client.ColorizeOptions(colour_only=True)
     assert "colour_only" not in coloured.worker_options() and coloured.as_dict()["colour_only"]
@@ -117,6 +117,7 @@ def test_shared_options_check_and_translate():
                          ({"size": "256"}, "not '256'"), ({"device": "cuda:x"}, "cuda:N"),
                          ({"strength": True}, "strength"), ({"weights": 3}, "weights"),
                          ({"clean": 2}, "clean must be a number from 0 to 1"),
+                         ({"keep_palette": 1}, "keep_palette must be true or false"),
                          ({"colour_only": "yes"}, "colour_only must be true or false"),
                          ({"blend_share": 1.5}, "blend_share must be from 0 to 1"),
                          ({"preview": 1}, "preview must be true or false")]:
@@ -131,6 +132,14 @@ def test_shared_options_check_and_translate():
     with pytest.raises(client.ColorizeError, match="or set Clean up to 0"):
         client.ColorizeOptions().worker_options({"c2e_version": "0.0.9"})
     assert client.ColorizeOptions(clean=0).worker_options({"c2e_version": "0.0.9"})["clean"] == 0
+    # turning the palette step off needs a worker that lists it; on, any worker with clean-up
+    calm = client.ColorizeOptions(keep_palette=False)
+    assert calm.worker_options({"options": ["clean", "keep_palette"]})["keep_palette"] is False
+    with pytest.raises(client.ColorizeError, match=r"0.1.0\) has no Keep palette switch"):
+        calm.worker_options({"c2e_version": "0.1.0", "options": ["clean"]})
+    assert client.ColorizeOptions().worker_options({"options": ["clean"]})["keep_palette"]
+    assert client.ColorizeOptions(clean=0, keep_palette=False).worker_options(
+        {"options": ["clean"]})["clean"] == 0  # no clean-up: nothing to refuse
     assert client.worker_device("gpu", {"devices": ["cpu", "mps"]}) == "mps"
     with pytest.raises(client.ColorizeError, match="sees no GPU"):
         client.worker_device("gpu", {})
@@ -146,13 +155,17 @@ def test_settings_keep_defaults_for_bad_values(tmp_path):
     client.save_settings(settings)
     assert client.load_settings(path=str(path)).as_dict() == {
         "python": "/env/bin/python", "size": 256, "device": "auto", "strength": 0.5,
-        "clean": 1.0, "weights": "paper", "colour_only": False, "blend_share": 0.5,
-        "preview": True}
+        "clean": 1.0, "keep_palette": True, "weights": "paper", "colour_only": False,
+        "blend_share": 0.5, "preview": True}
     # a remembered cleanup comes back; a bad one is the default
     path.write_text('{"clean": 0.6}')
     assert client.load_settings(path=str(path)).options.clean == 0.6
     path.write_text('{"clean": "lots"}')
     assert client.load_settings(path=str(path)).options.clean == 1.0
+    path.write_text('{"keep_palette": false}')
+    assert client.load_settings(path=str(path)).options.keep_palette is False
+    path.write_text('{"keep_palette": "no"}')
+    assert client.load_settings(path=str(path)).options.keep_palette is True
     # a remembered choice of the colour-only layer comes back; a bad value is the default
     path.write_text('{"colour_only": true}')
     assert client.load_settings(path=str(path)).options.colour_only is True

@@ -279,6 +279,8 @@ def test_options_strength_post_and_references(client):
     assert cleaned.shape == plain.shape and np.abs(cleaned.astype(int) - plain).max() > 0
     default = as_array(client.colorize(t, reference(), options=OPTIONS))  # clean 1 by default
     assert np.array_equal(default, cleaned)
+    calm = as_array(client.colorize(t, reference(), options={**OPTIONS, "keep_palette": False}))
+    assert calm.shape == plain.shape and not np.array_equal(calm, cleaned)
     gray_ref = pixels(np.full((8, 8), 0.5, np.float32), "GRAY", "f32")
     result = client.colorize(t, [reference(), gray_ref], reference_weights=[3, 1],
                              options={**OPTIONS, "post": [["saturation", {"factor": 0.5}]],
@@ -329,8 +331,8 @@ def test_bad_requests_keep_the_worker_alive(client):
         client.colorize(wrong, reference(), options=OPTIONS)
     assert info.value.kind == "bad-request" and "bytes" in str(info.value)
     # bad options
-    for options in ({"size": 17}, {"strength": 2}, {"clean": -1}, {"compat": "x"},
-                    {"device": "tpu"}, {"precision": "fp8"}, {"size": 8192}):
+    for options in ({"size": 17}, {"strength": 2}, {"clean": -1}, {"keep_palette": 0},
+                    {"compat": "x"}, {"device": "tpu"}, {"precision": "fp8"}, {"size": 8192}):
         with pytest.raises(WorkerError) as info:
             client.colorize(target, reference(), options={**OPTIONS, **options})
         assert info.value.kind in ("bad-request", "device"), options

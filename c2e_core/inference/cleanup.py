@@ -172,9 +172,10 @@ def clean_colours(
     amount: float,
     cell: int = CELL,
     range_step: float = RANGE_STEP,
+    palette: bool = True,
 ) -> np.ndarray:
     """``ab`` moved ``amount`` (0: unchanged, 1: all the way) towards :func:`bilateral_clean`,
-    then given its palette back (:func:`keep_palette`)."""
+    then, with ``palette``, given its palette back (:func:`keep_palette`)."""
     if amount <= 0:
         return ab
     cleaned = bilateral_clean(ab, lightness, cell, range_step)  # a new array, changed in place
@@ -182,4 +183,4 @@ def clean_colours(
         cleaned -= ab
         cleaned *= _F32(amount)
         cleaned += ab
-    return _keep_palette_in_place(cleaned, ab, PALETTE_LEVELS)
+    return _keep_palette_in_place(cleaned, ab, PALETTE_LEVELS) if palette else cleaned

@@ -457,6 +457,7 @@ class Colorizer:
         mask: np.ndarray | None = None,
         strength: float = 1.0,
         clean: float | None = None,
+        keep_palette: bool | None = None,
         pre: Sequence[Any] = (),
         post: Sequence[Any] = (),
         progress: ProgressCallback | None = None,
@@ -470,7 +471,8 @@ class Colorizer:
         (``[H, W]`` in [0, 1], one target only: a soft selection) blend the result with the
         target's own colours, so nothing outside the selection ever changes. ``clean`` (0 to 1;
         ``None``: 1, or 0 with ``compat="official"``) moves the network's colours towards one
-        colour per flat region first, keeping their palette (:mod:`c2e_core.inference.cleanup`).
+        colour per flat region first, and ``keep_palette`` (``None``: yes) gives them back the
+        spread of colours that this narrows (:mod:`c2e_core.inference.cleanup`).
         """
         single = not isinstance(target, (list, tuple))
         targets = [target] if single else list(target)
@@ -482,6 +484,7 @@ class Colorizer:
             size=self.size if size is None else size,
             strength=strength,
             clean=clean,
+            keep_palette=keep_palette,
             precision=self.precision,
             compat=self.compat,
             pre=pre,
@@ -509,7 +512,7 @@ class Colorizer:
             for image, colorized in zip(
                 chunk,
                 self._colorize_chunk(
-                    chunk, code, size, pre_steps, request.clean,
+                    chunk, code, size, pre_steps, (request.clean, request.keep_palette),
                     (post_steps, request.strength, mask),
                 ),
                 strict=True,
@@ -556,7 +559,8 @@ class Colorizer:
         self._each_strip(self._work_strips(image), work)
         return lum
 
-    def _colorize_chunk(self, images, code, size, pre, clean, finish) -> list[Colorized]:
+    def _colorize_chunk(self, images, code, size, pre, cleanup, finish) -> list[Colorized]:
+        clean, palette = cleanup
         prepared = []
         for image in images:
             shape = self.pipeline.working_shape(image.height, image.width, size, self._multiple)
@@ -592,8 +596,8 @@ class Colorizer:
             for j, i in enumerate(indices):
                 height, width = small[j][1].shape[-2:]
                 l_small = small[j][1]
-                ab_low[i] = (clean_colours(ab[j : j + 1, :, :height, :width], l_small, clean),
-                             l_small)  # fmt: skip
+                raw = ab[j : j + 1, :, :height, :width]
+                ab_low[i] = (clean_colours(raw, l_small, clean, palette=palette), l_small)
         results = []
         for index, (image, _, _, lum) in enumerate(prepared):
             ab, l_small = ab_low[index]

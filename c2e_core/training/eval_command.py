@@ -1,8 +1,8 @@
 """``c2e eval``: the evaluation protocol from the command line (the CLI wires these two in).
 
 ``c2e eval --data DIR [--weights NAME|PATH] [--mode self-warped|cross|both] [--limit N]
-[--output DIR] [--device D] [--seed S] [--clean C]``. Without ``--weights`` only the three
-baselines run, and the report says so. User mistakes raise
+[--output DIR] [--device D] [--seed S] [--clean C] [--no-keep-palette]``. Without
+``--weights`` only the three baselines run, and the report says so. User mistakes raise
 :class:`~c2e_core.training.evaluation.EvalError` (an ``OptionError``, so a ``ValueError``, that
 the CLI reports in one line).
 """
@@ -66,6 +66,12 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         help=f"the model's colour cleanup, 0 to 1 (default {DEFAULT_CLEAN:g}, as c2e colorize "
         "--clean)",
     )
+    parser.add_argument(
+        "--keep-palette",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the cleanup's palette step (default on, as c2e colorize)",
+    )
     return parser
 
 
@@ -86,6 +92,7 @@ def run_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         clean=args.clean,
+        keep_palette=args.keep_palette,
     )
     paths = write_report(results, output)
     sys.stdout.write(paths["markdown"].read_text(encoding="utf-8"))

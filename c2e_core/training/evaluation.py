@@ -212,17 +212,22 @@ def cross_pairs(count: int, seed: int = 0) -> list[int]:
 
 
 def _model_method(
-    model_spec: str, device: str, size: int, clean: float
+    model_spec: str, device: str, size: int, clean: float, keep_palette: bool = True
 ) -> tuple[str, Method, dict[str, Any]]:
     from c2e_core.inference.pipeline import Colorizer
 
     colorizer = Colorizer.from_weights(model_spec, device=device, size=size, reference_size=size)
 
     def method(target_rgb: np.ndarray, reference_rgb: np.ndarray) -> np.ndarray:
-        return colorizer.colorize(target_rgb, reference=reference_rgb, clean=clean).rgb
+        return colorizer.colorize(
+            target_rgb, reference=reference_rgb, clean=clean, keep_palette=keep_palette
+        ).rgb
 
-    info = dict(colorizer.info, device=str(colorizer.device), clean=clean)
+    info = dict(colorizer.info, device=str(colorizer.device), clean=clean,
+                keep_palette=keep_palette)  # fmt: skip
     cleaned = f", clean {clean:g}" if clean else ""
+    if clean and not keep_palette:
+        cleaned += " without the palette step"
     return f"Color2Embed ({info.get('weights', model_spec)}{cleaned})", method, info
 
 
@@ -252,6 +257,7 @@ def evaluate(
     examples: int = SHEET_ROWS_PER_MODE,
     size: int = 256,
     clean: float = DEFAULT_CLEAN,
+    keep_palette: bool = True,
 ) -> dict[str, Any]:
     """Run the protocol on the images under ``data_dir`` (recursive, sorted; the first
     ``limit``) for the baselines and, with ``model_spec`` (weights name or file), the model.
@@ -263,13 +269,14 @@ def evaluate(
     Metric keys: ``psnr``, ``delta_e``, ``colourfulness``, ``his_gt``, ``his_ref``.
     ``size`` is the protocol's 256; smaller sizes (multiples of 16) are for quick checks only.
     ``clean``: the model's colour cleanup (:mod:`c2e_core.inference.cleanup`), 0 to 1 (by
-    default the library's, as ``c2e colorize``).
+    default the library's, as ``c2e colorize``); ``keep_palette``: its palette step.
     """
     from c2e_core.data.folder import find_images
-    from c2e_core.options import check_clean
+    from c2e_core.options import check_clean, check_keep_palette
 
     started = time.perf_counter()
     clean = check_clean(clean)
+    keep_palette = check_keep_palette(keep_palette)
     modes = list(MODES) if mode == "both" else [mode]
     if mode != "both" and mode not in MODES:
         raise EvalError(f"mode must be self-warped, cross or both, not {mode!r}")
@@ -292,7 +299,7 @@ def evaluate(
     labels = dict(BASELINE_LABELS)
     model_info: dict[str, Any] | None = None
     if model_spec is not None:
-        label, method, model_info = _model_method(model_spec, device, size, clean)
+        label, method, model_info = _model_method(model_spec, device, size, clean, keep_palette)
         methods["model"], labels["model"] = method, label
 
     results: dict[str, Any] = {

@@ -397,6 +397,7 @@ class Handlers:
             mask=mask,
             strength=request.strength,
             clean=request.clean,
+            keep_palette=request.keep_palette,
             pre=job_input.pre,
             post=job_input.post,
             progress=lambda done, total, text: self.send_progress(job, done, total, text),

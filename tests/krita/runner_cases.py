@@ -210,6 +210,7 @@ CASES = [
     {"name": "u8-soft", "selection": True},
     {"name": "u8-strength", "options": {"strength": 0.5}},
     {"name": "u8-clean", "options": {"clean": 0.0}},  # the cleanup turned off (on by default)
+    {"name": "u8-calm", "options": {"keep_palette": False}},  # the cleanup without the palette
     {"name": "u8-visible", "overlay": True, "options": {"source": "visible"}},
     {"name": "u16-linear", "depth": "U16"},
     {"name": "u16-linear-soft", "depth": "U16", "selection": True},

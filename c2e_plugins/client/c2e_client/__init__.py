@@ -48,6 +48,7 @@ from .launch import (
 )
 from .options import (
     DEFAULT_CLEAN,
+    DEFAULT_KEEP_PALETTE,
     DEFAULT_SIZE,
     DEFAULT_STRENGTH,
     DEVICES,
@@ -79,7 +80,7 @@ from .settings import SETTINGS_FILE, Settings, load_settings, save_settings, set
 
 __all__ = [
     "CHANNEL_COUNTS", "COLORIZE_TIMEOUT", "ColorizeError", "ColorizeOptions", "DEFAULT_CLEAN",
-    "DEFAULT_SIZE",
+    "DEFAULT_KEEP_PALETTE", "DEFAULT_SIZE",
     "DEFAULT_STRENGTH", "DEVICES", "DTYPE_SIZES", "EngineCancelled", "EngineError",
     "HELLO_TIMEOUT", "Host", "LazyWorker", "engine_folder", "find_engine", "known_python",
     "record_python", "set_up_engine",

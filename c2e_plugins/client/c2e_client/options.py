@@ -3,7 +3,8 @@
 """The colorize options a plugin's dialog asks for, checked before the worker is asked.
 
 The limits are those of ``c2e_core.options.ColorizeRequest`` (a test checks they are equal).
-:class:`ColorizeOptions` holds what every plugin asks (size, device, strength, clean, weights); a
+:class:`ColorizeOptions` holds what every plugin asks (size, device, strength, clean, keep palette,
+weights); a
 plugin's subclass adds its host's own fields and says how its host writes "native" and which
 devices its dialog offers. Standard library only.
 """
@@ -23,6 +24,9 @@ DEFAULT_STRENGTH = 1.0
 #: The colour cleanup (one colour per flat region, the palette kept), 0..1 like the strength;
 #: 0: off. The same default as the engine's (``c2e_core.options.DEFAULT_CLEAN``).
 DEFAULT_CLEAN = 1.0
+#: Whether the cleanup gives the colours back their spread (their palette); off: calmer and
+#: paler. The engine's default (``c2e_core.options.DEFAULT_KEEP_PALETTE``).
+DEFAULT_KEEP_PALETTE = True
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 #: The devices the worker understands (``cuda:N`` too); ``gpu``: the worker's first GPU.
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -70,7 +74,8 @@ class ColorizeOptions(object):
     ``device``: one of :attr:`DEVICES` (or ``cuda:N`` when :attr:`INDEXED_DEVICES`);
     ``strength``: 0..1, how much of the predicted colour replaces the original;
     ``clean``: 0..1, how far the predicted colours move towards one colour per flat region
-    (the worker's cleanup: fewer blotches of foreign colour, the palette kept);
+    (the worker's cleanup: fewer blotches of foreign colour); ``keep_palette``: the cleanup
+    gives the colours back their spread (off: calmer, paler colours);
     ``weights``: a weights name or file for the worker, ``""`` for the worker's default;
     ``colour_only``: the new layer in the host's "Color" blend mode over the original (it gives
     only hue and saturation, so later edits of the original's lightness still show), instead of
@@ -86,6 +91,7 @@ class ColorizeOptions(object):
         ("device", "auto"),
         ("strength", DEFAULT_STRENGTH),
         ("clean", DEFAULT_CLEAN),
+        ("keep_palette", DEFAULT_KEEP_PALETTE),
         ("weights", ""),
         ("colour_only", False),
         ("blend_share", 0.5),
@@ -130,6 +136,10 @@ class ColorizeOptions(object):
             raise ColorizeError("strength must be a number from 0 to 1, not %r" % (self.strength,))
         if not is_strength(self.clean):  # the same 0..1 range
             raise ColorizeError("clean must be a number from 0 to 1, not %r" % (self.clean,))
+        if not isinstance(self.keep_palette, bool):
+            raise ColorizeError(
+                "keep_palette must be true or false, not %r" % (self.keep_palette,)
+            )
         if not isinstance(self.weights, str):
             raise ColorizeError("weights must be a name or a file path")
         if not isinstance(self.colour_only, bool):
@@ -147,17 +157,26 @@ class ColorizeOptions(object):
         """The ``options`` of the worker's ``colorize`` request (``hello``: the worker's, to
         choose its GPU for ``gpu`` and to refuse a clean-up that an older worker would
         silently ignore)."""
-        if hello and self.clean and "clean" not in (hello.get("options") or ()):
+        understood = (hello.get("options") or ()) if hello else None
+        version = (hello or {}).get("c2e_version") or "unknown"
+        if understood is not None and self.clean and "clean" not in understood:
             raise ColorizeError(
                 "The c2e engine (version %s) cannot clean up colours: update c2e in it "
-                "(pip install -U c2e-studio), or set Clean up to 0."
-                % (hello.get("c2e_version") or "unknown",)
+                "(pip install -U c2e-studio), or set Clean up to 0." % (version,)
+            )
+        if understood is not None and self.clean and not self.keep_palette and (
+            "keep_palette" not in understood
+        ):
+            raise ColorizeError(
+                "The c2e engine (version %s) has no Keep palette switch: update c2e in it "
+                "(pip install -U c2e-studio), or turn Keep palette back on." % (version,)
             )
         options: Dict[str, Any] = {
             "size": NATIVE_SIZE if self.size == self.NATIVE else self.size,
             "device": worker_device(self.device, hello or {}),
             "strength": float(self.strength),
             "clean": float(self.clean),
+            "keep_palette": bool(self.keep_palette),  # a worker ignores options it lacks
         }
         if self.weights:
             options["weights"] = self.weights

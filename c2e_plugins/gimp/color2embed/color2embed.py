@@ -10,10 +10,12 @@ network's working size, a multiple of 16 up to 4096, or 0 for the layer's own si
 ``device`` (auto, cpu, cuda, mps), ``strength`` (0..1), ``clean`` (0..1: the colours evened
 out inside flat areas, removing blotches of foreign colour), ``colour-only`` (the new layer in LCH
 Color mode over the original instead of a full-colour normal layer), ``gray-to-rgb`` (convert
-a grayscale image instead of refusing it) and ``set-up-engine`` (make the plug-in's own
-engine when no c2e is found). It returns ``layer``, the new colorized layer. The c2e worker
-it starts is the one recorded in ``settings.json`` by ``c2e plugins install gimp`` (or the
-engine the plug-in set up itself).
+a grayscale image instead of refusing it), ``set-up-engine`` (make the plug-in's own
+engine when no c2e is found) and ``keep-palette`` (the cleaned-up colours keep the spread of
+the reference's palette; false: calmer, paler colours; last, so that callers passing the
+earlier arguments by position still work). It returns ``layer``, the new colorized layer.
+The c2e worker it starts is the one recorded in ``settings.json`` by ``c2e plugins install
+gimp`` (or the engine the plug-in set up itself).
 
 The procedure lives in a persistent process: GIMP starts the extension
 ``extension-c2e-colorize`` (a ``PERSISTENT`` procedure without arguments) when it starts, and
@@ -34,6 +36,7 @@ gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
 from c2e_client import (  # noqa: E402
     DEFAULT_CLEAN,
+    DEFAULT_KEEP_PALETTE,
     DEFAULT_SIZE,
     DEFAULT_STRENGTH,
     MAX_SIZE,
@@ -121,7 +124,7 @@ def ask(procedure, image, drawable, config):
     row.show_all()
     dialog.get_content_area().pack_start(row, False, False, 0)
     dialog.fill(["reference-file", "blend-file", "blend-share", "size", "device", "strength",
-                 "clean", "colour-only", "gray-to-rgb"])
+                 "clean", "keep-palette", "colour-only", "gray-to-rgb"])
     settings = load_settings(ColorizeOptions)
     loaded = {}  # reference files opened for the preview: path -> image, deleted at the end
 
@@ -174,6 +177,7 @@ def chosen_options(config, settings):
         device=config.get_property("device"),
         strength=config.get_property("strength"),
         clean=config.get_property("clean"),
+        keep_palette=config.get_property("keep-palette"),
         weights=settings.options.weights,
         gray_to_rgb=config.get_property("gray-to-rgb"),
         colour_only=config.get_property("colour-only"),
@@ -379,7 +383,7 @@ def colorize_procedure(plug_in):
         "clean", "C_lean up",
         "Even out the colours inside flat areas (walls, skies, skin): 0 leaves them as "
         "predicted, 1 (the default) gives each flat area one colour (no blotches of foreign "
-        "colour; colour changes at edges and the reference's palette stay)",
+        "colour; colour changes at edges stay)",
         MIN_STRENGTH, MAX_STRENGTH, DEFAULT_CLEAN, flags,
     )
     procedure.add_boolean_argument(
@@ -400,6 +404,12 @@ def colorize_procedure(plug_in):
         "With no c2e Python found, make the plug-in's own engine (a private Python "
         "environment with c2e's runtime; pip downloads about 80 MB). Interactive runs ask.",
         False, flags,
+    )
+    procedure.add_boolean_argument(
+        "keep-palette", "Keep the _palette",
+        "The cleaned-up colours keep the spread of the reference's palette (otherwise calmer, "
+        "paler colours)",
+        DEFAULT_KEEP_PALETTE, flags,
     )
     procedure.add_layer_return_value(
         "layer", "Layer", "The new colorized layer", True, flags

@@ -68,7 +68,8 @@ class ColorizeOptions(c2e_client.ColorizeOptions):
     (``reference_file``, ``blend_file``; ``""`` for none) and that one's share (0..1).
 
     ``size``: a multiple of 16 up to 4096 or ``"native"``; ``device``: ``auto``, ``gpu`` or
-    ``cpu``; ``strength``: 0..1; ``clean``: 0..1 (the colour cleanup); ``source``: ``layer``
+    ``cpu``; ``strength``: 0..1; ``clean``: 0..1 (the colour cleanup); ``keep_palette``:
+    whether the cleanup keeps the palette; ``source``: ``layer``
     (the active layer) or ``visible`` (the merged image); ``weights``: a weights name or file,
     ``""`` for the worker's default.
     """

@@ -1,5 +1,5 @@
-"""The "Colorize from Reference" dialog: reference, source, size, device, strength, clean up,
-worker."""
+"""The "Colorize from Reference" dialog: reference, source, size, device, strength, clean up
+(and whether it keeps the palette), worker."""
 
 from __future__ import annotations
 
@@ -139,10 +139,19 @@ class ColorizeDialog(QtWidgets.QDialog):
         self.clean, clean = percent_row(
             options.clean,
             "Evens out the colours inside flat areas (walls, skies, skin): removes blotches of "
-            "foreign colour, keeps colour changes at strong edges and the reference's palette; "
+            "foreign colour, keeps colour changes at strong edges; "
             "0 %: the colours as the network gives them",
         )
         form.addRow(buddy_label("&Clean up:", self.clean), clean)
+        self.keep_palette = QtWidgets.QCheckBox("Keep the &palette")
+        self.keep_palette.setChecked(bool(options.keep_palette))
+        self.keep_palette.setToolTip(
+            "On: the cleaned-up colours keep the spread of the reference's palette; off: "
+            "calmer, paler colours"
+        )
+        self.keep_palette.setEnabled(self.clean.value() > 0)
+        self.clean.valueChanged.connect(lambda value: self.keep_palette.setEnabled(value > 0))
+        form.addRow("", self.keep_palette)
 
         self.colour_only = QtWidgets.QComboBox()
         self.colour_only.addItem("Full colour", False)
@@ -198,7 +207,7 @@ class ColorizeDialog(QtWidgets.QDialog):
         if preview is not None:
             for signal in (self.reference.currentIndexChanged, self.blend.currentIndexChanged,
                            self.share.valueChanged, self.strength.valueChanged,
-                           self.clean.valueChanged,
+                           self.clean.valueChanged, self.keep_palette.toggled,
                            self.size.currentIndexChanged, self.device.currentIndexChanged,
                            self.layer_source.toggled, self.weights.editingFinished,
                            self.python.editingFinished):  # fmt: skip
@@ -216,6 +225,7 @@ class ColorizeDialog(QtWidgets.QDialog):
             device=self.device.currentData(),
             strength=self.strength.value() / 100.0,
             clean=self.clean.value() / 100.0,
+            keep_palette=self.keep_palette.isChecked(),
             source="layer" if self.layer_source.isChecked() else "visible",
             weights=self.weights.text().strip(),
             colour_only=bool(self.colour_only.currentData()),

@@ -22,7 +22,8 @@ class ColorizeOptions(c2e_client.ColorizeOptions):
 
     ``size``: the network's working size, a multiple of 16, or 0 for the layer's own size;
     ``device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; ``strength``: 0..1;
-    ``clean``: 0..1 (the colours evened out inside flat areas); ``weights``: a weights name or
+    ``clean``: 0..1 (the colours evened out inside flat areas); ``keep_palette``: whether the
+    evened-out colours keep the palette's spread; ``weights``: a weights name or
     file, ``""`` for the worker's default; ``gray_to_rgb``: convert a grayscale image to RGB (in
     the same undo step) instead of refusing it.
     """

@@ -239,6 +239,7 @@ class Driver(Extension):
             "device": dialog.device.currentData(),
             "strength": dialog.strength.value(),
             "clean": dialog.clean.value(),
+            "keep_palette": dialog.keep_palette.isChecked(),
             "layer_source": dialog.layer_source.isChecked(),
             "python": dialog.python.text(),
             "weights": dialog.weights.text(),
