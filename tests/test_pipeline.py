@@ -224,6 +224,30 @@ def test_a_new_strength_reuses_the_networks_answer():
     assert (len(calls), len(embeds)) == (5, 1)
 
 
+def test_a_new_strength_reuses_the_cleanup_too(monkeypatch):
+    """The cleanup is kept with the network's answer: a strength or mask change reuses it, a
+    new amount or palette setting computes one, and every result is a fresh call's."""
+    import c2e_core.inference.pipeline as pipeline_module
+
+    rng = np.random.default_rng(22)
+    target = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    reference = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    colorizer = Colorizer(tiny_model(), device="cpu", size=32)
+    cleanups = []
+    clean_colours = pipeline_module.clean_colours
+    monkeypatch.setattr(pipeline_module, "clean_colours",
+                        lambda *a, **k: cleanups.append(a[2]) or clean_colours(*a, **k))
+    mask = np.zeros((48, 64), np.float32)
+    mask[:20] = 1.0
+    runs = [dict(), dict(strength=0.3), dict(mask=mask), dict(clean=0.5),
+            dict(clean=0.5, strength=0.7), dict(keep_palette=False), dict()]
+    results = [colorizer.colorize(target, reference=reference, **run) for run in runs]
+    assert cleanups == [1.0, 0.5, 1.0]  # the default, clean 0.5, then without the palette step
+    for run, result in zip(runs, results, strict=True):
+        fresh = Colorizer(tiny_model(), device="cpu", size=32)
+        assert_same_image(result.rgb, fresh.colorize(target, reference=reference, **run).rgb)
+
+
 def test_alpha_passes_through_untouched():
     rng = np.random.default_rng(3)
     rgba = rng.integers(0, 65536, (40, 30, 4), dtype=np.uint16)

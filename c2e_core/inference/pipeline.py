@@ -15,7 +15,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Union
@@ -57,13 +57,40 @@ from c2e_core.options import (
 ImageInput = Union[str, Path, np.ndarray, Image.Image, ImageData]  # noqa: UP007 (runtime alias)
 #: ``(lum_rows [1,1,r,W], start_row) -> ab_rows [1,2,r,W]``: ab of some rows of the full image.
 AbRows = Callable[[np.ndarray, int], np.ndarray]
-#: Predicted ab kept by :meth:`Colorizer._predict_ab`: how many, and the largest working
+#: Predicted ab kept by :meth:`Colorizer._predict`: how many, and the largest working
 #: lightness (pixels of a batch) that is kept (1024² at most: 8 MB of ab each).
 PREDICTIONS_KEPT = 4
 PREDICTION_CACHE_PIXELS = 1024 * 1024
+#: Cleanups (by image, amount and palette step) kept with each kept prediction.
+CLEANUPS_KEPT = 4
 
 #: A reference code: the arrays a model's ``embed`` returns (one for the paper's model).
 Code = tuple[np.ndarray, ...]
+
+
+@dataclass
+class _Prediction:
+    """The networks' ab for a batch (in Lab units) and the cleanups of it made so far, by
+    ``(image index, clean, keep_palette)``, read-only (a preview's strength or mask change
+    reuses both)."""
+
+    ab: np.ndarray
+    cleaned: OrderedDict[tuple[int, float, bool], np.ndarray] = field(default_factory=OrderedDict)
+
+    def cleanup(self, index: int, l_small: np.ndarray, clean: float, palette: bool) -> np.ndarray:
+        """Image ``index``'s ab cleaned (:func:`clean_colours`), computed once per amount."""
+        key = (index, clean, palette)
+        if key in self.cleaned:
+            self.cleaned.move_to_end(key)
+            return self.cleaned[key]
+        height, width = l_small.shape[-2:]
+        raw = self.ab[index : index + 1, :, :height, :width]
+        cleaned = clean_colours(raw, l_small, clean, palette=palette)
+        cleaned.flags.writeable = False
+        self.cleaned[key] = cleaned
+        while len(self.cleaned) > CLEANUPS_KEPT:
+            self.cleaned.popitem(last=False)
+        return cleaned
 #: The Lab scaling every network shares (the ab scale is each network's own).
 SCALING = LabScaling()
 
@@ -327,7 +354,7 @@ class Colorizer:
         self.info = dict(info or {})
         self._host = host
         self._embeddings: OrderedDict[tuple, Code] = OrderedDict()
-        self._predictions: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._predictions: OrderedDict[tuple, _Prediction] = OrderedDict()
         self._multiple = int(self.networks.size_multiple)
 
     # -- construction -----------------------------------------------------------------------
@@ -592,25 +619,23 @@ class Colorizer:
         for indices in groups.values():
             small = [prepared[i][2] for i in indices]
             l_in = np.concatenate([s[0] for s in small]).astype(np.float32, copy=False)
-            ab = self._predict_ab(l_in, code) * np.float32(self.networks.ab_scale)
+            prediction = self._predict(l_in, code)
             for j, i in enumerate(indices):
-                height, width = small[j][1].shape[-2:]
                 l_small = small[j][1]
-                raw = ab[j : j + 1, :, :height, :width]
-                ab_low[i] = (clean_colours(raw, l_small, clean, palette=palette), l_small)
+                ab_low[i] = (prediction.cleanup(j, l_small, clean, palette), l_small)
         results = []
         for index, (image, _, _, lum) in enumerate(prepared):
             ab, l_small = ab_low[index]
             results.append(self._finish(image, lum, ab, l_small, *finish))
         return results
 
-    def _predict_ab(self, l_in: np.ndarray, code: Code) -> np.ndarray:
+    def _predict(self, l_in: np.ndarray, code: Code) -> _Prediction:
         """The network's ab for working-size lightness ``l_in`` and ``code``; the last few
-        answers are kept (up to :data:`PREDICTION_CACHE_PIXELS` each), so that colorizing the
-        same target again with another strength or mask (a dialog's preview, say) costs no
-        network call."""
+        answers are kept (up to :data:`PREDICTION_CACHE_PIXELS` each) with their cleanups, so
+        that colorizing the same target again with another strength or mask (a dialog's
+        preview, say) costs no network call, nor another cleanup."""
         if l_in.size > PREDICTION_CACHE_PIXELS:
-            return self.networks.predict_ab(l_in, code)
+            return _Prediction(self._network_ab(l_in, code))
         digest = hashlib.sha1(np.ascontiguousarray(l_in).data, usedforsecurity=False)
         for part in code:
             digest.update(np.ascontiguousarray(part).data)
@@ -618,10 +643,16 @@ class Colorizer:
         if key in self._predictions:
             self._predictions.move_to_end(key)
             return self._predictions[key]
-        ab = self.networks.predict_ab(l_in, code)
-        self._predictions[key] = ab
+        prediction = _Prediction(self._network_ab(l_in, code))
+        self._predictions[key] = prediction
         while len(self._predictions) > PREDICTIONS_KEPT:
             self._predictions.popitem(last=False)
+        return prediction
+
+    def _network_ab(self, l_in: np.ndarray, code: Code) -> np.ndarray:
+        """One network call: ab in Lab units, read-only."""
+        ab = self.networks.predict_ab(l_in, code) * np.float32(self.networks.ab_scale)
+        ab.flags.writeable = False
         return ab
 
     def _finish(self, image, lum_full, ab_low, l_small, post_steps, strength, mask) -> Colorized:
