@@ -131,8 +131,8 @@ def build_parser(host=None) -> argparse.ArgumentParser:
         type=float,
         default=None,
         help=f"0 to 1 (default {DEFAULT_CLEAN:g}; 0 with --compat official): move the colours "
-        "towards one colour per flat region, keeping their palette (removes blotches of "
-        "foreign colour)",
+        "towards one colour per flat region, keeping their palette unless --no-keep-palette "
+        "(removes blotches of foreign colour)",
     )
     colorize.add_argument(
         "--keep-palette",

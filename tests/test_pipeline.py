@@ -240,12 +240,57 @@ def test_a_new_strength_reuses_the_cleanup_too(monkeypatch):
     mask = np.zeros((48, 64), np.float32)
     mask[:20] = 1.0
     runs = [dict(), dict(strength=0.3), dict(mask=mask), dict(clean=0.5),
-            dict(clean=0.5, strength=0.7), dict(keep_palette=False), dict()]
+            dict(clean=0.5, strength=0.7), dict(keep_palette=False), dict(clean=0.5), dict()]
     results = [colorizer.colorize(target, reference=reference, **run) for run in runs]
-    assert cleanups == [1.0, 0.5, 1.0]  # the default, clean 0.5, then without the palette step
+    # the default, clean 0.5, without the palette step, then clean 0.5 still kept (two are
+    # kept per image) and the default again
+    assert cleanups == [1.0, 0.5, 1.0, 1.0]
     for run, result in zip(runs, results, strict=True):
         fresh = Colorizer(tiny_model(), device="cpu", size=32)
         assert_same_image(result.rgb, fresh.colorize(target, reference=reference, **run).rgb)
+    (kept,) = colorizer._predictions.values()
+    assert not kept.ab.flags.writeable
+    assert all(not ab.flags.writeable for ab in kept.cleaned.values())
+
+
+def test_kept_cleanups_belong_to_their_image_in_batches_and_at_native_size():
+    """At native size a 30-row and a 31-row target whose last row repeats pad to the same
+    network input; each gets its own cleanup, in a batch and alone, as a fresh call's."""
+    rng = np.random.default_rng(23)
+    short = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    tall = np.concatenate([short, short[-1:]])  # 31 rows, padded like the 30-row one
+    reference = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    colorizer = Colorizer(tiny_model(), device="cpu", size="native", batch_size=2)
+    first = colorizer.colorize(short, reference=reference)
+    second = colorizer.colorize(tall, reference=reference)
+    assert second.rgb.shape == (31, 40, 3)
+    batch = colorizer.colorize([tall, short], reference=reference, strength=0.5)
+    for image, alone, together in ((short, first, batch[1]), (tall, second, batch[0])):
+        fresh = Colorizer(tiny_model(), device="cpu", size="native")
+        assert_same_image(alone.rgb, fresh.colorize(image, reference=reference).rgb)
+        assert_same_image(together.rgb,
+                          fresh.colorize(image, reference=reference, strength=0.5).rgb)
+
+
+def test_a_gray_target_takes_the_one_channel_lightness(monkeypatch):
+    import c2e_core.inference.pipeline as pipeline_module
+
+    used = []
+    gray_to_lightness = pipeline_module.gray_to_lightness
+    monkeypatch.setattr(pipeline_module, "gray_to_lightness",
+                        lambda rows: used.append(rows.shape) or gray_to_lightness(rows))
+    rng = np.random.default_rng(24)
+    gray = np.repeat(rng.integers(0, 256, (24, 32, 1), dtype=np.uint8), 3, axis=2)
+    reference = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    colorizer = Colorizer(tiny_model(), device="cpu", size=32)
+    result = colorizer.colorize(gray, reference=reference)
+    assert sum(shape[-2] for shape in used) == 24 and {shape[-1] for shape in used} == {32}
+    np.testing.assert_allclose(lightness(result.rgb), lightness(gray / 255.0), atol=0.5)
+    used.clear()
+    tinted = gray.copy()
+    tinted[::5, 0, 2] ^= 1  # a pixel off gray in every strip of rows: the three-channel path
+    colorizer.colorize(tinted, reference=reference)
+    assert not used
 
 
 def test_alpha_passes_through_untouched():

@@ -135,7 +135,8 @@ def test_shared_options_check_and_translate():
     # turning the palette step off needs a worker that lists it; on, any worker with clean-up
     calm = client.ColorizeOptions(keep_palette=False)
     assert calm.worker_options({"options": ["clean", "keep_palette"]})["keep_palette"] is False
-    with pytest.raises(client.ColorizeError, match=r"0.1.0\) has no Keep palette switch"):
+    with pytest.raises(client.ColorizeError,
+                       match=r"0.1.0\) cannot clean up without keeping the palette"):
         calm.worker_options({"c2e_version": "0.1.0", "options": ["clean"]})
     assert client.ColorizeOptions().worker_options({"options": ["clean"]})["keep_palette"]
     assert client.ColorizeOptions(clean=0, keep_palette=False).worker_options(

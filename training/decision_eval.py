@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="working size of the references (long side)")
     parser.add_argument("--clean", type=float, default=None,
                         help="the colour cleanup, 0 to 1 (default: c2e colorize --clean's)")
+    parser.add_argument("--keep-palette", action=argparse.BooleanOptionalAction, default=None,
+                        help="the cleanup's palette step (default: c2e colorize's, on)")
     parser.add_argument("--probes", type=Path, default=PROBES, help="folder of protocol.py")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(args.probes))
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     from c2e_core.inference.pipeline import Colorizer
     from c2e_core.options import ColorizeRequest
 
-    clean = ColorizeRequest(clean=args.clean).clean
+    request = ColorizeRequest(clean=args.clean, keep_palette=args.keep_palette)
+    clean, keep_palette = request.clean, request.keep_palette
 
     files = sorted(f for f in glob.glob(os.path.join(args.photos, "*"))
                    if f.lower().endswith((".jpg", ".png")))  # fmt: skip
@@ -59,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         return np.uint8(np.clip(color.lab2rgb(flat) * 255 + 0.5, 0, 255)), lum
 
     def model(gray: np.ndarray, reference: np.ndarray) -> np.ndarray:
-        return colorizer.colorize(gray, reference=reference, clean=clean).to_array(np.uint8)
+        return colorizer.colorize(gray, reference=reference, clean=clean,
+                                  keep_palette=keep_palette).to_array(np.uint8)
 
     rows: dict[str, list[dict[str, float]]] = {"model": [], "lookup": []}
     for seed in range(args.seeds):
@@ -83,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                                           reference)["HIS_ref"])  # fmt: skip
         result["cross_HIS_ref"] = round(float(np.mean(cross)), 3)
     result.update(weights=args.weights, reference_size=args.reference_size, clean=clean,
+                  keep_palette=keep_palette,
                   photos=len(truths), seeds=args.seeds,
                   seconds=round(time.perf_counter() - started, 1))  # fmt: skip
     print(json.dumps(result))

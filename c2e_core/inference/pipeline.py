@@ -58,41 +58,47 @@ ImageInput = Union[str, Path, np.ndarray, Image.Image, ImageData]  # noqa: UP007
 #: ``(lum_rows [1,1,r,W], start_row) -> ab_rows [1,2,r,W]``: ab of some rows of the full image.
 AbRows = Callable[[np.ndarray, int], np.ndarray]
 #: Predicted ab kept by :meth:`Colorizer._predict`: how many, and the largest working
-#: lightness (pixels of a batch) that is kept (1024² at most: 8 MB of ab each).
+#: lightness (pixels of a batch) that is kept (1024² at most: 8 MB of ab each, and as much
+#: again for each cleanup kept with it: 96 MB at most in all).
 PREDICTIONS_KEPT = 4
 PREDICTION_CACHE_PIXELS = 1024 * 1024
-#: Cleanups (by image, amount and palette step) kept with each kept prediction.
-CLEANUPS_KEPT = 4
+#: Cleanups (by amount and palette step) kept with a kept prediction, per image of its batch:
+#: the one in use and the one before (a preview switching between two settings).
+CLEANUPS_KEPT = 2
 
 #: A reference code: the arrays a model's ``embed`` returns (one for the paper's model).
 Code = tuple[np.ndarray, ...]
 
 
+#: The Lab scaling every network shares (the ab scale is each network's own).
+SCALING = LabScaling()
+
+
 @dataclass
 class _Prediction:
-    """The networks' ab for a batch (in Lab units) and the cleanups of it made so far, by
-    ``(image index, clean, keep_palette)``, read-only (a preview's strength or mask change
-    reuses both)."""
+    """The networks' ab for a batch (in Lab units, read-only) and the cleanups of it made so
+    far (read-only too), by image, its working shape, amount and palette step: a preview's
+    strength or mask change reuses both."""
 
     ab: np.ndarray
-    cleaned: OrderedDict[tuple[int, float, bool], np.ndarray] = field(default_factory=OrderedDict)
+    cleaned: OrderedDict[tuple, np.ndarray] = field(default_factory=OrderedDict)
 
     def cleanup(self, index: int, l_small: np.ndarray, clean: float, palette: bool) -> np.ndarray:
-        """Image ``index``'s ab cleaned (:func:`clean_colours`), computed once per amount."""
-        key = (index, clean, palette)
+        """Image ``index``'s ab (its working lightness ``l_small``) cleaned by
+        :func:`clean_colours`, computed once for each amount and palette setting."""
+        height, width = l_small.shape[-2:]
+        # the shape too: at native size, images of other heights can pad to the same input
+        key = (index, height, width, clean, palette)
         if key in self.cleaned:
             self.cleaned.move_to_end(key)
             return self.cleaned[key]
-        height, width = l_small.shape[-2:]
         raw = self.ab[index : index + 1, :, :height, :width]
         cleaned = clean_colours(raw, l_small, clean, palette=palette)
         cleaned.flags.writeable = False
         self.cleaned[key] = cleaned
-        while len(self.cleaned) > CLEANUPS_KEPT:
+        while len(self.cleaned) > CLEANUPS_KEPT * self.ab.shape[0]:
             self.cleaned.popitem(last=False)
         return cleaned
-#: The Lab scaling every network shares (the ab scale is each network's own).
-SCALING = LabScaling()
 
 
 def as_image(value: ImageInput) -> ImageData:
@@ -539,7 +545,7 @@ class Colorizer:
             for image, colorized in zip(
                 chunk,
                 self._colorize_chunk(
-                    chunk, code, size, pre_steps, (request.clean, request.keep_palette),
+                    chunk, code, size, pre_steps, request.clean, request.keep_palette,
                     (post_steps, request.strength, mask),
                 ),
                 strict=True,
@@ -572,7 +578,7 @@ class Colorizer:
         """L ``[1, 1, rows, W]`` of the image's rows ``start:stop``; a gray image's (the usual
         target) from one channel."""
         rows = image.rgb[start:stop]
-        if image.is_gray or is_gray(rows):
+        if is_gray(rows):  # the pixels, not the source's mode: a gray profile may tint them
             return gray_to_lightness(rows[None, :, :, 0])
         return rgb_to_lightness(self._planar(rows))
 
@@ -586,8 +592,9 @@ class Colorizer:
         self._each_strip(self._work_strips(image), work)
         return lum
 
-    def _colorize_chunk(self, images, code, size, pre, cleanup, finish) -> list[Colorized]:
-        clean, palette = cleanup
+    def _colorize_chunk(
+        self, images, code, size, pre, clean: float, palette: bool, finish
+    ) -> list[Colorized]:
         prepared = []
         for image in images:
             shape = self.pipeline.working_shape(image.height, image.width, size, self._multiple)

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from c2e_core.options import DEFAULT_CLEAN
+from c2e_core.options import DEFAULT_CLEAN, DEFAULT_KEEP_PALETTE
 
 DEFAULT_OUTPUT = "c2e-eval"
 
@@ -69,7 +69,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument(
         "--keep-palette",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=DEFAULT_KEEP_PALETTE,
         help="the cleanup's palette step (default on, as c2e colorize)",
     )
     return parser

@@ -41,7 +41,7 @@ from c2e_core.inference.baselines import (
     gray_target,
 )
 from c2e_core.inference.pipeline import OptionError
-from c2e_core.options import DEFAULT_CLEAN
+from c2e_core.options import DEFAULT_CLEAN, DEFAULT_KEEP_PALETTE
 
 __all__ = [
     "AB_RANGE",
@@ -212,7 +212,7 @@ def cross_pairs(count: int, seed: int = 0) -> list[int]:
 
 
 def _model_method(
-    model_spec: str, device: str, size: int, clean: float, keep_palette: bool = True
+    model_spec: str, device: str, size: int, clean: float, keep_palette: bool
 ) -> tuple[str, Method, dict[str, Any]]:
     from c2e_core.inference.pipeline import Colorizer
 
@@ -257,7 +257,7 @@ def evaluate(
     examples: int = SHEET_ROWS_PER_MODE,
     size: int = 256,
     clean: float = DEFAULT_CLEAN,
-    keep_palette: bool = True,
+    keep_palette: bool = DEFAULT_KEEP_PALETTE,
 ) -> dict[str, Any]:
     """Run the protocol on the images under ``data_dir`` (recursive, sorted; the first
     ``limit``) for the baselines and, with ``model_spec`` (weights name or file), the model.

@@ -3,10 +3,9 @@
 """The colorize options a plugin's dialog asks for, checked before the worker is asked.
 
 The limits are those of ``c2e_core.options.ColorizeRequest`` (a test checks they are equal).
-:class:`ColorizeOptions` holds what every plugin asks (size, device, strength, clean, keep palette,
-weights); a
-plugin's subclass adds its host's own fields and says how its host writes "native" and which
-devices its dialog offers. Standard library only.
+:class:`ColorizeOptions` holds what every plugin asks (size, device, strength, clean, keep the
+palette, weights); a plugin's subclass adds its host's own fields and says how its host writes
+"native" and which devices its dialog offers. Standard library only.
 """
 
 from __future__ import annotations
@@ -155,8 +154,8 @@ class ColorizeOptions(object):
 
     def worker_options(self, hello: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """The ``options`` of the worker's ``colorize`` request (``hello``: the worker's, to
-        choose its GPU for ``gpu`` and to refuse a clean-up that an older worker would
-        silently ignore)."""
+        choose its GPU for ``gpu`` and to refuse what an older worker would silently ignore:
+        a clean-up, or a clean-up without the palette step)."""
         understood = (hello.get("options") or ()) if hello else None
         version = (hello or {}).get("c2e_version") or "unknown"
         if understood is not None and self.clean and "clean" not in understood:
@@ -168,8 +167,9 @@ class ColorizeOptions(object):
             "keep_palette" not in understood
         ):
             raise ColorizeError(
-                "The c2e engine (version %s) has no Keep palette switch: update c2e in it "
-                "(pip install -U c2e-studio), or turn Keep palette back on." % (version,)
+                "The c2e engine (version %s) cannot clean up without keeping the palette: "
+                "update c2e in it (pip install -U c2e-studio), or tick Keep the palette again."
+                % (version,)
             )
         options: Dict[str, Any] = {
             "size": NATIVE_SIZE if self.size == self.NATIVE else self.size,
