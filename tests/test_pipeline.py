@@ -148,25 +148,35 @@ def test_clean_smooths_the_colours_after_the_network_and_keeps_the_rest():
     assert_same_image(colorizer.colorize(target, reference=reference, clean=0.0).rgb, plain.rgb)
 
 
+def _spy_on_the_cleanup(monkeypatch) -> list[tuple[float, bool]]:
+    """The pipeline's calls of ``clean_colours`` from now on, as (amount, palette) pairs."""
+    import c2e_core.inference.pipeline as pipeline_module
+
+    calls: list[tuple[float, bool]] = []
+    clean_colours = pipeline_module.clean_colours
+
+    def spy(ab, lightness, amount, *args, **kwargs):
+        calls.append((amount, kwargs["palette"]))
+        return clean_colours(ab, lightness, amount, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "clean_colours", spy)
+    return calls
+
+
 def test_keep_palette_off_gives_the_plain_cleanup(monkeypatch):
     """``keep_palette=False`` reaches the cleanup (its unit tests check what it does then),
     changes the colours without another network call, and changes nothing at clean 0."""
-    import c2e_core.inference.pipeline as pipeline_module
-
     rng = np.random.default_rng(6)
     target = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
     reference = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
     colorizer = Colorizer(tiny_model(), device="cpu", size=32)
-    asked = []
-    clean_colours = pipeline_module.clean_colours
-    monkeypatch.setattr(pipeline_module, "clean_colours",
-                        lambda *a, **k: asked.append(k["palette"]) or clean_colours(*a, **k))
+    asked = _spy_on_the_cleanup(monkeypatch)
     calls = []
     predict = colorizer.networks.predict_ab
     colorizer.networks.predict_ab = lambda *a: calls.append(1) or predict(*a)
     kept = colorizer.colorize(target, reference=reference)
     calm = colorizer.colorize(target, reference=reference, keep_palette=False)
-    assert asked == [True, False] and len(calls) == 1
+    assert [palette for _, palette in asked] == [True, False] and len(calls) == 1
     assert np.abs(calm.rgb - kept.rgb).max() > 1e-3
     plain = colorizer.colorize(target, reference=reference, clean=0.0)
     assert_same_image(colorizer.colorize(target, reference=reference, clean=0.0,
@@ -227,16 +237,11 @@ def test_a_new_strength_reuses_the_networks_answer():
 def test_a_new_strength_reuses_the_cleanup_too(monkeypatch):
     """The cleanup is kept with the network's answer: a strength or mask change reuses it, a
     new amount or palette setting computes one, and every result is a fresh call's."""
-    import c2e_core.inference.pipeline as pipeline_module
-
     rng = np.random.default_rng(22)
     target = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
     reference = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
     colorizer = Colorizer(tiny_model(), device="cpu", size=32)
-    cleanups = []
-    clean_colours = pipeline_module.clean_colours
-    monkeypatch.setattr(pipeline_module, "clean_colours",
-                        lambda *a, **k: cleanups.append(a[2]) or clean_colours(*a, **k))
+    asked = _spy_on_the_cleanup(monkeypatch)
     mask = np.zeros((48, 64), np.float32)
     mask[:20] = 1.0
     runs = [dict(), dict(strength=0.3), dict(mask=mask), dict(clean=0.5),
@@ -244,7 +249,7 @@ def test_a_new_strength_reuses_the_cleanup_too(monkeypatch):
     results = [colorizer.colorize(target, reference=reference, **run) for run in runs]
     # the default, clean 0.5, without the palette step, then clean 0.5 still kept (two are
     # kept per image) and the default again
-    assert cleanups == [1.0, 0.5, 1.0, 1.0]
+    assert [amount for amount, _ in asked] == [1.0, 0.5, 1.0, 1.0]
     for run, result in zip(runs, results, strict=True):
         fresh = Colorizer(tiny_model(), device="cpu", size=32)
         assert_same_image(result.rgb, fresh.colorize(target, reference=reference, **run).rgb)
