@@ -11,12 +11,11 @@ medians, and the median of the per-repeat ratios previous / this.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
+
+from timed_child import TimedChild
 
 #: Times ``clean_colours`` on the inputs ``inputs(height, width)`` makes, once per line read
 #: (``"height width palette"``); the folder of the version to time is ``sys.argv[1]``.
@@ -57,28 +56,6 @@ def inputs(height: int, width: int):
     return smooth(2, 20.0), np.clip(smooth(1, 25.0) + 50.0, 0, 100)
 
 
-class Version:
-    """One version's ``clean_colours`` in a child process, timed from inside it."""
-
-    def __init__(self, folder: Path):
-        here = str(Path(__file__).resolve().parent)
-        env = {**os.environ, "PYTHONPATH": str(folder)}
-        self.process = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), here],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True, env=env, cwd=str(folder))  # fmt: skip
-
-    def time(self, height: int, width: int, palette: str = "default") -> float:
-        assert self.process.stdin and self.process.stdout
-        self.process.stdin.write(f"{height} {width} {palette}\n")
-        self.process.stdin.flush()
-        return float(self.process.stdout.readline())
-
-    def close(self) -> None:
-        if self.process.stdin:
-            self.process.stdin.close()
-        self.process.wait(30)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--previous", type=Path, required=True, help="an earlier checkout")
@@ -86,15 +63,20 @@ def main() -> None:
     args = parser.parse_args()
     from bench_inference import cpu_name  # torch and the pipeline: not in the children
 
-    this = Version(Path(__file__).resolve().parents[1])
-    previous = Version(args.previous.resolve())
+    here = Path(__file__).resolve().parent
+
+    def version(folder: Path) -> TimedChild:  # this file's inputs, the folder's cleanup
+        return TimedChild(CHILD, folder, (folder, here))
+
+    this, previous = version(here.parent), version(args.previous.resolve())
     print(f"{date.today()} · {cpu_name()} · clean 1 · {args.repeats} interleaved repeats")
     for height, width in SHAPES:
         times: dict[str, list[float]] = {"previous": [], "this": []}
         for repeat in range(args.repeats + 2):
             order = ("previous", "this") if repeat % 2 == 0 else ("this", "previous")
             for name in order:
-                elapsed = (previous if name == "previous" else this).time(height, width)
+                child = previous if name == "previous" else this
+                elapsed = child.time(f"{height} {width} default")
                 if repeat >= 2:  # two warm-ups
                     times[name].append(elapsed)
         ratio = statistics.median(p / t for p, t in zip(times["previous"], times["this"],
@@ -102,7 +84,7 @@ def main() -> None:
         print(f"  {width}x{height}: previous {statistics.median(times['previous']) * 1000:7.1f} ms"
               f"  this {statistics.median(times['this']) * 1000:7.1f} ms"
               f"  previous/this {ratio:.2f}x")
-        calm = [this.time(height, width, "off") for _ in range(args.repeats)]
+        calm = [this.time(f"{height} {width} off") for _ in range(args.repeats)]
         print(f"  {width}x{height}: this, without the palette step "
               f"{statistics.median(calm) * 1000:7.1f} ms")
     this.close()

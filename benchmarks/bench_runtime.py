@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from bench_inference import cpu_name, photo_pair
+from timed_child import TimedChild
 
 from c2e_core.inference.pipeline import Colorizer
 from c2e_core.runtime.networks import runtime_version
@@ -103,27 +102,18 @@ for line in sys.stdin:
 
 
 class PreviousVersion:
-    """An earlier checkout's pipeline in a process of its own, timed from inside it."""
+    """An earlier checkout's pipeline in a process of its own, timed from inside it (a run of
+    :func:`interleaved` with an ``elapsed``)."""
 
     def __init__(self, folder: Path, weights: str, threads: int):
-        env = {**os.environ, "PYTHONPATH": str(folder)}
-        if threads:
-            env["OMP_NUM_THREADS"] = str(threads)
-        self.process = subprocess.Popen([sys.executable, "-c", PREVIOUS_CHILD, str(folder),
-                                         weights], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True, env=env, cwd=str(folder))  # fmt: skip
+        self.child = TimedChild(PREVIOUS_CHILD, folder, (folder, weights), threads)
         self.elapsed = 0.0
 
     def __call__(self) -> None:
-        assert self.process.stdin and self.process.stdout
-        self.process.stdin.write("run\n")
-        self.process.stdin.flush()
-        self.elapsed = float(self.process.stdout.readline())
+        self.elapsed = self.child.time()
 
     def close(self) -> None:
-        if self.process.stdin:
-            self.process.stdin.close()
-        self.process.wait(30)
+        self.child.close()
 
 
 def end_to_end(colorizer: Colorizer, target: np.ndarray, reference: np.ndarray):

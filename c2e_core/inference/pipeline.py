@@ -68,8 +68,6 @@ CLEANUPS_KEPT = 2
 
 #: A reference code: the arrays a model's ``embed`` returns (one for the paper's model).
 Code = tuple[np.ndarray, ...]
-
-
 #: The Lab scaling every network shares (the ab scale is each network's own).
 SCALING = LabScaling()
 
