@@ -11,6 +11,7 @@ from c2e_core.modeling.colour import gray_from_lightness, rgb_to_lab
 from c2e_core.modeling.correspondence import (
     EMPTY_BIAS,
     LINEAR_EPS,
+    Correspondence,
     ReferenceCode,
     blend_reference_codes,
     cell_colour_models,
@@ -194,6 +195,45 @@ def test_an_upright_reference_stays_upright_unless_a_turn_matches_clearly_better
     one_orientation = code._replace(orientation=torch.zeros(1, 16))  # a code of another model
     with pytest.raises(ValueError, match="not made in 8 orientations"):
         choose_orientation(target, one_orientation, 8, 0.0)
+
+
+def _two_orientations_code(empty_first: bool) -> ReferenceCode:
+    """Eight orientations of two tokens; orientation 0's first token is the target's own key
+    (cosine 1) but holds no colour when ``empty_first``; the rest match it at cosine 0.5."""
+    orientation = torch.arange(8.0).repeat_interleave(2)[None]
+    half = torch.tensor([0.5, 3**0.5 / 2])
+    keys = half.repeat(1, 16, 1)
+    keys[0, 0] = torch.tensor([1.0, 0.0])
+    keys[0, 2] = torch.tensor([0.9, 0.19**0.5])  # orientation 1: cosine 0.9
+    bias = torch.zeros(1, 16)
+    if empty_first:
+        bias[0, 0] = EMPTY_BIAS
+    return ReferenceCode(torch.zeros(1, 4, 1, 1), keys, torch.zeros(1, 16, 6), bias, orientation)
+
+
+def test_tokens_without_colour_neither_score_an_orientation_nor_give_confidence():
+    target = torch.tensor([[[1.0, 0.0]]])
+    # orientation 0 wins on its cosine-1 token, unless that token is empty
+    assert choose_orientation(target, _two_orientations_code(False), 8, 0.0).orientation[0, 0] == 0
+    assert choose_orientation(target, _two_orientations_code(True), 8, 0.0).orientation[0, 0] == 1
+    attention = Correspondence(2)
+    with torch.no_grad():
+        code = _two_orientations_code(True)
+        confidence = attention(target, code, (1, 1))[0, -1, 0, 0]
+        assert abs(float(confidence) - 0.9) < 1e-5  # the best token that holds colour
+        nothing = code._replace(bias=torch.full((1, 16), EMPTY_BIAS))
+        assert float(attention(target, nothing, (1, 1))[0, -1, 0, 0]) == -1.0
+
+
+def test_a_code_per_target_chooses_as_each_alone():
+    codes = [_two_orientations_code(False), _two_orientations_code(True)]
+    both = ReferenceCode(*(torch.cat(parts) for parts in zip(*codes, strict=True)))
+    target = torch.tensor([[[1.0, 0.0]]]).repeat(2, 1, 1)
+    kept = choose_orientation(target, both, 8, 0.0)
+    for i, code in enumerate(codes):
+        alone = choose_orientation(target[i : i + 1], code, 8, 0.0)
+        for got, expected in zip(kept[1:], alone[1:], strict=True):
+            assert torch.equal(got[i : i + 1], expected)
 
 
 def test_config_is_checked():

@@ -85,6 +85,18 @@ def test_batched_embeddings_equal_one_by_one():
     torch.testing.assert_close(shared[1:2], conv(x[1:2], z[:1]), **close)
 
 
+def test_the_exported_form_of_a_modulated_convolution_is_the_same_convolution():
+    """The export scales the input by the style and the output by the demodulation around the
+    fixed weights (so that onnxruntime can lay them out once): the same numbers as the
+    modulated weights' convolution, to float rounding."""
+    conv = ModulatedConv2d(16, 5, embed_dim=32)
+    x, z = torch.randn(2, 16, 12, 10), torch.randn(1, 32, 1, 1)
+    with torch.no_grad():
+        fused = conv(x, z)
+        exported = conv._exported_forward(x, z)
+    torch.testing.assert_close(exported, fused, atol=1e-5 * float(fused.abs().max()), rtol=0)
+
+
 def test_the_model_owns_its_scaling():
     from c2e_core.modeling.color2embed import PAPER_SCALING, lab_scaling
     from c2e_core.weights.build import build_color2embed_corr

@@ -95,6 +95,35 @@ def test_the_bundled_graphs_let_onnxruntime_fold_every_pad_into_its_convolution(
         assert not [n.name for n in optimized if n.op_type == "Pad"], name
 
 
+def test_the_bundled_graphs_convolve_with_fixed_weights_and_mask_nothing(tmp_path):
+    """Every convolution of both networks has fixed weights once onnxruntime has folded the
+    constants (the modulated ones too: the export scales their input and output instead of
+    their weights, so onnxruntime lays the weights out once; BENCHMARKS.md, thirteenth
+    session), and the target network fills no mask over its attention (``Where``)."""
+    import onnx
+    import onnxruntime as ort
+
+    weights = read_runtime_weights(REPO / "c2e_core" / "bundled" / "corr-photos153.c2e.onnx")
+    for name, graph in weights.graphs.items():
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(tmp_path / f"{name}.onnx")
+        ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        optimized = onnx.load(options.optimized_model_filepath).graph
+        fixed = {tensor.name for tensor in optimized.initializer}
+        convolutions = [n for n in optimized.node if n.op_type in ("Conv", "FusedConv")]
+        assert convolutions and all(n.input[1] in fixed for n in convolutions), name
+    # the similarities' maxima (orientation scores, confidence) are taken over sums, not over
+    # masked copies: no Where feeds a ReduceMax (the colour conversion keeps its own Wheres)
+    predict = onnx.load_from_string(weights.graphs["predict_ab"]).graph
+    masked = {out for n in predict.node if n.op_type == "Where" for out in n.output}
+    for node in predict.node:  # nodes are in topological order; a reshape keeps the mask
+        if node.op_type == "Reshape" and node.input[0] in masked:
+            masked.update(node.output)
+    maxima = [n for n in predict.node if n.op_type == "ReduceMax"]
+    assert maxima and not [n.name for n in maxima if masked & set(n.input)]
+
+
 def test_several_references_blend_as_in_torch():
     default = Colorizer.from_weights("default-torch", device="cpu")
     runtime = Colorizer.from_weights("default", device="cpu")
