@@ -236,6 +236,24 @@ def test_a_code_per_target_chooses_as_each_alone():
             assert torch.equal(got[i : i + 1], expected)
 
 
+def test_a_model_matching_at_stride_4_attends_from_four_times_the_target_cells():
+    """``target_stride=4``: the texture block joins the keys (24 more channels, on both
+    sides), the reference keeps its cells at stride 8, and each 4x4 target cell attends."""
+    torch.manual_seed(7)
+    model = init_for_training(build_model(COLOR2EMBED_CORR, {**TINY, "target_stride": 4,
+                                                             "reference_orientations": 8}))
+    model.eval()  # fmt: skip
+    seen = []
+    model.correspondence.register_forward_hook(lambda module, args, out: seen.append(
+        (args[0].shape, out.shape)))  # fmt: skip
+    with torch.no_grad():
+        code = model.embed(torch.rand(1, 3, 64, 48))
+        ab = model.predict_ab(torch.rand(2, 1, 48, 80) * 2 - 1, code)
+    assert code.keys.shape == (1, 8 * 8 * 6, 40 + 112 + 24)
+    assert seen == [(torch.Size([2, 12 * 20, 176]), torch.Size([2, 7, 12, 20]))]
+    assert ab.shape == (2, 2, 48, 80) and bool(torch.isfinite(ab).all())
+
+
 def test_config_is_checked():
     with pytest.raises(ValueError, match="unet_widths"):
         CorrConfig(unet_widths=(8, 8))
@@ -243,6 +261,8 @@ def test_config_is_checked():
         build_color2embed_corr({"temperature": 0})
     with pytest.raises(ValueError, match="reference_orientations"):
         CorrConfig(reference_orientations=4)
+    with pytest.raises(ValueError, match="target_stride"):
+        CorrConfig(target_stride=2)
     with pytest.raises(ValueError, match="unknown model config keys"):
         CorrConfig.from_dict({"encoder_backbone": "vgg19"})
 

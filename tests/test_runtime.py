@@ -134,17 +134,21 @@ def test_several_references_blend_as_in_torch():
     assert share_within_one_level(got, expected) >= 0.999
 
 
-@pytest.mark.parametrize("orientations", [1, 8])
-def test_a_correspondence_model_exports_with_one_or_eight_orientations(tmp_path, orientations):
+@pytest.mark.parametrize(("orientations", "target_stride"), [(1, 8), (8, 8), (8, 4)])
+def test_a_correspondence_model_exports_with_one_or_eight_orientations(
+    tmp_path, orientations, target_stride
+):
     """With one orientation the network never reads the code's token orientations, and the
-    exported graph has no such input: the runtime feeds only the inputs a graph has."""
+    exported graph has no such input: the runtime feeds only the inputs a graph has. A model
+    matching at stride 4 exports as well."""
     import torch
 
     from c2e_core.weights.build import COLOR2EMBED_CORR, build_model, init_for_training
     from c2e_core.weights.onnx_export import export_onnx
 
     config = {"unet_widths": [8, 8, 16, 16, 16], "embed_dim": 16, "encoder_hidden": 16,
-              "encoder_mlp_hidden": 16, "reference_orientations": orientations}  # fmt: skip
+              "encoder_mlp_hidden": 16, "reference_orientations": orientations,
+              "target_stride": target_stride}  # fmt: skip
     torch.manual_seed(5)
     model = init_for_training(build_model(COLOR2EMBED_CORR, config)).eval()
     out = tmp_path / "corr.c2e.onnx"

@@ -122,6 +122,11 @@ def test_corr_recipes_parse_and_chain():
     stage4 = load_recipe(RECIPES / "cpu-corr-reframe.toml")
     assert stage4.init.path == stage3.init.path and stage4.reference.reframe_p == 0.5
     assert stage4.model.config() == stage3.model.config() == CORR_PRESETS["corr-small"]
+    fine1 = load_recipe(RECIPES / "cpu-corr-s4.toml")  # the stride-4 try: stage 1 from scratch
+    fine2 = load_recipe(RECIPES / "cpu-corr-s4-foreign.toml")
+    assert fine1.model.config().target_stride == fine2.model.config().target_stride == 4
+    assert fine1.init.kind == "scratch" and fine2.init.path.parent.name == "cpu-corr-s4"
+    assert fine1.optim == stage1.optim and fine2.reference == stage2.reference
 
 
 def test_recipe_errors(tmp_path):

@@ -49,6 +49,11 @@ FEATURE_TAPS = (4, 10)
 FEATURE_CHANNELS = (40, 112)
 #: Their strides: the network's input sides are multiples of the larger.
 FEATURE_STRIDES = (8, 16)
+#: The texture block (24 channels at stride 4) that a model matching the target at stride 4
+#: adds to the keys (``target_stride=4``).
+FINE_TAP, FINE_CHANNELS = 2, 24
+#: The target strides a model may match at: 8 (the reference cells' own) or 4.
+TARGET_STRIDES = (8, 4)
 #: Attention logit bias of reference tokens that hold no colour.
 EMPTY_BIAS = -1e4
 #: Regulariser of the cells' linear models, in ``((L - 50) / 50)²`` units (4 in L units²).
@@ -133,14 +138,15 @@ def empty_penalty(bias: Tensor) -> Tensor:
 
 
 def choose_orientation(
-    target_keys: Tensor, code: ReferenceCode, count: int, upright_margin: float
-) -> ReferenceCode:
+    target_keys: Tensor, code: ReferenceCode, count: int, upright_margin: float,
+    every: int = SCORE_EVERY,
+) -> ReferenceCode:  # fmt: skip
     """Keep, per target, the tokens of the one reference orientation (of ``count``) whose
-    features match the target best: the mean over target positions (one in
-    :data:`SCORE_EVERY`) of the best cosine similarity, plus ``upright_margin`` for the
-    :data:`UPRIGHT` ones. The code's tokens are in orientation order, ``count`` blocks of the
-    same size (as :meth:`CorrColor2Embed.embed` and the blends make them); when several
-    references are blended they turn together."""
+    features match the target best: the mean over target positions (one in ``every``) of the
+    best cosine similarity, plus ``upright_margin`` for the :data:`UPRIGHT` ones. The code's
+    tokens are in orientation order, ``count`` blocks of the same size (as
+    :meth:`CorrColor2Embed.embed` and the blends make them); when several references are
+    blended they turn together."""
     if count == 1:
         return code
     batch, tokens = target_keys.shape[0], code.keys.shape[1]
@@ -151,7 +157,7 @@ def choose_orientation(
         if blocks is None or bool((blocks != order).any()):
             raise ValueError(f"this reference code was not made in {count} orientations")
     # in fp32 under autocast too: bf16's step near 0.5 is 0.004, a fifth of the margin
-    sim = target_keys[:, ::SCORE_EVERY].float() @ code.keys.float().transpose(1, 2)  # [B, t, N]
+    sim = target_keys[:, ::every].float() @ code.keys.float().transpose(1, 2)  # [B, t, N]
     sim = sim + empty_penalty(code.bias)[:, None, :]
     best = sim.unflatten(-1, (count, -1)).amax(dim=-1).clamp_min(-1.0)  # [B, t, count]
     score = best.mean(dim=1)  # [B, count]
@@ -197,9 +203,10 @@ def cell_colour_models(
     return torch.cat((mean_ab, alpha, mean_ab - alpha * mean_l), dim=1), lit
 
 
-def linear_prior(prior8: Tensor, l_norm: Tensor) -> Tensor:
-    """The warped cells' lines applied to the full-size lightness: ``alpha * l + beta``."""
-    coefficients = F.interpolate(prior8[:, 2:6], size=l_norm.shape[-2:], mode="bilinear",
+def linear_prior(prior: Tensor, l_norm: Tensor) -> Tensor:
+    """The warped cells' lines (the prior at the target's matching stride) applied to the
+    full-size lightness: ``alpha * l + beta``."""
+    coefficients = F.interpolate(prior[:, 2:6], size=l_norm.shape[-2:], mode="bilinear",
                                  align_corners=False)  # fmt: skip
     alpha, beta = coefficients.split(2, dim=1)
     return alpha * l_norm + beta
@@ -318,10 +325,16 @@ class CorrColor2Embed(LabScaling, nn.Module):
         freeze_features: bool = True,
         reference_orientations: int = 1,
         upright_margin: float = 0.02,
+        target_stride: int = 8,
     ):
         super().__init__()
         if reference_orientations not in (1, ORIENTATIONS):
             raise ValueError(f"reference_orientations must be 1 or {ORIENTATIONS}")
+        if target_stride not in TARGET_STRIDES:
+            raise ValueError(f"target_stride must be 8 or 4, not {target_stride!r}")
+        #: 8: each target cell of 8x8 pixels matches the reference's cells; 4: each 4x4 one
+        #: does, with the texture block in the keys (finer colour edges, 4x the attention).
+        self.target_stride = int(target_stride)
         self.reference_orientations = reference_orientations
         self.upright_margin = float(upright_margin)
         self.features = features
@@ -339,13 +352,29 @@ class CorrColor2Embed(LabScaling, nn.Module):
             self.features.eval()  # frozen ImageNet statistics
         return self
 
-    def _taps(self, gray_rgb: Tensor) -> tuple[Tensor, Tensor]:
-        f8, f16 = self.features.taps(gray_rgb, FEATURE_TAPS)
-        return f8, f16
+    def _taps(self, gray_rgb: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The frozen features at strides 8 and 16, and at 4 (the texture block) when this
+        model matches at stride 4."""
+        if self.target_stride == 8:
+            f8, f16 = self.features.taps(gray_rgb, FEATURE_TAPS)
+            return f8, f16, None
+        f4, f8, f16 = self.features.taps(gray_rgb, (FINE_TAP, *FEATURE_TAPS))
+        return f8, f16, f4
 
-    def _keys(self, f8: Tensor, f16: Tensor) -> Tensor:
-        up = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
-        return torch.cat((_centred_unit(f8), _centred_unit(up)), dim=1)
+    def _keys(self, f8: Tensor, f16: Tensor, f4: Tensor | None, stride: int) -> Tensor:
+        """Matching features at ``stride`` (8 or 4): each block centred and unit-length, the
+        coarser ones upsampled, the texture block (when there is one) average-pooled to 8."""
+        size = f8.shape[-2:] if stride == 8 else f4.shape[-2:]
+
+        def at_stride(t: Tensor) -> Tensor:
+            if t.shape[-2:] == size:
+                return t
+            if t.shape[-1] > size[-1]:
+                return F.avg_pool2d(t, t.shape[-1] // size[-1])
+            return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
+
+        blocks = (f8, f16) if f4 is None else (f8, f16, f4)
+        return torch.cat([_centred_unit(at_stride(t)) for t in blocks], dim=1)
 
     def _embed_oriented(
         self, gray: Tensor, values: Tensor, lit: Tensor, ab: Tensor | None, orientation: int
@@ -353,14 +382,14 @@ class CorrColor2Embed(LabScaling, nn.Module):
         """The code of the reference in one of the :data:`ORIENTATIONS`, from its gray image
         and its cells' colour models in that orientation (``z`` from ``ab`` only for the
         reference as it is, orientation 0; the others' is empty)."""
-        f8, f16 = self._taps(gray)
+        f8, f16, f4 = self._taps(gray)
         z = f16.new_zeros(0)
         if ab is not None:
             # block means rather than adaptive pooling (the same for sides that are multiples
             # of 16): fixed kernels keep the network exportable at any input size
             ab16 = F.avg_pool2d(ab, FEATURE_STRIDES[1])
             z = self.colour_head(torch.cat((f16, ab16), dim=1))
-        keys = self.correspondence.keys(self._keys(f8, f16))
+        keys = self.correspondence.keys(self._keys(f8, f16, f4, FEATURE_STRIDES[0]))
         bias = torch.where(lit > 0.5, 0.0, EMPTY_BIAS).flatten(1)
         return ReferenceCode(z, keys, values.flatten(2).transpose(1, 2), bias,
                              torch.full_like(bias, float(orientation)))  # fmt: skip
@@ -385,11 +414,18 @@ class CorrColor2Embed(LabScaling, nn.Module):
         return ReferenceCode(codes[0].z, *_tokens_side_by_side(codes))
 
     def predict_ab(self, l_norm: Tensor, code: ReferenceCode) -> Tensor:
-        f8, f16 = self._taps(gray_from_lightness(self.lightness_from_normalized(l_norm)))
-        keys = self.correspondence.keys(self._keys(f8, f16))
-        code = choose_orientation(keys, code, self.reference_orientations, self.upright_margin)
-        prior8 = self.correspondence(keys, code, f8.shape[-2:])
-        return self.unet(l_norm, f8, f16, prior8, linear_prior(prior8, l_norm), code.z)
+        f8, f16, f4 = self._taps(gray_from_lightness(self.lightness_from_normalized(l_norm)))
+        keys = self.correspondence.keys(self._keys(f8, f16, f4, self.target_stride))
+        # as many target positions score the orientations at either stride
+        every = SCORE_EVERY * (FEATURE_STRIDES[0] // self.target_stride) ** 2
+        code = choose_orientation(keys, code, self.reference_orientations, self.upright_margin,
+                                  every)  # fmt: skip
+        grid = f8.shape[-2:] if f4 is None else f4.shape[-2:]
+        prior = self.correspondence(keys, code, grid)
+        # the decoder's fusion at stride 8 takes the prior there; its lines at the matching
+        # stride give the full-size prior the decoder corrects
+        prior8 = prior if f4 is None else F.avg_pool2d(prior, 2)
+        return self.unet(l_norm, f8, f16, prior8, linear_prior(prior, l_norm), code.z)
 
     @staticmethod
     def blend_embeddings(codes: Sequence[ReferenceCode], weights: Sequence[float]) -> ReferenceCode:

@@ -136,6 +136,9 @@ class CorrConfig(_SizedConfig):
     reference_orientations: int = 1
     #: What a turned copy's match score must beat the upright ones' by to be chosen.
     upright_margin: float = 0.02
+    #: 8: the target matches the reference's cells at stride 8; 4: at stride 4, with the
+    #: backbone's texture block (block 2) in the keys (more key channels: other weights).
+    target_stride: int = 8
 
     _TUPLE_SIZES: ClassVar[tuple[tuple[str, int], ...]] = (("unet_widths", 5), ("up_kernels", 4))
     #: Fields that hold no weights: trained weights can be given other values
@@ -152,6 +155,8 @@ class CorrConfig(_SizedConfig):
             )
         if not 0 <= float(self.upright_margin) < 1:  # a cosine similarity's margin; NaN fails
             raise ValueError(f"upright_margin must be in [0, 1), not {self.upright_margin!r}")
+        if self.target_stride not in (8, 4):
+            raise ValueError(f"target_stride must be 8 or 4, not {self.target_stride!r}")
 
 
 #: Named configurations: ``paper`` (the authors', 48 M parameters) and ``small`` (2.8 M: an
@@ -222,14 +227,16 @@ def build_color2embed_corr(config: CorrConfig | dict[str, Any] | None = None) ->
     elif isinstance(config, dict):
         config = CorrConfig.from_dict(config)
     features = EffNetLite0Backbone(last_block=10)
+    taps = (4, 10) if int(config.target_stride) == 8 else (2, 4, 10)
     correspondence = Correspondence(
-        sum(features.net.out_channels((4, 10))), temperature=float(config.temperature)
+        sum(features.net.out_channels(taps)), temperature=float(config.temperature)
     )
     head = build_colour_head(config.embed_dim, config.encoder_hidden, config.encoder_mlp_hidden)
     unet = CorrUNet(config.unet_widths, config.up_kernels, config.embed_dim, config.skip_stride)
     model = CorrColor2Embed(
         features, correspondence, head, unet, config.embed_dim, config.freeze_features,
         int(config.reference_orientations), float(config.upright_margin),
+        int(config.target_stride),
     )  # fmt: skip
     return model.eval()
 
