@@ -5,8 +5,10 @@ Contenders, interleaved (the order rotates every repeat), each timed on the same
 
 * ``default``: the bundled default weights as runtime weights (``default``, onnxruntime) and as
   the torch model (``default-torch``) in this version's pipeline, and — with ``--previous DIR``,
-  a checkout of an earlier version — that version's torch pipeline (its own process, started
-  once, asked for one timed run per round): the two networks alone at 256², and a 1024² photo
+  a checkout of an earlier version — that version's pipeline with its weights named
+  ``--previous-weights`` (``default``: its default weights, which are runtime weights since
+  2026-12-01 and were torch weights before; its own process, started once, asked for one timed
+  run per round): the two networks alone at 256², and a 1024² photo
   end to end at working size 256 (the reference embedded every time);
 * ``paper``: the paper architecture in the authors' test pipeline
   (``../shared/anchors/color2embed-official``, their unmodified code, imported by path), in
@@ -166,7 +168,7 @@ def main() -> None:
     parser.add_argument("--anchors", type=Path, default=ANCHORS, help="the authors' code")
     parser.add_argument("--previous", type=Path, help="a checkout of an earlier c2e version")
     parser.add_argument("--previous-weights", default="default",
-                        help="the weights name in that version (its torch default weights)")
+                        help="the weights name in that version (default: its default weights)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -185,7 +187,7 @@ def main() -> None:
     previous = None
     if args.previous is not None:
         previous = PreviousVersion(args.previous, args.previous_weights, args.threads)
-        runs = {"previous version (torch)": previous, **runs}
+        runs = {f"previous version ({args.previous_weights})": previous, **runs}
     times = interleaved(runs, args.repeats)
     report("default weights, 1024² end to end at working size 256", times, next(iter(runs)))
     if previous is not None:
