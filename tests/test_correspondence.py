@@ -205,7 +205,7 @@ def _two_orientations_code(empty_first: bool) -> ReferenceCode:
     keys = half.repeat(1, 16, 1)
     keys[0, 0] = torch.tensor([1.0, 0.0])
     keys[0, 2] = torch.tensor([0.9, 0.19**0.5])  # orientation 1: cosine 0.9
-    bias = torch.zeros(1, 16)
+    bias = torch.full((1, 16), float(np.log(0.3)))  # a blended reference's share: not empty
     if empty_first:
         bias[0, 0] = EMPTY_BIAS
     return ReferenceCode(torch.zeros(1, 4, 1, 1), keys, torch.zeros(1, 16, 6), bias, orientation)
@@ -223,6 +223,21 @@ def test_tokens_without_colour_neither_score_an_orientation_nor_give_confidence(
         assert abs(float(confidence) - 0.9) < 1e-5  # the best token that holds colour
         nothing = code._replace(bias=torch.full((1, 16), EMPTY_BIAS))
         assert float(attention(target, nothing, (1, 1))[0, -1, 0, 0]) == -1.0
+        # a cosine a rounding above 1 still leaves an empty reference's confidence at -1
+        above_one = torch.tensor([[[1.0 + 1e-6, 0.0]]])
+        assert float(attention(above_one, nothing, (1, 1))[0, -1, 0, 0]) == -1.0
+        # an all-empty reference stays upright, as every orientation scores -1
+        assert choose_orientation(above_one, nothing, 8, 0.02).orientation[0, 0] == 0
+
+
+def test_the_attention_keeps_autocasts_dtype():
+    """The empty tokens' penalty is added in the similarities' dtype: under bf16 autocast the
+    warped values and the confidence stay bf16 (as with the masked fill before)."""
+    attention = Correspondence(2)
+    code = _two_orientations_code(True)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attention(torch.tensor([[[1.0, 0.0]]]), code, (1, 1))
+    assert out.dtype == torch.bfloat16
 
 
 def test_a_code_per_target_chooses_as_each_alone():

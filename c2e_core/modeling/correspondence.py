@@ -129,24 +129,24 @@ def orient(rgb: Tensor, orientation: int) -> Tensor:
 
 
 def empty_penalty(bias: Tensor) -> Tensor:
-    """``-2`` for the tokens that hold no colour (their ``bias`` is :data:`EMPTY_BIAS`), 0 for
-    the others: added to cosine similarities (at most 1), it puts every empty token below every
-    other one, as setting them to -1 would, with an addition instead of a masked fill
+    """``-3`` for the tokens that hold no colour (their ``bias`` is :data:`EMPTY_BIAS`), 0 for
+    the others: added to cosine similarities (at most 1, a little more in float rounding) and
+    clamped at -1, it puts every empty token at -1, as setting them to -1 would, with an
+    addition instead of a masked fill
     (onnxruntime's ``Where`` over a ``[targets, tokens]`` matrix took 4 ms of the target
     network)."""
-    return (bias < EMPTY_BIAS / 2).to(bias.dtype) * -2.0
+    return (bias < EMPTY_BIAS / 2).to(bias.dtype) * -3.0
 
 
 def choose_orientation(
-    target_keys: Tensor, code: ReferenceCode, count: int, upright_margin: float,
-    every: int = SCORE_EVERY,
-) -> ReferenceCode:  # fmt: skip
+    target_keys: Tensor, code: ReferenceCode, count: int, upright_margin: float
+) -> ReferenceCode:
     """Keep, per target, the tokens of the one reference orientation (of ``count``) whose
-    features match the target best: the mean over target positions (one in ``every``) of the
-    best cosine similarity, plus ``upright_margin`` for the :data:`UPRIGHT` ones. The code's
-    tokens are in orientation order, ``count`` blocks of the same size (as
-    :meth:`CorrColor2Embed.embed` and the blends make them); when several references are
-    blended they turn together."""
+    features match the target best: the mean over target positions (one in
+    :data:`SCORE_EVERY`) of the best cosine similarity, plus ``upright_margin`` for the
+    :data:`UPRIGHT` ones. The code's tokens are in orientation order, ``count`` blocks of the
+    same size (as :meth:`CorrColor2Embed.embed` and the blends make them); when several
+    references are blended they turn together."""
     if count == 1:
         return code
     batch, tokens = target_keys.shape[0], code.keys.shape[1]
@@ -157,7 +157,7 @@ def choose_orientation(
         if blocks is None or bool((blocks != order).any()):
             raise ValueError(f"this reference code was not made in {count} orientations")
     # in fp32 under autocast too: bf16's step near 0.5 is 0.004, a fifth of the margin
-    sim = target_keys[:, ::every].float() @ code.keys.float().transpose(1, 2)  # [B, t, N]
+    sim = target_keys[:, ::SCORE_EVERY].float() @ code.keys.float().transpose(1, 2)  # [B, t, N]
     sim = sim + empty_penalty(code.bias)[:, None, :]
     best = sim.unflatten(-1, (count, -1)).amax(dim=-1).clamp_min(-1.0)  # [B, t, count]
     score = best.mean(dim=1)  # [B, count]
@@ -247,7 +247,8 @@ class Correspondence(nn.Module):
         logits = sim / self.log_temperature.exp() + code.bias[:, None, :]
         attention = torch.softmax(logits, dim=-1)
         prior = attention @ code.values  # [B, hw, 6]
-        confidence = (sim + empty_penalty(code.bias)[:, None, :]).amax(dim=-1, keepdim=True)
+        penalty = empty_penalty(code.bias).to(sim.dtype)  # bf16 stays bf16 under autocast
+        confidence = (sim + penalty[:, None, :]).amax(dim=-1, keepdim=True)
         confidence = confidence.clamp_min(-1.0)  # -1 where the reference holds no colour
         out = torch.cat((prior, confidence), dim=-1).transpose(1, 2)
         return out.reshape(out.shape[0], VALUE_CHANNELS + 1, *shape)
@@ -416,11 +417,12 @@ class CorrColor2Embed(LabScaling, nn.Module):
     def predict_ab(self, l_norm: Tensor, code: ReferenceCode) -> Tensor:
         f8, f16, f4 = self._taps(gray_from_lightness(self.lightness_from_normalized(l_norm)))
         keys = self.correspondence.keys(self._keys(f8, f16, f4, self.target_stride))
-        # as many target positions score the orientations at either stride
-        every = SCORE_EVERY * (FEATURE_STRIDES[0] // self.target_stride) ** 2
-        code = choose_orientation(keys, code, self.reference_orientations, self.upright_margin,
-                                  every)  # fmt: skip
         grid = f8.shape[-2:] if f4 is None else f4.shape[-2:]
+        # the orientations are scored at the same places at either stride: at 4, the cell at
+        # the top left of each 8x8 one
+        scoring = keys if f4 is None else keys.unflatten(1, grid)[:, ::2, ::2].flatten(1, 2)
+        code = choose_orientation(scoring, code, self.reference_orientations,
+                                  self.upright_margin)  # fmt: skip
         prior = self.correspondence(keys, code, grid)
         # the decoder's fusion at stride 8 takes the prior there; its lines at the matching
         # stride give the full-size prior the decoder corrects
