@@ -51,7 +51,7 @@ FEATURE_CHANNELS = (40, 112)
 FEATURE_STRIDES = (8, 16)
 #: The texture block (24 channels at stride 4) that a model matching the target at stride 4
 #: adds to the keys (``target_stride=4``).
-FINE_TAP, FINE_CHANNELS = 2, 24
+FINE_TAP = 2
 #: The target strides a model may match at: 8 (the reference cells' own) or 4.
 TARGET_STRIDES = (8, 4)
 #: Attention logit bias of reference tokens that hold no colour.
@@ -126,6 +126,12 @@ def orient(rgb: Tensor, orientation: int) -> Tensor:
     if turns == 3:
         return rgb.transpose(-2, -1).flip(-1)
     return rgb
+
+
+def key_taps(target_stride: int) -> tuple[int, ...]:
+    """The EfficientNet-lite0 blocks a model matching at ``target_stride`` runs and keys on:
+    :data:`FEATURE_TAPS`, and the texture block first at stride 4."""
+    return FEATURE_TAPS if target_stride == 8 else (FINE_TAP, *FEATURE_TAPS)
 
 
 def empty_penalty(bias: Tensor) -> Tensor:
@@ -356,11 +362,8 @@ class CorrColor2Embed(LabScaling, nn.Module):
     def _taps(self, gray_rgb: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """The frozen features at strides 8 and 16, and at 4 (the texture block) when this
         model matches at stride 4."""
-        if self.target_stride == 8:
-            f8, f16 = self.features.taps(gray_rgb, FEATURE_TAPS)
-            return f8, f16, None
-        f4, f8, f16 = self.features.taps(gray_rgb, (FINE_TAP, *FEATURE_TAPS))
-        return f8, f16, f4
+        *fine, f8, f16 = self.features.taps(gray_rgb, key_taps(self.target_stride))
+        return f8, f16, (fine[0] if fine else None)
 
     def _keys(self, f8: Tensor, f16: Tensor, f4: Tensor | None, stride: int) -> Tensor:
         """Matching features at ``stride`` (8 or 4): each block centred and unit-length, the

@@ -27,26 +27,29 @@ class ModulatedConv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(1, channels, channels, kernel_size, kernel_size))
         self.modulation = nn.Conv2d(embed_dim, channels, 1, bias=True)
 
+    def _style(self, z: torch.Tensor) -> torch.Tensor:
+        """One factor per input channel, ``[B, in, 1, 1]`` (fp32), for embeddings ``z``."""
+        mod = self.modulation
+        return F.conv2d(z.float(), mod.weight.float(), mod.bias.float())
+
     def modulated_weight(self, z: torch.Tensor) -> torch.Tensor:
         """Demodulated weights ``[B, out, in, k, k]`` (fp32) for embeddings ``[B, E, 1, 1]``."""
         with torch.autocast(device_type=z.device.type, enabled=False):
-            mod = self.modulation
-            style = F.conv2d(z.float(), mod.weight.float(), mod.bias.float())
-            style = style.view(z.shape[0], 1, self.channels, 1, 1)
+            style = self._style(z).view(z.shape[0], 1, self.channels, 1, 1)
             weight = self.scale * self.weight.float() * style
             demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8)
             return weight * demod.view(z.shape[0], self.channels, 1, 1, 1)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``x``: ``[B, C, H, W]``; ``z``: ``[B, E, 1, 1]``, or ``[1, E, 1, 1]`` for all."""
+        if z.shape[0] == 1 and torch.onnx.is_in_onnx_export():
+            return self._exported_forward(x, z)
         batch, channels, height, width = x.shape
         weight = self.modulated_weight(z)
         dtype = x.dtype if x.is_floating_point() else torch.float32
         if torch.is_autocast_enabled(x.device.type):
             dtype = torch.get_autocast_dtype(x.device.type)
         padding = self.kernel_size // 2
-        if weight.shape[0] == 1 and torch.onnx.is_in_onnx_export():
-            return self._exported_forward(x, z)
         if weight.shape[0] == 1:  # one reference for the whole batch: an ordinary convolution
             return F.conv2d(x.to(dtype), weight[0].to(dtype), padding=padding)
         if weight.shape[0] != batch:
@@ -66,8 +69,7 @@ class ModulatedConv2d(nn.Module):
         (StyleGAN2's unfused form; equal up to float rounding). Fixed weights let onnxruntime
         lay them out once for its blocked convolution: measured, the 5x5 one at 256² ran
         12.7 -> 8.9 ms."""
-        mod = self.modulation
-        style = F.conv2d(z.float(), mod.weight.float(), mod.bias.float())  # [1, in, 1, 1]
+        style = self._style(z)  # [1, in, 1, 1]
         weight = self.scale * self.weight.float()[0]  # [out, in, k, k]
         demod = torch.rsqrt((weight * style.view(1, self.channels, 1, 1)).pow(2).sum([1, 2, 3])
                             + 1e-8)  # fmt: skip

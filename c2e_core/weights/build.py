@@ -219,6 +219,7 @@ def build_color2embed_corr(config: CorrConfig | dict[str, Any] | None = None) ->
         Correspondence,
         CorrUNet,
         build_colour_head,
+        key_taps,
     )
     from c2e_core.modeling.efficientnet_lite import EffNetLite0Backbone
 
@@ -227,9 +228,9 @@ def build_color2embed_corr(config: CorrConfig | dict[str, Any] | None = None) ->
     elif isinstance(config, dict):
         config = CorrConfig.from_dict(config)
     features = EffNetLite0Backbone(last_block=10)
-    taps = (4, 10) if int(config.target_stride) == 8 else (2, 4, 10)
     correspondence = Correspondence(
-        sum(features.net.out_channels(taps)), temperature=float(config.temperature)
+        sum(features.net.out_channels(key_taps(int(config.target_stride)))),
+        temperature=float(config.temperature),
     )
     head = build_colour_head(config.embed_dim, config.encoder_hidden, config.encoder_mlp_hidden)
     unet = CorrUNet(config.unet_widths, config.up_kernels, config.embed_dim, config.skip_stride)
