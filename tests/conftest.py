@@ -59,6 +59,15 @@ def tiny_model(seed: int = 0):
 
 
 @pytest.fixture(scope="session")
+def official_checkpoint(tmp_path_factory) -> Path:
+    """An authors'-format checkpoint with the parity fixture's weights (~200 MB, written once
+    for the session; the tests only read it)."""
+    from tests.official_format import write_official_checkpoint
+
+    return write_official_checkpoint(tmp_path_factory.mktemp("official") / "color2embed.pt")
+
+
+@pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory):
     from c2e_core.weights.store import save_weights
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.official_format import FIXTURE_DIR, write_official_checkpoint
+from tests.official_format import FIXTURE_DIR
 
 pytestmark = pytest.mark.integration
 
@@ -45,11 +45,6 @@ def images(tmp_path_factory, fixture):
     return folder
 
 
-@pytest.fixture(scope="module")
-def official_ckpt(tmp_path_factory):
-    return write_official_checkpoint(tmp_path_factory.mktemp("ckpt") / "color2embed.pt")
-
-
 def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
     assert result.returncode == 2, result
     lines = result.stderr.strip().splitlines()
@@ -59,27 +54,27 @@ def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) ->
 
 
 def test_compat_official_with_the_authors_checkpoint_reproduces_their_image(
-    tmp_path, images, official_ckpt, fixture
+    tmp_path, images, official_checkpoint, fixture
 ):
     out = tmp_path / "out.png"
     c2e("colorize", images / "astronaut.png", "--reference", images / "coffee.png", "-o", out,
-        "--weights", official_ckpt, "--compat", "official", "--device", "cpu", home=tmp_path)
+        "--weights", official_checkpoint, "--compat", "official", "--device", "cpu", home=tmp_path)
     got = np.asarray(Image.open(out)).astype(int)
     expected = fixture["rgb_out_uint8"].numpy().astype(int)
     diff = np.abs(got - expected)
     assert diff.max() <= 1 and (diff == 0).mean() >= 0.999
 
 
-def test_weights_lifecycle(tmp_path, images, official_ckpt):
+def test_weights_lifecycle(tmp_path, images, official_checkpoint):
     home = tmp_path / "home"
     listed = c2e("weights", "list", home=home).stdout
     assert listed.startswith("default\t") and "paper" not in listed  # only the bundled weights
-    c2e("weights", "import", official_ckpt, "--name", "paper", home=home)
+    c2e("weights", "import", official_checkpoint, "--name", "paper", home=home)
     listed = c2e("weights", "list", home=home).stdout
     assert "paper" in listed and "color2embed" in listed
     stored = home / "weights" / "paper.c2e.pt"
     # Only what inference needs: 48.1 M fp32 parameters, no optimizer, aliases or conv5_3/5_4.
-    assert stored.stat().st_size < 4 * 48.2e6 + 1e6 < official_ckpt.stat().st_size
+    assert stored.stat().st_size < 4 * 48.2e6 + 1e6 < official_checkpoint.stat().st_size
     assert "ok" in c2e("weights", "verify", home=home).stdout
     out = tmp_path / "named.png"
     c2e("colorize", images / "gray.jpg", "-r", images / "coffee.png", "-o", out,
@@ -87,7 +82,7 @@ def test_weights_lifecycle(tmp_path, images, official_ckpt):
     rgb = np.asarray(Image.open(out))
     assert rgb.shape == (128, 128, 3) and np.ptp(rgb.astype(int), axis=2).max() > 0
     assert_one_line_error(
-        c2e("weights", "import", official_ckpt, "--name", "paper", home=home, check=False),
+        c2e("weights", "import", official_checkpoint, "--name", "paper", home=home, check=False),
         "paper",
     )
     # Corrupt the stored file: verify fails, loading refuses with a clear message.

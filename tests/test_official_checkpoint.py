@@ -14,13 +14,8 @@ from tests.official_format import FIXTURE_DIR, write_official_checkpoint
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return write_official_checkpoint(tmp_path_factory.mktemp("ckpt") / "c2e.pt")
-
-
-@pytest.fixture(scope="module")
-def parity_model(checkpoint):
-    converted = convert_official_checkpoint(checkpoint)
+def parity_model(official_checkpoint):
+    converted = convert_official_checkpoint(official_checkpoint)
     model = build_color2embed(converted.config)
     model.load_state_dict(converted.state_dict)
     return model.eval()
@@ -31,23 +26,23 @@ def fixture():
     return torch.load(FIXTURE_DIR / "fixture.pt", weights_only=True)
 
 
-def test_plain_weights_only_load_refuses_the_namespace(checkpoint):
+def test_plain_weights_only_load_refuses_the_namespace(official_checkpoint):
     with pytest.raises(pickle.UnpicklingError):
-        torch.load(checkpoint, weights_only=True)
+        torch.load(official_checkpoint, weights_only=True)
 
 
-def test_conversion_keeps_only_what_inference_needs(checkpoint):
-    converted = convert_official_checkpoint(checkpoint)
+def test_conversion_keeps_only_what_inference_needs(official_checkpoint):
+    converted = convert_official_checkpoint(official_checkpoint)
     assert set(converted.state_dict) == set(build_color2embed().state_dict())
     assert not any("classifier" in k or "vgg_feature" in k for k in converted.state_dict)
     assert converted.metadata["training_args"]["iter"] == 45000
     assert len(converted.metadata["source_sha256"]) == 64
 
 
-def test_module_prefix_is_accepted(tmp_path, checkpoint):
+def test_module_prefix_is_accepted(tmp_path, official_checkpoint):
     prefixed = write_official_checkpoint(tmp_path / "ddp.pt", module_prefix=True)
     a = convert_official_checkpoint(prefixed).state_dict
-    b = convert_official_checkpoint(checkpoint).state_dict
+    b = convert_official_checkpoint(official_checkpoint).state_dict
     assert all(torch.equal(a[k], b[k]) for k in b)
 
 
@@ -104,7 +99,7 @@ def test_parity_encoder_and_unet(parity_model, fixture):
     assert (ab - fixture["ab_out"]).abs().max().item() <= 1e-5
 
 
-def test_an_authors_checkpoint_is_built_and_loaded_once(checkpoint, monkeypatch):
+def test_an_authors_checkpoint_is_built_and_loaded_once(official_checkpoint, monkeypatch):
     """Loading it by path builds the ``paper`` model once and loads its state strictly once."""
     import c2e_core.weights.build
     import c2e_core.weights.loader
@@ -121,7 +116,7 @@ def test_an_authors_checkpoint_is_built_and_loaded_once(checkpoint, monkeypatch)
     count_calls(monkeypatch, counts, "load", c2e_core.weights.build.load_state_strictly,
                 (c2e_core.weights.official, "load_state_strictly"),
                 (c2e_core.weights.loader, "load_state_strictly"))
-    loaded = load_model(checkpoint)
+    loaded = load_model(official_checkpoint)
     assert counts == {"build": 1, "load": 1}
-    assert loaded.architecture == "color2embed" and loaded.path == checkpoint
+    assert loaded.architecture == "color2embed" and loaded.path == official_checkpoint
     assert not loaded.model.training

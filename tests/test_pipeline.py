@@ -12,7 +12,7 @@ from c2e_core.modeling.colour import rgb_to_lab
 from c2e_core.weights.build import build_color2embed
 from c2e_core.weights.official import convert_official_checkpoint
 from tests.conftest import assert_same_image, tiny_model
-from tests.official_format import FIXTURE_DIR, write_official_checkpoint
+from tests.official_format import FIXTURE_DIR
 
 
 def lightness(rgb: np.ndarray) -> np.ndarray:
@@ -25,9 +25,8 @@ def fixture():
 
 
 @pytest.fixture(scope="module")
-def official_model(tmp_path_factory):
-    path = write_official_checkpoint(tmp_path_factory.mktemp("ckpt") / "c2e.pt")
-    converted = convert_official_checkpoint(path)
+def official_model(official_checkpoint):
+    converted = convert_official_checkpoint(official_checkpoint)
     model = build_color2embed(converted.config)
     model.load_state_dict(converted.state_dict)
     return model
