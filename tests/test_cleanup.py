@@ -141,8 +141,9 @@ def test_a_uniform_picture_and_non_finite_values_leave_the_palette_map_defined()
     assert np.isfinite(keep_palette(uniform, raw)).all()
 
 
-def _grid_by_definition(ab, lum, cell, step):
-    """The module docstring's bilateral grid, written out loop by loop (float64, slow)."""
+def _grid_by_definition(ab, lum, cell, step, weight=None):
+    """The module docstring's bilateral grid, written out loop by loop (float64, slow); each
+    pixel counting ``weight[y, x]`` (default 1)."""
     _, _, height, width = ab.shape
     rows, cols = -(-height // cell), -(-width // cell)
     bins = int(np.ceil(100.0 / step - 1e-6)) + 1
@@ -157,7 +158,8 @@ def _grid_by_definition(ab, lum, cell, step):
     for y in range(height):
         for x in range(width):
             for b, w in tents(y, x):
-                grid[:, b + 1, y // cell, x // cell] += w * np.array([*ab[0, :, y, x], 1.0])
+                share = w * (1.0 if weight is None else weight[y, x])
+                grid[:, b + 1, y // cell, x // cell] += share * np.array([*ab[0, :, y, x], 1.0])
     kernel = np.array([0.25, 0.5, 0.25])
     grid = np.apply_along_axis(lambda v: np.convolve(v, kernel, "same"), 1, grid)[:, 1:-1]
     for axis in (2, 3):  # space: borders repeated
@@ -190,7 +192,42 @@ def test_the_grid_is_the_one_the_module_describes():
     for cell, step in ((12, 8.0), (5, 12.5)):
         expected = _grid_by_definition(ab, lum, cell, step)
         # float32 against float64: a few millionths of an ab unit (a wrong tap is units off)
-        np.testing.assert_allclose(bilateral_clean(ab, lum, cell, step), expected, atol=2e-5)
+        got = bilateral_clean(ab, lum, cell, step, rounds=0)
+        np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+def test_the_robust_rounds_are_the_grid_reweighted_by_distance_from_the_last_average():
+    rng = np.random.default_rng(5)
+    lum = rng.uniform(0, 100, (1, 1, 23, 31)).astype(np.float32)
+    ab = rng.normal(0, 30, (1, 2, 23, 31)).astype(np.float32)
+    sigma = 10.0
+    expected = _grid_by_definition(ab, lum, 12, 8.0)
+    for _ in range(3):
+        weight = np.exp(-((ab[0] - expected[0]) ** 2).sum(axis=0) / (2 * sigma * sigma))
+        expected = _grid_by_definition(ab, lum, 12, 8.0, weight)
+    got = bilateral_clean(ab, lum, 12, 8.0, rounds=3, sigma=sigma)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_a_large_foreign_patch_leaves_its_region_the_region_colour_not_a_mixture():
+    """A quarter of a flat region in a foreign colour (an orange patch on a pale wall): the
+    plain average tints the wall around it towards it; with the robust rounds the wall keeps
+    its own colour, and the patch, a minority of its neighbourhood, takes the wall's."""
+    lightness = _flat(72, 72, 70.0)
+    ab = np.zeros((1, 2, 72, 72), np.float32)
+    ab[:, 0], ab[:, 1] = -6.0, -4.0  # a pale cyan wall
+    ab[:, :, 18:54, 18:36] = np.float32([25.0, 45.0]).reshape(1, 2, 1, 1)  # an orange quarter
+    wall = np.float32([-6.0, -4.0]).reshape(1, 2, 1, 1)
+    plain = bilateral_clean(ab, lightness, rounds=0)
+    robust = bilateral_clean(ab, lightness)
+    ring = np.zeros((72, 72), bool)  # the wall next to the patch, within one cell of it
+    ring[6:66, 6:48] = True
+    ring[18:54, 18:36] = False
+    plain_error = np.abs(plain - wall)[0, :, ring].mean()
+    robust_error = np.abs(robust - wall)[0, :, ring].mean()
+    assert robust_error < 0.1 * plain_error
+    assert np.abs(robust[:, :, 18:54, 18:36] - wall).max() < 1.0
+    assert np.abs(robust[:, :, :6, :] - wall).max() < 0.5  # far from it: unchanged
 
 
 def test_without_the_palette_step_the_cleanup_is_the_grid_alone():
