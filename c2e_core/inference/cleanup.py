@@ -98,20 +98,20 @@ def bilateral_clean(
     finite = np.isfinite(ab).all(axis=0)
     values = np.where(finite, ab, _F32(0.0))
     weight = finite.astype(_F32)
-    grid.splat(values, weight)
+    splatted = grid.splat(values, weight)
     for _ in range(rounds):
-        distance = np.square(values - grid.mean(fallback=values)).sum(axis=0)
+        distance = np.square(values - grid.mean(splatted, fallback=values)).sum(axis=0)
         distance *= _F32(-0.5 / (sigma * sigma))
-        grid.splat(values, np.exp(distance, out=distance) * weight)
-    return grid.mean(fallback=values)[None]
+        splatted = grid.splat(values, np.exp(distance, out=distance) * weight)
+    return grid.mean(splatted, fallback=values)[None]
 
 
 class _BilateralGrid:
     """A bilateral grid over one image's lightness: cells of ``cell`` pixels times bins of
-    ``range_step`` L units; :meth:`splat` accumulates weighted ab into it (each pixel into its
-    cell's two nearest bins with tent weights, then blurred ``[1, 2, 1]`` along all three
-    axes) and :meth:`mean` slices the weighted mean back, bilinearly in space and linearly in
-    lightness."""
+    ``range_step`` L units; :meth:`splat` accumulates weighted ab into a grid (each pixel into
+    its cell's two nearest bins with tent weights, then blurred ``[1, 2, 1]`` along all three
+    axes) and :meth:`mean` slices a grid's weighted mean back, bilinearly in space and
+    linearly in lightness."""
 
     def __init__(self, lum: np.ndarray, cell: int, range_step: float):
         height, width = self.shape = lum.shape
@@ -121,10 +121,10 @@ class _BilateralGrid:
                            + (np.arange(width) // cell)[None])  # fmt: skip
         self.y_taps = _cell_axis(height, self.rows, cell)
         self.x_taps = _cell_axis(width, self.cols, cell)
-        self.flat_grid: np.ndarray | None = None
 
-    def splat(self, values: np.ndarray, weight: np.ndarray) -> None:
-        """Replace the grid by ``values`` ``[2, H, W]`` weighted by ``weight`` ``[H, W]``."""
+    def splat(self, values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """The blurred grid ``[3, bins, rows, cols]`` (weighted a, b and the weights) of
+        ``values`` ``[2, H, W]`` weighted by ``weight`` ``[H, W]``."""
         grid = np.zeros((3, self.bins * self.rows * self.cols), np.float64)
         for bin_offset, tent in ((0, 1.0 - self.upper_weight), (1, self.upper_weight)):
             index = ((self.lower + bin_offset) * (self.rows * self.cols) + self.cell_index).ravel()
@@ -135,10 +135,11 @@ class _BilateralGrid:
         blurred = grid.astype(_F32).reshape(3, self.bins, self.rows, self.cols)
         for axis, edge in ((1, False), (2, True), (3, True)):  # lightness, rows, columns
             blurred = _blur3(blurred, axis, edge)
-        self.flat_grid = blurred.reshape(3, -1)
+        return blurred
 
-    def mean(self, fallback: np.ndarray) -> np.ndarray:
-        """The grid's weighted mean ab at every pixel, ``[2, H, W]``; ``fallback``'s value
+    def mean(self, grid: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+        """``grid``'s (from :meth:`splat`) weighted mean ab at every pixel, ``[2, H, W]``;
+        ``fallback``'s value
         where the neighbourhood held no weight. Per strip of rows, the grid rows it needs are
         first interpolated across to every column (small: cells times bins), then each pixel
         gathers its two bins of the two rows around it by flat index (several times faster than
@@ -146,7 +147,6 @@ class _BilateralGrid:
         height, width = self.shape
         y_low, y_high, y_weight = self.y_taps
         x_low, x_high, x_weight = self.x_taps
-        grid = self.flat_grid.reshape(3, self.bins, self.rows, self.cols)
         columns = np.arange(width)
         out = np.empty((2, height, width), _F32)
         for start in range(0, height, STRIP_ROWS):
