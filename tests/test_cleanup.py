@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from c2e_core.inference.cleanup import (
+    PALETTE_TAIL,
     bilateral_clean,
     clean_colours,
     keep_palette,
@@ -93,8 +94,8 @@ def test_amount_blends_linearly_then_the_palette_comes_back_and_zero_changes_not
     )
 
 
-def _quantiles(ab: np.ndarray) -> np.ndarray:
-    return np.quantile(ab[0].reshape(2, -1), np.linspace(0.02, 0.98, 25), axis=1)
+def _quantiles(ab: np.ndarray, low: float = PALETTE_TAIL) -> np.ndarray:
+    return np.quantile(ab[0].reshape(2, -1), np.linspace(low, 1 - low, 25), axis=1)
 
 
 def test_the_palette_is_the_raw_predictions_and_each_channel_keeps_its_order():
@@ -105,9 +106,37 @@ def test_the_palette_is_the_raw_predictions_and_each_channel_keeps_its_order():
     assert out.shape == raw.shape and out.dtype == np.float32
     assert narrowed.std() < 0.5 * raw.std()
     np.testing.assert_allclose(_quantiles(out), _quantiles(raw), atol=0.6)
+    np.testing.assert_allclose(_quantiles(keep_palette(narrowed, raw, tail=0.0), 0.02),
+                               _quantiles(raw, 0.02), atol=0.6)  # fmt: skip
     for channel in range(2):  # one monotone map per channel: the order of the values is kept
         order = np.argsort(narrowed[0, channel], axis=None)
         assert (np.diff(out[0, channel].ravel()[order]) >= -1e-4).all()
+
+
+def test_beyond_the_fitted_quantiles_the_palette_map_only_shifts():
+    rng = np.random.default_rng(6)
+    raw = rng.normal(0, 25, (1, 2, 48, 40)).astype(np.float32)
+    narrowed = np.float32(0.3) * raw
+    out = keep_palette(narrowed, raw)
+    for channel in range(2):
+        values, mapped = narrowed[0, channel].ravel(), out[0, channel].ravel()
+        low, high = np.quantile(values, [PALETTE_TAIL, 1 - PALETTE_TAIL])
+        for tail in (values < low - 0.1, values > high + 0.1):  # slope 1 in both tails
+            shift = mapped[tail] - values[tail]
+            assert tail.sum() > 20 and np.ptp(shift) < 0.05
+
+
+def test_the_palette_step_paints_no_disc_of_a_blotchs_colour_onto_a_smooth_gradient():
+    # a sky: b falls smoothly from -20 to -40 towards the top; the raw prediction had the same
+    # sky with a 2 % blotch of b = -90 that the grid averaged away
+    sky = np.linspace(-40, -20, 50, dtype=np.float32)[:, None].repeat(50, 1)
+    cleaned = np.stack([np.zeros_like(sky), sky])[None]
+    raw = cleaned.copy()
+    raw[0, 1, 20:27, 20:27] = -90.0
+    fitted_to_the_ends = keep_palette(cleaned, raw, tail=0.0)
+    assert fitted_to_the_ends[0, 1, 0].max() < -70  # the top row took the blotch's colour
+    out = keep_palette(cleaned, raw)
+    assert np.abs(out - cleaned).max() < 2.0
 
 
 def test_a_region_made_flat_stays_flat_and_a_picture_with_its_palette_is_unchanged():
