@@ -121,19 +121,29 @@ def test_beyond_the_fitted_quantiles_the_palette_map_only_shifts():
     for channel in range(2):
         values, mapped = narrowed[0, channel].ravel(), out[0, channel].ravel()
         low, high = np.quantile(values, [PALETTE_TAIL, 1 - PALETTE_TAIL])
-        for tail in (values < low - 0.1, values > high + 0.1):  # slope 1 in both tails
-            shift = mapped[tail] - values[tail]
+        goal_low, goal_high = np.quantile(raw[0, channel], [PALETTE_TAIL, 1 - PALETTE_TAIL])
+        ends = ((values < low - 0.1, goal_low - low), (values > high + 0.1, goal_high - high))
+        for tail, joins in ends:
+            shift = mapped[tail] - values[tail]  # slope 1 in both tails, joining the fitted map
             assert tail.sum() > 20 and np.ptp(shift) < 0.05
+            assert abs(np.median(shift) - joins) < 0.3
 
 
-def test_the_palette_step_paints_no_disc_of_a_blotchs_colour_onto_a_smooth_gradient():
+def test_the_palette_tail_must_leave_a_middle_to_fit():
+    ab = np.zeros((1, 2, 4, 4), np.float32)
+    for tail in (-0.1, 0.5, 0.6):
+        with pytest.raises(ValueError, match="tail"):
+            keep_palette(ab, ab, tail=tail)
+
+
+def test_the_palette_step_paints_no_disc_of_a_blotch_colour_onto_a_smooth_gradient():
     # a sky: b falls smoothly from -20 to -40 towards the top; the raw prediction had the same
     # sky with a 2 % blotch of b = -90 that the grid averaged away
     sky = np.linspace(-40, -20, 50, dtype=np.float32)[:, None].repeat(50, 1)
     cleaned = np.stack([np.zeros_like(sky), sky])[None]
     raw = cleaned.copy()
     raw[0, 1, 20:27, 20:27] = -90.0
-    fitted_to_the_ends = keep_palette(cleaned, raw, tail=0.0)
+    fitted_to_the_ends = keep_palette(cleaned, raw, tail=0.0)  # the map before 2026-12-04
     assert fitted_to_the_ends[0, 1, 0].max() < -70  # the top row took the blotch's colour
     out = keep_palette(cleaned, raw)
     assert np.abs(out - cleaned).max() < 2.0

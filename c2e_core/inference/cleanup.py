@@ -44,9 +44,10 @@ ROBUST_SIGMA = 10.0
 STRIP_ROWS = 256
 #: Quantile levels of the monotone map that gives the cleaned channels their palette back.
 PALETTE_LEVELS = 256
-#: Each end of the distribution that the palette map is not fitted to (a share of the pixels):
-#: there it shifts the colours (slope 1) instead. 0.03 took the discs and face blotches out of
-#: the exemplar pairs and was no worse on the decision split than 0.01 or 0.05.
+#: The share of pixels at each end of a channel's distribution that the palette map is not
+#: fitted to: beyond it the map shifts the colours (slope 1) instead. 0.03 took the discs and
+#: face blotches out of the exemplar pairs and was no worse on the decision split than 0.01 or
+#: 0.05.
 PALETTE_TAIL = 0.03
 #: Pixels (a regular subsample) that the palette's quantiles are measured on, at most.
 PALETTE_SAMPLES = 1 << 20
@@ -187,7 +188,7 @@ def _quantiles(values: np.ndarray, levels: np.ndarray) -> np.ndarray | None:
     :data:`PALETTE_SAMPLES` of them), or None when none is finite: ``np.quantile``'s linear
     rule from one sort (``np.quantile`` partitions once per level, eight times slower here)."""
     flat = values.ravel()
-    flat = np.sort(flat[:: max(1, flat.size // PALETTE_SAMPLES)])
+    flat = np.sort(flat[:: max(1, -(-flat.size // PALETTE_SAMPLES))])  # the stride rounded up
     flat = flat[np.isfinite(flat)]  # still sorted
     if not flat.size:
         return None
@@ -203,14 +204,18 @@ def keep_palette(
 ) -> np.ndarray:
     """``cleaned`` (``[1, 2, H, W]``) with each ab channel remapped by one monotone,
     piecewise-linear function so that its distribution is ``raw``'s between the ``tail`` and
-    ``1 - tail`` quantiles (quantile mapping at ``levels`` levels), shifted with slope 1 beyond
-    them. Equal values stay equal, so a region the cleanup made flat stays flat; the picture
-    gets back the spread of colours, and so the palette, that averaging took."""
+    ``1 - tail`` quantiles (quantile mapping at ``levels`` levels); beyond ``cleaned``'s own
+    quantiles there, the map goes on with slope 1 from its end knots (``tail`` 0: fitted to
+    the whole distribution). Equal values stay equal, so a region the cleanup made flat stays
+    flat; the picture gets back the spread of colours, and so the palette, that averaging took.
+    Non-finite values stay as they are."""
+    if not 0.0 <= tail < 0.5:
+        raise ValueError(f"the palette map's tail must be at least 0 and below 0.5, not {tail}")
     return _keep_palette_in_place(np.array(cleaned, _F32, copy=True), raw, levels, tail)
 
 
 def _keep_palette_in_place(
-    out: np.ndarray, raw: np.ndarray, levels: int, tail: float = PALETTE_TAIL
+    out: np.ndarray, raw: np.ndarray, levels: int, tail: float
 ) -> np.ndarray:
     """:func:`keep_palette` writing into ``out`` (float32), a strip of rows at a time."""
     at = np.linspace(tail, 1.0 - tail, levels + 1)
@@ -247,4 +252,6 @@ def clean_colours(
         cleaned -= ab
         cleaned *= _F32(amount)
         cleaned += ab
-    return _keep_palette_in_place(cleaned, ab, PALETTE_LEVELS) if palette else cleaned
+    if not palette:
+        return cleaned
+    return _keep_palette_in_place(cleaned, ab, PALETTE_LEVELS, PALETTE_TAIL)
