@@ -120,12 +120,7 @@ def is_gray(rgb: np.ndarray) -> bool:
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB ``[..., 3, H, W]`` in [0, 1] -> CIE Lab (L in [0, 100]), float32."""
-    return _linear_to_lab(srgb_to_linear(rgb))
-
-
-def _linear_to_lab(lin: np.ndarray) -> np.ndarray:
-    """Linear-light RGB ``[..., 3, H, W]`` in [0, 1] -> CIE Lab, float32."""
-    xyz = _mix(XYZ_FROM_RGB, lin)
+    xyz = _mix(XYZ_FROM_RGB, srgb_to_linear(rgb))
     fx, fy, fz = (_f_forward(c / _F32(w)) for c, w in zip(xyz, D65_WHITE, strict=True))
     lab = (_F32(116.0) * fy - _F32(16.0), _F32(500.0) * (fx - fy), _F32(200.0) * (fy - fz))
     return np.stack(lab, axis=-3)
@@ -188,48 +183,25 @@ def _largest_chroma_in_gamut(lab: np.ndarray, steps: int, tolerance: float) -> n
     return low + width * np.where(span > 0, part, _F32(0.0)).astype(_F32)
 
 
-def lab_to_rgb_in_gamut(
-    lab: np.ndarray, steps: int = 8, tolerance: float = 1e-6, hue: str = "lab"
-) -> np.ndarray:
+def lab_to_rgb_in_gamut(lab: np.ndarray, steps: int = 8, tolerance: float = 1e-6) -> np.ndarray:
     """Lab ``[..., 3, H, W]`` -> sRGB keeping L: out-of-gamut pixels lose chroma (ab scaled
-    towards 0) instead of being clipped per channel, which would change their lightness.
-
-    ``hue``: which hue they keep. ``"lab"``: their own Lab hue. ``"clipped"``: the ab of their
-    colour clipped per channel (the hue a plain clip shows), put at their own L, before the
-    chroma fit. Lab's lines of constant hue bend in the blues, so a too-saturated sky blue
-    scaled towards gray at its Lab hue turns lavender (or a dark teal, when it is deep); the
-    clipped colour keeps the blue that a viewer sees in the prediction.
-
-    The chroma factor: ``steps`` of bisection, then interpolated to the gamut's face
+    towards 0, hue kept) instead of being clipped per channel, which would change their
+    lightness. The chroma factor: ``steps`` of bisection, then interpolated to the gamut's face
     (:func:`_largest_chroma_in_gamut`); a sliver past the face is clipped, which moves L by far
     less than a level."""
-    if hue not in ("lab", "clipped"):
-        raise ValueError(f"hue must be 'lab' or 'clipped', not {hue!r}")
     lab = np.asarray(lab, dtype=_F32)
     shape = lab.shape
     flat = np.moveaxis(lab, -3, 0).reshape(3, -1)  # [3, P]
     lin = np.stack(_lab_to_linear(*flat[:, None, :]), axis=0)[:, 0]  # [3, P]
-    outside = _outside(lin, tolerance)
-    if outside.size:
-        lab_out = flat[:, outside]
-        if hue == "clipped":
-            clipped = np.clip(lin[:, outside], 0.0, 1.0)[:, None]
-            lab_out = np.concatenate([lab_out[:1], _linear_to_lab(clipped)[1:, 0]])
-            lin[:, outside] = np.stack(_lab_to_linear(*lab_out[:, None]), axis=0)[:, 0]
-            still = _outside(lin[:, outside], tolerance)  # the clipped ab may fit at this L
-            outside, lab_out = outside[still], lab_out[:, still]
-        if outside.size:
-            scale = _largest_chroma_in_gamut(lab_out, steps, tolerance)
-            fitted = _lab_to_linear(lab_out[0][None], (lab_out[1] * scale)[None],
-                                    (lab_out[2] * scale)[None])  # fmt: skip
-            lin[:, outside] = np.stack(fitted, axis=0)[:, 0]
-    rgb = linear_to_srgb(np.clip(lin, 0.0, 1.0, out=lin))
-    return np.moveaxis(rgb.reshape(3, *shape[:-3], *shape[-2:]), 0, -3)
-
-
-def _outside(lin: np.ndarray, tolerance: float) -> np.ndarray:
-    """Indices of the pixels (columns of linear RGB ``[3, N]``) outside the unit cube."""
     away = np.abs(lin[0] - _F32(0.5))
     for channel in lin[1:]:
         np.maximum(away, np.abs(channel - _F32(0.5)), out=away)
-    return np.flatnonzero(away > _F32(0.5 + tolerance))
+    outside = np.flatnonzero(away > _F32(0.5 + tolerance))
+    if outside.size:
+        lab_out = flat[:, outside]
+        scale = _largest_chroma_in_gamut(lab_out, steps, tolerance)
+        fitted = _lab_to_linear(lab_out[0][None], (lab_out[1] * scale)[None],
+                                (lab_out[2] * scale)[None])  # fmt: skip
+        lin[:, outside] = np.stack(fitted, axis=0)[:, 0]
+    rgb = linear_to_srgb(np.clip(lin, 0.0, 1.0, out=lin))
+    return np.moveaxis(rgb.reshape(3, *shape[:-3], *shape[-2:]), 0, -3)

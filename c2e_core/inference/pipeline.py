@@ -203,9 +203,8 @@ class DefaultPipeline:
         return lambda lum, start: apply_guided(coefficients, lum / 100, size, start)
 
     def to_rgb(self, lab: np.ndarray) -> np.ndarray:
-        """Lab -> sRGB, out-of-gamut colours losing chroma, never lightness, in the hue their
-        per-channel clipped colour shows (:func:`lab_to_rgb_in_gamut`)."""
-        return lab_to_rgb_in_gamut(lab, hue="clipped")
+        """Lab -> sRGB, out-of-gamut colours losing chroma, never lightness."""
+        return lab_to_rgb_in_gamut(lab)
 
 
 class OfficialPipeline(DefaultPipeline):
